@@ -98,6 +98,7 @@ def main():
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--compile-mode", default="reduce-overhead", help="'none' runs the decode step eagerly")
     ap.add_argument("--out", default="bench/quant_decode.json")
+    ap.add_argument("--merge", help="a JSON of an earlier run on the same kind of device: keep its measured variants")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     start = time.perf_counter()
@@ -118,6 +119,9 @@ def main():
         import torchao; result["torchao"] = torchao.__version__
     except ImportError: result["torchao"] = None
     log.info("%s, torch %s, torchao %s, copy bandwidth %.0f GB/s", result["device"], torch.__version__, result["torchao"], bw / 1e9)
+    if args.merge:
+        earlier = json.loads(Path(args.merge).read_text())["variants"]
+        result["variants"].update({k: dict(v, earlier_run=args.merge) for k, v in earlier.items() if "tok_s" in v})
     ref_logits = None
     for name in args.variants.split(","):
         if time.perf_counter() - start > args.budget_s:
