@@ -88,10 +88,10 @@ def measure_local(model, cfg, S, device, reps) -> dict:
 def measure_pp_driver(driver, cfg, S, device, reps) -> dict:
     "Rank 0 of PP=2: latency with one step in flight, throughput with GPipe / two decode batches in flight."
     x1 = ids_for(cfg, 1, S["prefill_T"], device)
-    r = {"prefill_latency_ms": 1e3 * timed(lambda: driver.forward(x1, all_positions=True), device, reps)}
+    r = {"prefill_latency_ms": 1e3 * timed(lambda: driver.forward(x1), device, reps)}   # last position's logits back
     xb = ids_for(cfg, S["prefill_B"], S["prefill_T"], device)
     mbs = list(xb.split(S["prefill_B"] // S["gpipe_M"]))
-    r["prefill_tok_s"] = xb.numel() / timed(lambda: gpipe_forward(driver, mbs), device, reps)
+    r["prefill_tok_s"] = xb.numel() / timed(lambda: gpipe_forward(driver, mbs, all_positions=False), device, reps)
 
     def decode_seconds(B, n_batches):
         "Seconds for S['steps'] greedy steps of n_batches batches (B in all) kept in flight, after an untimed prefill."
@@ -122,7 +122,7 @@ def compare(logits, ref) -> dict:
             "argmax_agree": (logits.argmax(-1) == ref.argmax(-1)).float().mean().item()}
 
 
-def bench_rank(rank, world, cfg_d, S, dtype_name, reps):
+def bench_rank(rank, world, cfg_d, S, dtype_name, reps, partial_path):
     cfg, dtype = ModelConfig(**cfg_d), getattr(torch, dtype_name)
     device = torch.device("cuda", rank) if torch.cuda.is_available() else torch.device("cpu")
     check = ids_for(cfg, 2, 64, device, seed=7)
@@ -134,6 +134,7 @@ def bench_rank(rank, world, cfg_d, S, dtype_name, reps):
         out["single"] = measure_local(model, cfg, S, device, reps)
         out["params"] = sum(p.numel() for p in model.parameters())
         if device.type == "cuda": out["single"]["max_mem_gb"] = torch.cuda.max_memory_allocated(device) / 1e9
+        Path(partial_path).write_text(json.dumps(out, indent=1))     # what is done survives a later failure
         del model
         if device.type == "cuda": torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats(device)
     dist.barrier()
@@ -143,7 +144,9 @@ def bench_rank(rank, world, cfg_d, S, dtype_name, reps):
     with torch.no_grad(): tp_logits = model(check)
     tp = measure_local(model, cfg, S, device, reps)
     if device.type == "cuda": tp["max_mem_gb"] = torch.cuda.max_memory_allocated(device) / 1e9
-    if rank == 0: out["tp2"] = tp | compare(tp_logits, ref)
+    if rank == 0:
+        out["tp2"] = tp | compare(tp_logits, ref)
+        Path(partial_path).write_text(json.dumps(out, indent=1))
     del model
     if device.type == "cuda": torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats(device)
     dist.barrier()
@@ -160,13 +163,14 @@ def bench_rank(rank, world, cfg_d, S, dtype_name, reps):
         driver.stop()
         if device.type == "cuda": pp["max_mem_gb"] = torch.cuda.max_memory_allocated(device) / 1e9
         out["pp2"] = pp | compare(pp_logits, ref)
+        Path(partial_path).write_text(json.dumps(out, indent=1))
     else: stage_worker(stage, link)
     # 4. one GPipe prefill with every stage's timeline recorded (synchronising after each micro-batch)
     events = []
     if rank == 0:
         driver = PipelineDriver(stage, link, events)
         xb = ids_for(cfg, S["prefill_B"], S["prefill_T"], device)
-        for tag in (-1, -2): gpipe_forward(driver, list(xb.split(S["prefill_B"] // S["gpipe_M"])), tag)
+        for tag in (-1, -2): gpipe_forward(driver, list(xb.split(S["prefill_B"] // S["gpipe_M"])), tag, False)
         driver.stop()
     else: stage_worker(stage, link, events)
     out["events"] = [tuple(e) for e in events if e.tag == -2]
@@ -194,9 +198,9 @@ def gpu_checks(backend: str, device_note: str) -> dict:
     prompt = ids[0, :9].tolist()
     with torch.no_grad(): full = model(ids)
     single = generate_ids(model, prompt, 8, eos_ids=[])
-    tp = launch(tp_check, 2, str(model_dir), ids, prompt, 8, False, backend=backend, timeout_s=300)
+    tp = launch(tp_check, 2, str(model_dir), ids, prompt, 8, False, backend=backend, timeout_s=60)
     dirs = [str(p) for p in save_stages(model, layer_wise_bounds(L, L // 2), tmp / "stages")]
-    pp = launch(pp_check, 2, dirs, ids, [1, 4], prompt, 8, backend=backend, timeout_s=300)
+    pp = launch(pp_check, 2, dirs, ids, [1, 4], prompt, 8, backend=backend, timeout_s=60)
     ev = [e for r in pp for e in r["events"] if e.tag == -2]
     from fastserve_nb.pipeline_parallel import bubble_fraction as bf
     return {"model": "tiny" if model_dir == tiny_path() else "random, tiny's shape", "where": device_note,
@@ -232,23 +236,29 @@ def main():
     ap.add_argument("--out", default="bench/parallel_gpu.json")
     ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     ap.add_argument("--small", action="store_true", help="a tiny model (dry run)")
-    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--skip-checks", action="store_true", help="skip the notebooks' multigpu checks on tiny")
+    ap.add_argument("--timeout", type=float, default=150.0, help="seconds the measuring processes may run in all")
     a = ap.parse_args()
     cpu = a.device == "cpu"
     if not cpu and torch.cuda.device_count() < 2: sys.exit(f"needs 2 GPUs, found {torch.cuda.device_count()}")
     S = dict(prefill_T=1024, prefill_B=8, gpipe_M=4, prompt=128, steps=64, decode_B=32)
     if a.small: S = dict(prefill_T=64, prefill_B=8, gpipe_M=4, prompt=16, steps=8, decode_B=8)
     cfg = SMALL if a.small else BIG
-    checks = None if a.skip_checks else gpu_checks("gloo" if cpu else "nccl", "CPU, gloo" if cpu else "2 GPUs, NCCL")
-    if checks: print("checks", checks, flush=True)
+    out = Path(a.out); out.parent.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
-    ranks = launch(bench_rank, 2, cfg, S, "float32" if cpu else "bfloat16", a.reps, backend="gloo" if cpu else "nccl",
-                   timeout_s=540, op_timeout_s=300, threads=1 if cpu else 4)
+    ranks = launch(bench_rank, 2, cfg, S, "float32" if cpu else "bfloat16", a.reps, str(out.with_suffix(".partial.json")),
+                   backend="gloo" if cpu else "nccl", timeout_s=a.timeout, op_timeout_s=120, threads=1 if cpu else 4)
+    bench_s = time.perf_counter() - t
+    checks = None
+    if not a.skip_checks:   # after the measurements, so a failure here cannot cost them
+        try: checks = gpu_checks("gloo" if cpu else "nccl", "CPU, gloo" if cpu else "2 GPUs, NCCL")
+        except Exception as e: checks = {"error": f"{type(e).__name__}: {e}"[:2000]}
+        print("checks", checks, flush=True)
     res = {k: v for k, v in ranks[0].items()}
     res["events"] = ranks[0]["events"] + ranks[1]["events"]
     res["rank1_seconds"] = ranks[1]["seconds"]
-    res.update(checks=checks, shapes=S, config=cfg, wall_s=time.perf_counter() - t, torch=torch.__version__,
+    res.update(checks=checks, shapes=S, config=cfg, wall_s=bench_s, torch=torch.__version__,
                device="CPU (gloo)" if cpu else f"2x {torch.cuda.get_device_name(0)} (NCCL {'.'.join(map(str, torch.cuda.nccl.version()))})",
                model=f"Llama-shaped {'tiny' if a.small else '1.2B'} random {'fp32' if cpu else 'bf16'}",
                command=" ".join(["python3"] + sys.argv))
@@ -256,8 +266,8 @@ def main():
         res[m]["decode_speedup"] = res[m]["decode_tok_s"] / res["single"]["decode_tok_s"]
         res[m]["prefill_speedup"] = res[m]["prefill_tok_s"] / res["single"]["prefill_tok_s"]
         res[m]["decode_latency_ratio"] = res[m]["decode_ms_per_token"] / res["single"]["decode_ms_per_token"]
-    out = Path(a.out); out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1))
+    out.with_suffix(".partial.json").unlink(missing_ok=True)
     plot(res, out.with_suffix(".png"))
     for m in ("single", "tp2", "pp2"):
         print(m, {k: round(v, 4) if isinstance(v, float) else v for k, v in res[m].items()})
