@@ -1,0 +1,145 @@
+"""The FastServe engine beside transformers on one GPU, in the same run.
+
+Llama-architecture model with random bf16 weights in the shape of ../shared/bench/hf_baseline.py (hidden 2048,
+16 layers, 32 heads / 8 KV heads, FFN 8192, vocab 128256, tied). Measures: copy bandwidth; batch-1 decode of our
+engine (tokens/s and MBU); 256 requests (prompts 64-512 tokens, 256 new tokens) through our engine, transformers'
+`generate_batch` and static-batch `generate`; then FCFS vs skip-join MLFQ under Poisson arrivals.
+
+    PYTHONPATH=. python bench/engine_gpu.py            # writes $OUT/engine_gpu.json (or bench/engine_gpu.json)
+"""
+import json, os, sys, time, random, argparse
+import torch, transformers
+from transformers import LlamaConfig, LlamaForCausalLM, GenerationConfig
+
+from fastserve_nb.core import Decoder, ModelConfig
+from fastserve_nb.serve.engine import LLMEngine, EngineConfig
+from fastserve_nb.serve.sequence import SamplingParams
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--requests", type=int, default=256)
+ap.add_argument("--new-tokens", type=int, default=256)
+ap.add_argument("--skip-hf", action="store_true")
+ap.add_argument("--policy-requests", type=int, default=400)
+ap.add_argument("--smoke", action="store_true", help="a small model on the CPU, to check the script itself")
+args = ap.parse_args()
+dev = "cpu" if args.smoke else "cuda"
+sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
+out_dir = os.environ.get("OUT", os.path.dirname(__file__))
+res = {"torch": torch.__version__, "transformers": transformers.__version__, "gpu": torch.cuda.get_device_name() if dev == "cuda" else "cpu (smoke test)",
+       "command": "PYTHONPATH=. python bench/engine_gpu.py " + " ".join(sys.argv[1:])}
+
+def save():
+    json.dump(res, open(os.path.join(out_dir, "engine_gpu.json"), "w"), indent=1)
+    print(json.dumps(res, indent=1), flush=True)
+
+x = torch.empty((4 * 1024**3 if dev == "cuda" else 2**26) // 2, dtype=torch.bfloat16, device=dev); y = torch.empty_like(x)
+for _ in range(3): y.copy_(x)
+sync(); t = time.perf_counter()
+for _ in range(10): y.copy_(x)
+sync(); bw = 10 * 2 * x.numel() * 2 / (time.perf_counter() - t)
+res["copy_GBps"] = bw / 1e9; del x, y
+
+shape = dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32, num_key_value_heads=8, vocab_size=128256)
+if args.smoke: shape = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, vocab_size=1000)
+hcfg = LlamaConfig(**shape, max_position_embeddings=4096, tie_word_embeddings=True)
+torch.manual_seed(0)
+with torch.device(dev):
+    hf = LlamaForCausalLM(hcfg).to(torch.bfloat16).eval()
+hf.generation_config = GenerationConfig(pad_token_id=0, eos_token_id=None)
+cfg = ModelConfig.from_hf(hcfg.to_dict()); cfg.eos_token_id = None
+with torch.device(dev):
+    ours = Decoder(cfg).to(torch.bfloat16).eval()
+ours.load_state_dict(hf.state_dict(), strict=False)
+wbytes = sum(p.numel() * p.element_size() for p in ours.parameters())
+res["weight_GB"] = wbytes / 1e9
+roof = bw / 2 / wbytes
+res["b1_roofline_tok_s"] = roof
+
+g = random.Random(1)
+reqs = [[g.randrange(100, 1000) for _ in range(g.randint(64, 512))] for _ in range(args.requests)]
+params = SamplingParams(max_tokens=args.new_tokens, ignore_eos=True)
+
+def run_ours(tag, compile):
+    t0 = time.perf_counter()
+    eng = LLMEngine(ours, None, EngineConfig(policy="fcfs", max_num_seqs=256, max_model_len=1024, max_num_batched_tokens=8192,
+                                             num_blocks=256 * 1024 // 16 + 64, compile=compile))
+    res[f"{tag}_engine_init_s"] = time.perf_counter() - t0
+    eng.generate([reqs[0]], SamplingParams(max_tokens=16, ignore_eos=True))
+    sync(); t = time.perf_counter()
+    c = eng.generate([reqs[0][:128]], params)[0]
+    sync(); dt = time.perf_counter() - t
+    res[f"{tag}_b1_tok_s"] = len(c.token_ids) / dt
+    res[f"{tag}_b1_tpot_ms"] = c.metrics["tpot"] * 1e3
+    res[f"{tag}_b1_MBU"] = (1 / c.metrics["tpot"]) / roof
+    save()
+    eng.generate(reqs[:16], SamplingParams(max_tokens=8, ignore_eos=True))
+    eng.timings = dict.fromkeys(eng.timings, 0.0); it0 = eng.num_iterations
+    sync(); t = time.perf_counter()
+    outs = eng.generate(reqs, params)
+    sync(); dt = time.perf_counter() - t
+    ntok = sum(len(o.token_ids) for o in outs)
+    res[f"{tag}_256req_tok_s"] = ntok / dt; res[f"{tag}_tokens"] = ntok; res[f"{tag}_iterations"] = eng.num_iterations - it0
+    res[f"{tag}_256req_s"] = dt; res[f"{tag}_phase_seconds"] = dict(eng.timings)
+    save()
+    return eng, outs
+
+eng, outs = run_ours("ours", False)
+del eng
+try:
+    eng, _ = run_ours("ours_compiled", True); del eng
+except Exception as e:
+    res["ours_compiled_err"] = repr(e)[:800]; save()
+(torch.cuda.empty_cache() if dev == 'cuda' else None)
+
+# greedy agreement with transformers on a few requests (bf16: near-ties may flip late tokens)
+agree = []
+for r, o in zip(reqs[:4], outs[:4]):
+    ref = hf.generate(torch.tensor([r], device=dev), max_new_tokens=32, min_new_tokens=32, do_sample=False)[0, len(r):].tolist()
+    agree.append(next((i for i, (a, b) in enumerate(zip(ref, o.token_ids[:32])) if a != b), 32))
+res["greedy_prefix_agreement_of_32"] = agree
+
+if not args.skip_hf:
+    gc = GenerationConfig(max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens, do_sample=False, eos_token_id=None, pad_token_id=0)
+    try:
+        hf.generate_batch(inputs=reqs[:8], generation_config=gc)
+        sync(); t = time.perf_counter()
+        o = hf.generate_batch(inputs=reqs, generation_config=gc)
+        sync(); dt = time.perf_counter() - t
+        res["hf_generate_batch_tok_s"] = sum(len(r.generated_tokens) for r in o.values()) / dt
+    except Exception as e:
+        res["hf_generate_batch_err"] = repr(e)[:500]
+    best = max(res["ours_256req_tok_s"], res.get("ours_compiled_256req_tok_s", 0))
+    res["speedup_vs_generate_batch"] = best / res.get("hf_generate_batch_tok_s", float("nan"))
+    save()
+    ids = torch.randint(100, 1000, (64, 256), device=dev)
+    sync(); t = time.perf_counter()
+    hf.generate(ids, max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens, do_sample=False)
+    sync(); res["hf_static_b64_tok_s"] = 64 * args.new_tokens / (time.perf_counter() - t)
+    save()
+
+# --- FCFS vs skip-join MLFQ vs SRPT, Poisson arrivals at ~0.9 of capacity, KV pressure; swap vs recompute ---
+from fastserve_nb.serve.bench import make_workload, run_workload, summarize
+slots = 16
+wl = make_workload(args.policy_requests, seed=0, vocab=(100, 1000), prompt_range=(16, 512), max_output=512, mean_output=64)
+kw = dict(max_num_seqs=slots, max_model_len=1024, max_num_batched_tokens=2048, num_blocks=slots * 512 // 16)
+e = LLMEngine(ours, None, EngineConfig(policy="fcfs", **kw))
+burst = run_workload(e, wl[:120], rate_scale=1e9)
+cap = 120 / max(m["e2e"] for m in burst)                        # requests/s the engine sustains
+rate = 0.9 * cap
+res["policy_setup"] = dict(slots=slots, device_blocks=kw["num_blocks"], capacity_req_s=cap, rate_req_s=rate,
+                           requests=len(wl), mean_output=64, output="log-normal sigma 1.2, max 512", prompts="16-512")
+del e
+pol, raw = {}, {}
+for name, policy, host in (("fcfs", "fcfs", 0), ("mlfq", "mlfq", 4096), ("mlfq_recompute", "mlfq", 0), ("srpt", "srpt", 4096)):
+    e = LLMEngine(ours, None, EngineConfig(policy=policy, num_host_blocks=host, **kw))
+    raw[name] = run_workload(e, wl, rate_scale=rate)
+    pol[name] = summarize(raw[name]); pol[name]["iterations"] = e.num_iterations
+    res["policies"] = pol; save()
+    del e; (torch.cuda.empty_cache() if dev == 'cuda' else None)
+json.dump({k: [dict(e2e=m["e2e"], normalized_latency=m["normalized_latency"], ttft=m["ttft"], output_tokens=m["output_tokens"]) for m in v]
+           for k, v in raw.items()}, open(os.path.join(out_dir, "engine_gpu_requests.json"), "w"))
+P = pol
+res["mlfq_vs_fcfs_mean_normalized_latency"] = P["fcfs"]["normalized_latency"]["mean"] / P["mlfq"]["normalized_latency"]["mean"]
+res["mlfq_vs_fcfs_mean_jct"] = P["fcfs"]["e2e"]["mean"] / P["mlfq"]["e2e"]["mean"]
+res["swap_vs_recompute_mean_jct"] = P["mlfq_recompute"]["e2e"]["mean"] / P["mlfq"]["e2e"]["mean"]
+save()
