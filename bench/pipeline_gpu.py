@@ -1,0 +1,133 @@
+"""Pipeline-parallel serving (05j_pipeline): PP = 1 vs PP = 2 on the same requests.
+
+Llama-shaped model with random bf16 weights, ~1B parameters (hidden 2048, 16 layers, 32 heads / 8 KV heads, FFN 8192,
+vocab 32000, tied). Every configuration serves the same requests, all queued at t = 0 (prompts of 64-512 tokens,
+`--new-tokens` each, FCFS) through `LLMEngine.generate`, and reports output tokens/s, TTFT and TPOT (mean, p50, p90)
+and the engine's time in schedule / execute / update:
+
+* pp1_graphs — one process, `ModelRunner` with CUDA graphs for decode (the normal engine);
+* pp1_eager  — the same without CUDA graphs (stage processes run eagerly, so this is the like-for-like baseline);
+* pp1_proc   — one stage process behind `PipelineRunner`: what the process boundary alone costs;
+* pp2_m1     — 2 stage processes (GPU 0, GPU 1), one micro-batch per iteration;
+* pp2_m2     — 2 stage processes, the iteration split into 2 micro-batches in flight.
+
+For the pipelined ones a shorter second run records every stage's compute intervals: the per-stage busy fraction
+(compute time / span) and a timeline of the last iterations (pipeline_gpu.png).
+
+    PYTHONPATH=. python bench/pipeline_gpu.py            # 2 GPUs; writes $OUT (else bench/) pipeline_gpu.json + .png
+    PYTHONPATH=. python bench/pipeline_gpu.py --smoke    # a tiny shape on the CPU (gloo), to check the script itself
+"""
+import argparse, json, os, random, statistics, sys, time, traceback
+
+import torch
+
+from fastserve_nb.core import Decoder, ModelConfig
+from fastserve_nb.serve.engine import LLMEngine, EngineConfig
+from fastserve_nb.serve.sequence import SamplingParams
+from fastserve_nb.serve.pipeline import PipelineRunner, busy_fraction
+from fastserve_nb.pipeline_parallel import plot_timeline
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--requests", type=int, default=128)
+ap.add_argument("--new-tokens", type=int, default=128)
+ap.add_argument("--configs", default="pp2_m1,pp2_m2,pp1_proc,pp1_eager,pp1_graphs", help="comma-separated, run in this order")
+ap.add_argument("--smoke", action="store_true", help="a tiny shape on the CPU with gloo, to check the script")
+args = ap.parse_args()
+smoke = args.smoke
+if smoke:
+    args.requests, args.new_tokens = min(args.requests, 8), min(args.new_tokens, 8)
+    torch.set_num_threads(1)         # a shared CPU: more threads than cores is many times slower
+if not smoke and torch.cuda.device_count() < 2: sys.exit(f"needs 2 GPUs, found {torch.cuda.device_count()} (use --smoke on a CPU)")
+out_dir = os.environ.get("OUT", os.path.dirname(os.path.abspath(__file__)))
+res = {"command": "PYTHONPATH=. python bench/pipeline_gpu.py " + " ".join(sys.argv[1:]), "torch": torch.__version__,
+       "device": "cpu (smoke test)" if smoke else f"{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}",
+       "requests": args.requests, "new_tokens": args.new_tokens, "configs": {}}
+
+def save():
+    json.dump(res, open(os.path.join(out_dir, "pipeline_gpu.json"), "w"), indent=1)
+
+shape = dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32, num_key_value_heads=8, vocab_size=32000)
+if smoke: shape = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, vocab_size=1000)
+cfg = ModelConfig(**shape, max_position_embeddings=4096, tie_word_embeddings=True)
+torch.manual_seed(0)
+t = time.perf_counter()
+model = Decoder(cfg).to(torch.bfloat16).eval()             # on the CPU: the pipeline writes its stages from here
+res["shape"], res["params_B"] = shape, sum(p.numel() for p in model.parameters()) / 1e9
+res["model_init_s"] = time.perf_counter() - t
+
+g = random.Random(1)
+lo, hi = (8, 24) if smoke else (64, 512)
+prompts = [[g.randrange(100, cfg.vocab_size) for _ in range(g.randint(lo, hi))] for _ in range(args.requests)]
+params = SamplingParams(max_tokens=args.new_tokens, ignore_eos=True)
+max_len = hi + args.new_tokens
+engine_kw = dict(policy="fcfs", max_num_seqs=args.requests, max_model_len=max_len, max_num_batched_tokens=8192, block_size=16,
+                 num_blocks=args.requests * (max_len // 16 + 1) + 16, profile_prefill=False)
+
+def pctl(xs, q): return statistics.quantiles(xs, n=100)[q - 1] if len(xs) > 1 else xs[0]
+
+def summary(outs, wall) -> dict:
+    ttft = [c.metrics["ttft"] for c in outs]
+    tpot = [c.metrics["tpot"] for c in outs if c.metrics["tpot"] is not None]
+    return dict(wall_s=wall, output_tokens=sum(len(c.token_ids) for c in outs), tok_s=sum(len(c.token_ids) for c in outs) / wall,
+                ttft_ms=dict(mean=1e3 * statistics.mean(ttft), p50=1e3 * pctl(ttft, 50), p90=1e3 * pctl(ttft, 90)),
+                tpot_ms=dict(mean=1e3 * statistics.mean(tpot), p50=1e3 * pctl(tpot, 50), p90=1e3 * pctl(tpot, 90)) if tpot else None)
+
+def make_engine(name):
+    "The engine of one configuration (the model moves to where that configuration's engine process needs it)."
+    c = EngineConfig(**engine_kw, cuda_graphs=name == "pp1_graphs")
+    if name in ("pp1_graphs", "pp1_eager"): return LLMEngine(model.to("cpu" if smoke else "cuda:0"), None, c)
+    K, M = {"pp1_proc": (1, 1), "pp2_m1": (2, 1), "pp2_m2": (2, 2)}[name]
+    runner = PipelineRunner(model.to("cpu"), K, c.num_blocks, c.block_size, c.num_host_blocks, c.max_model_len, micro_batches=M,
+                            devices=["cpu"] * K if smoke else [f"cuda:{k}" for k in range(K)], threads=1 if smoke else 4)
+    return LLMEngine(model, None, c, runner=runner)
+
+timelines = {}
+for name in args.configs.split(","):
+    print(f"--- {name}", flush=True)
+    r = res["configs"][name] = {}
+    eng = None
+    try:
+        t = time.perf_counter()
+        eng = make_engine(name)
+        r["init_s"] = time.perf_counter() - t
+        eng.generate(prompts[:4], SamplingParams(max_tokens=4, ignore_eos=True))            # warm up
+        eng.timings = dict.fromkeys(eng.timings, 0.0); it0 = eng.num_iterations
+        t = time.perf_counter()
+        outs = eng.generate(prompts, params)
+        r |= summary(outs, time.perf_counter() - t)
+        r["iterations"] = eng.num_iterations - it0
+        r["engine_s"] = dict(eng.timings)
+        runner = eng.runner
+        if hasattr(runner, "record"):                       # a shorter recorded run: busy fractions and the timeline
+            n = max(2, args.requests // 4)
+            runner.record(True)
+            eng.generate(prompts[:n], SamplingParams(max_tokens=max(4, args.new_tokens // 4), ignore_eos=True))
+            ev = runner.events()
+            runner.record(False)
+            r["busy_fraction"] = {str(k): v for k, v in busy_fraction(ev).items()}
+            r["recorded_run"] = dict(requests=n, iterations=len({e.tag for e in ev}))
+            timelines[name] = ev
+        print(json.dumps(r, indent=1), flush=True)
+    except Exception:
+        r["error"] = traceback.format_exc()
+        print(r["error"], flush=True)
+    finally:
+        if eng is not None and hasattr(eng.runner, "shutdown"): eng.runner.shutdown()
+        del eng
+        if not smoke: torch.cuda.empty_cache()
+    save()
+
+if timelines:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(len(timelines), 1, figsize=(11, 2.4 * len(timelines)), squeeze=False)
+    for ax, (name, ev) in zip(axes[:, 0], timelines.items()):
+        decode = sorted({e.tag for e in ev})[-6:]                      # the last iterations: decode steps
+        busy = ", ".join(f"stage {k} {v:.0%}" for k, v in busy_fraction(ev).items())
+        plot_timeline([e for e in ev if e.tag in decode], ax=ax, title=f"{name}: last {len(decode)} iterations (busy over the run: {busy})")
+    fig.tight_layout()
+    fig.savefig(os.path.join(out_dir, "pipeline_gpu.png"), dpi=120)
+    res["plot"] = "pipeline_gpu.png"
+save()
+print(json.dumps({k: {m: v.get(m) for m in ("tok_s", "ttft_ms", "tpot_ms", "busy_fraction", "error")} for k, v in res["configs"].items()}, indent=1))
