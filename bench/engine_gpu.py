@@ -21,11 +21,14 @@ ap.add_argument("--new-tokens", type=int, default=256)
 ap.add_argument("--skip-hf", action="store_true")
 ap.add_argument("--policy-requests", type=int, default=400)
 ap.add_argument("--smoke", action="store_true", help="a small model on the CPU, to check the script itself")
+ap.add_argument("--only-policies", action="store_true", help="re-run only the policy comparison, merging into the JSON")
 args = ap.parse_args()
 dev = "cpu" if args.smoke else "cuda"
 sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
 out_dir = os.environ.get("OUT", os.path.dirname(__file__))
-res = {"torch": torch.__version__, "transformers": transformers.__version__, "gpu": torch.cuda.get_device_name() if dev == "cuda" else "cpu (smoke test)",
+prev = os.path.join(os.path.dirname(os.path.abspath(__file__)), "engine_gpu.json")
+res = json.load(open(prev)) if args.only_policies and os.path.exists(prev) else {}
+res |= {"torch": torch.__version__, "transformers": transformers.__version__, "gpu": torch.cuda.get_device_name() if dev == "cuda" else "cpu (smoke test)",
        "command": "PYTHONPATH=. python bench/engine_gpu.py " + " ".join(sys.argv[1:])}
 
 def save():
@@ -83,39 +86,44 @@ def run_ours(tag, compile):
     save()
     return eng, outs
 
-eng, outs = run_ours("ours", False)
-del eng
-try:
-    eng, _ = run_ours("ours_compiled", True); del eng
-except Exception as e:
-    res["ours_compiled_err"] = repr(e)[:800]; save()
-(torch.cuda.empty_cache() if dev == 'cuda' else None)
-
-# greedy agreement with transformers on a few requests (bf16: near-ties may flip late tokens)
-agree = []
-for r, o in zip(reqs[:4], outs[:4]):
-    ref = hf.generate(torch.tensor([r], device=dev), max_new_tokens=32, min_new_tokens=32, do_sample=False)[0, len(r):].tolist()
-    agree.append(next((i for i, (a, b) in enumerate(zip(ref, o.token_ids[:32])) if a != b), 32))
-res["greedy_prefix_agreement_of_32"] = agree
-
-if not args.skip_hf:
-    gc = GenerationConfig(max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens, do_sample=False, eos_token_id=None, pad_token_id=0)
+if args.only_policies:
+    from fastserve_nb.core import compile_ops
+    compile_ops()
+    res["policy_command"] = "PYTHONPATH=. python bench/engine_gpu.py --only-policies"
+else:
+    eng, outs = run_ours("ours", False)
+    del eng
     try:
-        hf.generate_batch(inputs=reqs[:8], generation_config=gc)
-        sync(); t = time.perf_counter()
-        o = hf.generate_batch(inputs=reqs, generation_config=gc)
-        sync(); dt = time.perf_counter() - t
-        res["hf_generate_batch_tok_s"] = sum(len(r.generated_tokens) for r in o.values()) / dt
+        eng, _ = run_ours("ours_compiled", True); del eng
     except Exception as e:
-        res["hf_generate_batch_err"] = repr(e)[:500]
-    best = max(res["ours_256req_tok_s"], res.get("ours_compiled_256req_tok_s", 0))
-    res["speedup_vs_generate_batch"] = best / res.get("hf_generate_batch_tok_s", float("nan"))
-    save()
-    ids = torch.randint(100, 1000, (64, 256), device=dev)
-    sync(); t = time.perf_counter()
-    hf.generate(ids, max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens, do_sample=False)
-    sync(); res["hf_static_b64_tok_s"] = 64 * args.new_tokens / (time.perf_counter() - t)
-    save()
+        res["ours_compiled_err"] = repr(e)[:800]; save()
+    (torch.cuda.empty_cache() if dev == 'cuda' else None)
+
+    # greedy agreement with transformers on a few requests (bf16: near-ties may flip late tokens)
+    agree = []
+    for r, o in zip(reqs[:4], outs[:4]):
+        ref = hf.generate(torch.tensor([r], device=dev), max_new_tokens=32, min_new_tokens=32, do_sample=False)[0, len(r):].tolist()
+        agree.append(next((i for i, (a, b) in enumerate(zip(ref, o.token_ids[:32])) if a != b), 32))
+    res["greedy_prefix_agreement_of_32"] = agree
+
+    if not args.skip_hf:
+        gc = GenerationConfig(max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens, do_sample=False, eos_token_id=None, pad_token_id=0)
+        try:
+            hf.generate_batch(inputs=reqs[:8], generation_config=gc)
+            sync(); t = time.perf_counter()
+            o = hf.generate_batch(inputs=reqs, generation_config=gc)
+            sync(); dt = time.perf_counter() - t
+            res["hf_generate_batch_tok_s"] = sum(len(r.generated_tokens) for r in o.values()) / dt
+        except Exception as e:
+            res["hf_generate_batch_err"] = repr(e)[:500]
+        best = max(res["ours_256req_tok_s"], res.get("ours_compiled_256req_tok_s", 0))
+        res["speedup_vs_generate_batch"] = best / res.get("hf_generate_batch_tok_s", float("nan"))
+        save()
+        ids = torch.randint(100, 1000, (64, 256), device=dev)
+        sync(); t = time.perf_counter()
+        hf.generate(ids, max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens, do_sample=False)
+        sync(); res["hf_static_b64_tok_s"] = 64 * args.new_tokens / (time.perf_counter() - t)
+        save()
 
 # --- FCFS vs skip-join MLFQ vs SRPT, Poisson arrivals at ~0.9 of capacity, KV pressure; swap vs recompute ---
 from fastserve_nb.serve.bench import make_workload, run_workload, summarize
@@ -133,7 +141,7 @@ pol, raw = {}, {}
 for name, policy, host in (("fcfs", "fcfs", 0), ("mlfq", "mlfq", 4096), ("mlfq_recompute", "mlfq", 0), ("srpt", "srpt", 4096)):
     e = LLMEngine(ours, None, EngineConfig(policy=policy, num_host_blocks=host, **kw))
     raw[name] = run_workload(e, wl, rate_scale=rate)
-    pol[name] = summarize(raw[name]); pol[name]["iterations"] = e.num_iterations
+    pol[name] = summarize(raw[name]); pol[name]["iterations"] = e.num_iterations; pol[name]["counters"] = dict(e.counters)
     res["policies"] = pol; save()
     del e; (torch.cuda.empty_cache() if dev == 'cuda' else None)
 json.dump({k: [dict(e2e=m["e2e"], normalized_latency=m["normalized_latency"], ttft=m["ttft"], output_tokens=m["output_tokens"]) for m in v]
