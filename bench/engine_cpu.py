@@ -27,8 +27,8 @@ res["throughput_64_requests"]["speedup_vs_generate_batch"] = r["ours_tok_s"] / r
 res["throughput_64_requests"]["speedup_vs_static_generate"] = r["ours_tok_s"] / r["static_generate_tok_s"]
 print(json.dumps(res, indent=1), flush=True)
 
-# policies at saturation: all 300 requests arrive at once, 16 run at a time, KV for 16 full sequences on the device
-wl = make_workload(300, seed=5, vocab=(10, 4000), prompt_range=(8, 128), mean_output=48, max_output=384)
+# policies at saturation: all 120 requests arrive at once, 16 run at a time, KV for 16 full sequences on the device
+wl = make_workload(120, seed=5, vocab=(10, 4000), prompt_range=(8, 128), mean_output=32, max_output=256)
 kw = dict(max_num_seqs=16, max_model_len=512, max_num_batched_tokens=512, num_blocks=16 * 512 // 16, num_host_blocks=1024)
 runs = compare_policies(model, wl, rate_scale=1e6, **kw)
 res["policies"] = {p: summarize(ms) for p, ms in runs.items()}
@@ -37,7 +37,7 @@ res["mlfq_vs_fcfs"] = {"mean_normalized_latency": P["fcfs"]["normalized_latency"
                        "mean_jct": P["fcfs"]["e2e"]["mean"] / P["mlfq"]["e2e"]["mean"]}
 fig, axs = plt.subplots(1, 2, figsize=(10, 3.6))
 plot_cdfs(runs, "e2e", axs[0]); plot_cdfs(runs, "normalized_latency", axs[1])
-fig.suptitle("tiny on CPU: 300 requests at once, 16 slots"); fig.tight_layout()
+fig.suptitle("tiny on CPU: 120 requests at once, 16 slots"); fig.tight_layout()
 fig.savefig(os.path.join(here, "engine_cpu_cdf.png"), dpi=120)
 json.dump(res, open(os.path.join(here, "engine_cpu.json"), "w"), indent=1)
 print(json.dumps({k: v for k, v in res.items() if k != "policies"}, indent=1))
