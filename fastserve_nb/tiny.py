@@ -97,8 +97,10 @@ def corpus_documents(modules: Iterable[str] = DOC_MODULES) -> list[str]:
         out = Path(d) / "docs.json"
         code = ("import json, sys; from fastserve_nb.tiny import documents_in_this_process as f; "
                 f"json.dump(f({list(modules)!r}), open(sys.argv[1], 'w'))")
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}   # the child imports what we import
-        r = subprocess.run([sys.executable, "-c", code, str(out)], env=env, capture_output=True, text=True)
+        # the child sees only the standard library and this package: no test runner's or kernel's paths, no cwd modules
+        import fastserve_nb
+        env = {**os.environ, "PYTHONPATH": str(Path(fastserve_nb.__file__).resolve().parent.parent)}
+        r = subprocess.run([sys.executable, "-s", "-c", code, str(out)], env=env, capture_output=True, text=True, cwd=d)
         if r.returncode: raise RuntimeError(f"building the corpus failed:\n{r.stderr[-2000:]}")
         return json.loads(out.read_text())
 
