@@ -99,7 +99,8 @@ def corpus_documents(modules: Iterable[str] = DOC_MODULES) -> list[str]:
                 f"json.dump(f({list(modules)!r}), open(sys.argv[1], 'w'))")
         # the child sees only the standard library and this package: no test runner's or kernel's paths, no cwd modules
         import fastserve_nb
-        env = {**os.environ, "PYTHONPATH": str(Path(fastserve_nb.__file__).resolve().parent.parent)}
+        env = {"PATH": os.environ.get("PATH", ""), "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8",   # nothing of the caller's
+               "PYTHONPATH": str(Path(fastserve_nb.__file__).resolve().parent.parent)}
         r = subprocess.run([sys.executable, "-s", "-c", code, str(out)], env=env, capture_output=True, text=True, cwd=d)
         if r.returncode: raise RuntimeError(f"building the corpus failed:\n{r.stderr[-2000:]}")
         return json.loads(out.read_text())
