@@ -75,7 +75,7 @@ class LoraLinear(nn.Module):
         if a is None or a not in self.lora_A or a == self.merged_adapter: return y
         return y + self.lora_B[a](self.lora_A[a](self.lora_dropout[a](x))) * self.scaling(a)
 
-# %% ../nbs/03b_lora.ipynb #6cdcb602
+# %% ../nbs/03b_lora.ipynb #c08aef7e
 ATTENTION = ["q_proj", "k_proj", "v_proj", "o_proj"]
 ALL_LINEAR = ATTENTION + ["gate_proj", "up_proj", "down_proj"]   # every linear layer of a Llama block
 
@@ -95,12 +95,35 @@ def _replace(model: nn.Module, name: str, module: nn.Module):
     parent, _, child = name.rpartition(".")
     setattr(model.get_submodule(parent) if parent else model, child, module)
 
+def _install(model: nn.Module, module: str, name: str, r: int, alpha: float, dropout: float, weights=None):
+    "Give the nn.Linear (or LoraLinear) `module` adapter `name`, fresh or with weights (A, B)."
+    try: layer = model.get_submodule(module)
+    except AttributeError: raise ValueError(f"the adapter has weights for {module!r}, which this model does not have") from None
+    if not isinstance(layer, (nn.Linear, LoraLinear)): raise ValueError(f"{module!r} is a {type(layer).__name__}, LoRA needs an nn.Linear")
+    if not isinstance(layer, LoraLinear): layer = LoraLinear(layer); _replace(model, module, layer)
+    layer.update_layer(name, r, alpha, dropout)
+    if weights is not None:
+        (A, B), want = weights, (layer.lora_A[name].weight, layer.lora_B[name].weight)
+        if A.shape != want[0].shape or B.shape != want[1].shape:
+            raise ValueError(f"adapter shapes A {tuple(A.shape)}, B {tuple(B.shape)} do not fit {module!r} "
+                             f"(needs {tuple(want[0].shape)}, {tuple(want[1].shape)})")
+        with torch.no_grad(): want[0].copy_(A); want[1].copy_(B)
+
+def _drop(model: nn.Module, name: str):
+    "Delete adapter `name` wherever it is; a layer left without adapters goes back to its base nn.Linear."
+    for n, layer in lora_layers(model).items():
+        if name in layer.lora_A:
+            if layer.merged_adapter == name: layer.unmerge()
+            del layer.lora_A[name], layer.lora_B[name], layer.lora_dropout[name], layer.r[name], layer.lora_alpha[name]
+            if layer.active_adapter == name: layer.active_adapter = None
+        if not layer.lora_A: _replace(model, n, layer.base_layer)
+
 def _target_names(model: nn.Module, target_modules: list[str]) -> list[str]:
     inside = {f"{n}.{c}" for n, m in lora_layers(model).items() for c, _ in m.named_modules() if c}
     return [n for n, m in model.named_modules() if isinstance(m, (nn.Linear, LoraLinear)) and n not in inside
             and any(n == t or n.endswith("." + t) for t in target_modules)]
 
-# %% ../nbs/03b_lora.ipynb #c4628b41
+# %% ../nbs/03b_lora.ipynb #972edfeb
 @dataclass
 class LoraAdapter:
     "A LoRA adapter apart from any model: its settings and {module name: (A (r, k), B (d, r))}."
@@ -124,19 +147,12 @@ def add_adapter(model: nn.Module, name: str = "default", adapter: LoraAdapter | 
             raise TypeError(f"target_modules must be a list of module names such as ['q_proj', 'v_proj'], got the string {target_modules!r}")
         names = _target_names(model, target_modules)
         if not names: raise ValueError(f"no nn.Linear in the model is named by target_modules={target_modules}")
-    for n in names:
-        try: layer = model.get_submodule(n)
-        except AttributeError: raise ValueError(f"the adapter has weights for {n!r}, which this model does not have") from None
-        if not isinstance(layer, LoraLinear):
-            if not isinstance(layer, nn.Linear): raise ValueError(f"{n!r} is a {type(layer).__name__}, LoRA needs an nn.Linear")
-            layer = LoraLinear(layer); _replace(model, n, layer)
-        layer.update_layer(name, r, alpha, dropout)
-        if adapter is not None:
-            A, B = adapter.weights[n]
-            if A.shape != layer.lora_A[name].weight.shape or B.shape != layer.lora_B[name].weight.shape:
-                raise ValueError(f"adapter shapes A {tuple(A.shape)}, B {tuple(B.shape)} do not fit {n!r} "
-                                 f"(needs {tuple(layer.lora_A[name].weight.shape)}, {tuple(layer.lora_B[name].weight.shape)})")
-            with torch.no_grad(): layer.lora_A[name].weight.copy_(A); layer.lora_B[name].weight.copy_(B)
+    if r < 1: raise ValueError(f"r must be ≥ 1, got {r}")
+    try:
+        for n in names: _install(model, n, name, r, alpha, dropout, adapter.weights[n] if adapter is not None else None)
+    except Exception:                          # a live model must not keep half an adapter
+        _drop(model, name)
+        raise
     for pname, p in model.named_parameters():
         p.requires_grad_(pname.endswith((f"lora_A.{name}.weight", f"lora_B.{name}.weight")))
     return model
@@ -151,7 +167,7 @@ def get_adapter(model: nn.Module, name: str | None = None) -> LoraAdapter:
                        {n: (m.lora_A[name].weight.detach().clone(), m.lora_B[name].weight.detach().clone()) for n, m in layers.items()},
                        getattr(first.lora_dropout[name], "p", 0.0), getattr(getattr(model, "config", None), "_name_or_path", None))
 
-# %% ../nbs/03b_lora.ipynb #ea472313
+# %% ../nbs/03b_lora.ipynb #262b9609
 def set_adapter(model: nn.Module, name: str | None) -> nn.Module:
     "Make `name` the adapter every LoRA layer applies (None: the base model); a merged adapter is unmerged first."
     if name is not None and name not in adapters(model): raise KeyError(f"no adapter {name!r}; the model has {adapters(model)}")
@@ -171,12 +187,7 @@ def use_adapter(model: nn.Module, name: str | None):
 def remove_adapter(model: nn.Module, name: str) -> nn.Module:
     "Delete adapter `name`; a layer left without adapters goes back to its base nn.Linear."
     if name not in adapters(model): raise KeyError(f"no adapter {name!r}; the model has {adapters(model)}")
-    for n, layer in lora_layers(model).items():
-        if name not in layer.lora_A: continue
-        if layer.merged_adapter == name: layer.unmerge()
-        del layer.lora_A[name], layer.lora_B[name], layer.lora_dropout[name], layer.r[name], layer.lora_alpha[name]
-        if layer.active_adapter == name: layer.active_adapter = None
-        if not layer.lora_A: _replace(model, n, layer.base_layer)
+    _drop(model, name)
     return model
 
 def merge_adapter(model: nn.Module) -> nn.Module:
@@ -228,7 +239,7 @@ def load_lora(folder) -> LoraAdapter:
                        {m: (ab["A"], ab["B"]) for m, ab in pairs.items()}, cfg.get("lora_dropout", 0.0),
                        cfg.get("base_model_name_or_path"))
 
-# %% ../nbs/03b_lora.ipynb #f68c15d3
+# %% ../nbs/03b_lora.ipynb #1a554d13
 def train_lora(model: nn.Module, tokenizer, pairs: list[tuple[str, str]], r: int = 8, alpha: float = 16,
                steps: int = 100, lr: float = 1e-3, *, name: str = "default", target_modules: list[str] | None = None,
                dropout: float = 0.0, batch_size: int = 8, valid_pairs: list[tuple[str, str]] | None = None,
@@ -245,8 +256,7 @@ def train_lora(model: nn.Module, tokenizer, pairs: list[tuple[str, str]], r: int
             raise
     adapter = get_adapter(model, name)
     adapter.train_loss, adapter.valid_loss = res.train_loss, res.valid_loss
-    for layer in lora_layers(model).values():
-        for p in (layer.lora_A[name].weight, layer.lora_B[name].weight) if name in layer.lora_A else (): p.requires_grad_(False)
+    model.requires_grad_(False)                          # nothing trains until the next add_adapter
     set_adapter(model, name if activate else previous)
     log.info("trained adapter %r: %d steps, loss %.4f -> %.4f", name, steps, res.train_loss[0], res.train_loss[-1])
     return adapter
