@@ -145,9 +145,9 @@ class QuantLinear(nn.Module):
 
     def extra_repr(self): return f"{self.in_features}, {self.out_features}, scheme={self.scheme}, group_size={self.group_size}"
 
-# %% ../nbs/01a_quantization.ipynb #fb857757
+# %% ../nbs/01a_quantization.ipynb #215d0788
 class Int4Linear(nn.Module):
-    "Group-wise int4 linear layer on PyTorch's tinygemm kernel (CPU: float32/bf16 inputs; CUDA: bf16)."
+    "Group-wise int4 linear layer on PyTorch's tinygemm kernel, bf16 activations (CPU and CUDA)."
     def __init__(self, ql: QuantLinear):
         super().__init__()
         if ql.scheme != "int4": raise ValueError(f"Int4Linear needs an int4 QuantLinear, got scheme {ql.scheme!r}")
@@ -158,7 +158,7 @@ class Int4Linear(nn.Module):
         else: packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(codes.to(torch.int32).contiguous(), 2)
         s = ql.scale                                                         # (N, K/g)
         m = s * (8 - ql.zero.float())                                        # tinygemm's "zero": the value of code 8
-        self.dtype = torch.bfloat16 if cuda else torch.float32
+        self.dtype = torch.bfloat16                                          # both kernels' fast path (CPU's float32 path is a slow reference)
         self.register_buffer("weight_int4pack", packed)
         self.register_buffer("scales_and_zeros", torch.stack([s, m], -1).transpose(0, 1).contiguous().to(self.dtype))  # (K/g, N, 2)
         self.register_buffer("bias", None if ql.bias is None else ql.bias.to(self.dtype))
