@@ -6,7 +6,7 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/runner.html.md"""
 
 # %% ../../nbs/05d_runner.ipynb #d79faf7c
 from __future__ import annotations
-import math, logging
+import contextlib, math, logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,7 +48,7 @@ class KVPool:
     def swap(self, swap_out: list[tuple[int, int]], swap_in: list[tuple[int, int]]):
         "Copy (device, host) pairs out, then (host, device) pairs in; on CUDA on a side stream the compute stream waits for."
         if not (swap_out or swap_in): return
-        ctx = torch.cuda.stream(self.stream) if self.stream is not None else _nullcontext()
+        ctx = torch.cuda.stream(self.stream) if self.stream is not None else contextlib.nullcontext()
         if self.stream is not None: self.stream.wait_stream(torch.cuda.current_stream())
         with ctx:
             if swap_out:
@@ -60,10 +60,6 @@ class KVPool:
                 for src, dst in ((self.host_k, self.k), (self.host_v, self.v)):
                     dst[:, d.to(dst.device)] = src[:, h].to(dst.device, non_blocking=True)
         if self.stream is not None: torch.cuda.current_stream().wait_stream(self.stream)
-
-class _nullcontext:
-    def __enter__(self): return self
-    def __exit__(self, *a): return False
 
 # %% ../../nbs/05d_runner.ipynb #6078b8b1
 def paged_decode_reference(q, k_cache, v_cache, block_tables, context_lens):
