@@ -161,7 +161,7 @@ class WorkerClient(EngineClient):
         self.ready, self.lost = threading.Event(), threading.Event()
         self.streams: dict[int, _WorkerStream] = {}
         self.pending: dict[int, concurrent.futures.Future] = {}
-        self.ids, self.lock, self.send_lock = itertools.count(), threading.Lock(), threading.Lock()
+        self.ids, self.lock, self.send_lock, self.reap_lock = itertools.count(), threading.Lock(), threading.Lock(), threading.Lock()
         self.last_stats, self.last_seen, self.started_at = {}, time.monotonic(), time.monotonic()
 
     def start(self, timeout: float = 600) -> "WorkerClient":
@@ -226,12 +226,16 @@ class WorkerClient(EngineClient):
             self.ready.set()
             log.info("engine worker %d ready: %s", gen, msg[1])
 
+    def _join(self, proc, timeout: float):
+        "Wait for `proc` to exit, one thread at a time: of two threads in `waitpid` at once, one gets ECHILD and its `exitcode` stays None."
+        with self.reap_lock: proc.join(timeout)
+
     def _worker_lost(self, proc, gen: int):
         with self.lock:
             if gen != self.generation: return
             self.ready.clear()
             streams, pending, self.streams, self.pending = self.streams, self.pending, {}, {}
-        proc.join(2)
+        self._join(proc, 2)
         err = EngineDeadError(f"the engine worker (pid {proc.pid}) exited with code {proc.exitcode}; the request was lost, retry it")
         if not self.closed: log.error("engine worker %d (pid %d) died with exit code %s; failing %d request(s) in flight",
                                       gen, proc.pid, proc.exitcode, len(streams))
@@ -295,8 +299,8 @@ class WorkerClient(EngineClient):
         try: self._send(("stop",))
         except EngineDeadError: pass
         if self.proc is not None:
-            self.proc.join(timeout)
-            if self.proc.is_alive(): log.warning("engine worker did not stop in %s s: killing it", timeout); self.proc.kill(); self.proc.join(5)
+            self._join(self.proc, timeout)
+            if self.proc.is_alive(): log.warning("engine worker did not stop in %s s: killing it", timeout); self.proc.kill(); self._join(self.proc, 30)
         log.info("engine worker stopped")
 
 # %% ../../nbs/05h_service.ipynb #6d215ca4
