@@ -48,6 +48,7 @@ class EngineClient:
     @property
     def is_alive(self) -> bool: raise NotImplementedError
     def stats(self) -> dict: raise NotImplementedError
+    def health(self) -> dict: return {}                       # extra facts for /health (worker pid, pipeline stages)
     async def submit(self, prompt_ids: list[int], params: SamplingParams) -> AsyncIterator[TokenDelta]: raise NotImplementedError
     async def explain(self, prompt_ids: list[int], target_id: int | None) -> dict:
         raise APIError("explanations run in the engine worker between iterations (serve.service); this engine has none", 404)
@@ -194,7 +195,7 @@ def build_app(client: EngineClient, cfg: ServeConfig, feedback=None) -> FastAPI:
     @app.get("/health")
     async def health():
         if not client.is_alive: raise APIError("the engine is not running", 503)
-        return {"status": "ok"}
+        return {"status": "ok", **client.health()}
 
     @app.get("/metrics")
     async def metrics():

@@ -12,8 +12,8 @@ from typing import Callable
 
 import torch
 
-from ..lora import (add_adapter, adapters, load_lora, merge_adapter, remove_adapter, save_lora, set_adapter,
-                               train_lora, use_adapter)
+from ..lora import (add_adapter, adapters, load_lora, lora_layers, merge_adapter, remove_adapter, save_lora,
+                               set_adapter, train_lora, use_adapter)
 from ..finetune import evaluate_loss
 
 # %% auto #0
@@ -107,11 +107,16 @@ class AdapterRegistry:
 def apply_adapter(engine, registry: AdapterRegistry, version: str | None):
     "Serve `version` (None: the base model) in `engine`'s model; call between engine iterations."
     model = engine.model
+    touched = set(lora_layers(model))
     if version is not None and version not in adapters(model): add_adapter(model, version, registry.load(version))
     set_adapter(model, version)
     if version is not None: merge_adapter(model)
     for old in adapters(model):
         if old != version: remove_adapter(model, old)
+    if hasattr(engine.runner, "update_weights"):                            # the weights it computes with are its own
+        now = lora_layers(model)
+        engine.runner.update_weights({f"{n}.weight": (now[n].base_layer if n in now else model.get_submodule(n)).weight
+                                      for n in sorted(touched | set(now))})
     bm = engine.block_manager
     if hasattr(bm, "reset_prefix_cache"): bm.reset_prefix_cache()
     else: bm.hash_to_block_id.clear()                                        # no prefix can hit any more

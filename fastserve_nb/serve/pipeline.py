@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 
 from ..core import Decoder, DTYPES
-from ..parallel import Stage, weight_balanced, save_stages, load_stage, init_distributed, free_port
+from ..parallel import Stage, weight_balanced, save_stages, load_stage, init_distributed, free_port, stage_owns
 from ..pipeline_parallel import PipeLink, Event
 from .runner import ModelRunner
 
@@ -43,6 +43,13 @@ class StageModel(nn.Module):
     def device(self): return next(self.parameters()).device
     @property
     def dtype(self): return next(self.parameters()).dtype
+
+    def weight(self, key: str) -> nn.Parameter:
+        "The parameter a full checkpoint calls `key` (`model.layers.{i}.…` with i in [start, end))."
+        if key.startswith("model.layers."):
+            i, rest = key.split(".", 3)[2:]
+            return self.model.layers[int(i) - self.start].get_parameter(rest)
+        return self.get_parameter(key)
 
 # %% ../../nbs/05j_pipeline.ipynb #e28eed1a
 def split_micro_batches(entries: list, M: int) -> list[list]:
@@ -90,7 +97,15 @@ class StageWorker:
             elif kind == "events":
                 self.conn.send(("events", self.rank, self.events or []))
                 if self.events is not None: self.events = []
-            else: raise ValueError(f"unknown message {kind!r}; expected step, record, events or stop")
+            elif kind == "weights": self.set_weights(msg[1])
+            else: raise ValueError(f"unknown message {kind!r}; expected step, record, events, weights or stop")
+
+    @torch.no_grad()
+    def set_weights(self, tensors: dict):
+        "Copy new values into some of our parameters (an adapter merged in the engine process); the KV pool stays."
+        m = self.runner.model
+        for key, t in tensors.items(): m.weight(key).copy_(t)
+        self.conn.send(("weights", self.rank, len(tensors)))
 
     @torch.inference_mode()
     def step(self, step_id: int, swap_out, swap_in, released, new, micro_batches, want_logits: bool):
@@ -290,6 +305,24 @@ class PipelineRunner:
 
     def _check(self):
         if self.error is not None: raise PipelineError(f"the pipeline is down ({self.error}); call restart()")
+
+    def check(self):
+        "Raise PipelineError if the pipeline is down or a stage process has ended: what a supervisor polls while idle."
+        self._check()
+        if any(p.poll() is not None for p in self.procs): self._fail("a stage process ended while the pipeline was idle")
+
+    def update_weights(self, tensors: dict[str, torch.Tensor]):
+        "Copy {checkpoint name: tensor} into the stages owning them (between iterations: a hot-swapped adapter)."
+        self._check()
+        cfg = self.config
+        owners = {n: [k for k, (a, b) in enumerate(self.bounds) if stage_owns(cfg, a, b, n)] for n in tensors}
+        if bad := [n for n, ks in owners.items() if not ks]:
+            raise ValueError(f"no stage holds {bad[:3]}; names must be the model's parameter names (model.layers.{{i}}.…, lm_head.weight)")
+        for k, c in enumerate(self.conns):
+            mine = {n: t.detach().cpu() for n, t in tensors.items() if k in owners[n]}
+            try: c.send_bytes(pickle.dumps(("weights", mine)))     # plain pickle: the bytes travel (not torch's shared-memory handles)
+            except OSError: self._fail(f"stage {k} is unreachable")
+        self._await(self.K, time.monotonic() + self.step_timeout_s, "updating weights", lambda m: m[0] == "weights")
 
     # ---- the runner interface ----
     def execute(self, entries, swap_out=(), swap_in=()) -> dict[int, int | None]:

@@ -38,6 +38,7 @@ class ServeConfig:
     device: str | None = None
     dtype: str = "float32"
     num_threads: int = 0                   # torch CPU threads per process (0: torch's default)
+    pp: int = 1                            # pipeline stages: K > 1 runs the layers in K processes (stage k on cuda:k on GPUs)
     max_num_seqs: int = 32
     max_num_batched_tokens: int = 1024
     max_model_len: int = 512
@@ -299,7 +300,7 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
 
 def check_config(cfg: ServeConfig) -> ServeConfig:
     "Raise ValueError naming the first field that cannot work."
-    for k in ("max_num_seqs", "max_num_batched_tokens", "max_model_len", "block_size", "max_n", "max_prompts", "max_body_bytes", "max_explain_tokens", "learn_min_feedback"):
+    for k in ("max_num_seqs", "max_num_batched_tokens", "max_model_len", "block_size", "max_n", "max_prompts", "max_body_bytes", "max_explain_tokens", "learn_min_feedback", "pp"):
         if getattr(cfg, k) < 1: raise ValueError(f"{k} must be ≥ 1, got {getattr(cfg, k)}")
     for k in ("num_host_blocks", "max_queue_len", "reserved_memory_bytes", "max_stop"):
         if getattr(cfg, k) < 0: raise ValueError(f"{k} must be ≥ 0, got {getattr(cfg, k)}")
@@ -308,4 +309,5 @@ def check_config(cfg: ServeConfig) -> ServeConfig:
     for k, allowed in _CHOICES.items():
         if getattr(cfg, k) is not None and getattr(cfg, k) not in allowed: raise ValueError(f"{k} must be one of {allowed}, got {getattr(cfg, k)!r}")
     if cfg.api_key is not None and len(cfg.api_key) < 8: raise ValueError("api_key must be at least 8 characters")
+    if cfg.pp > 1 and cfg.quantize: raise ValueError(f"quantize={cfg.quantize!r} works with pp=1 only (the stages load plain weights), got pp={cfg.pp}")
     return cfg

@@ -17,7 +17,8 @@ from .protocol import ServeConfig, APIError, add_serve_args, config_from_args
 from .api import EngineClient, TokenDelta, build_app
 
 # %% auto #0
-__all__ = ['log', 'load_engine', 'EngineWorker', 'worker_main', 'WorkerClient', 'DrainingServer', 'run_server', 'main', 'launch']
+__all__ = ['log', 'load_engine', 'plan_pipeline', 'EngineWorker', 'worker_main', 'WorkerClient', 'DrainingServer', 'run_server',
+           'main', 'launch']
 
 # %% ../../nbs/05h_service.ipynb #8e884691
 log = logging.getLogger(__name__)
@@ -31,20 +32,47 @@ def load_engine(cfg: ServeConfig):
     from fastserve_nb.serve.resources import plan_kv_pool, KVBudget
     if cfg.num_threads: torch.set_num_threads(cfg.num_threads)   # on a shared CPU, more threads than cores is many times slower
     device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model, tok = load_model(cfg.model, device, cfg.dtype)
+    model, tok = load_model(cfg.model, "cpu" if cfg.pp > 1 else device, cfg.dtype)   # pp > 1: the stages hold the weights
     if cfg.quantize:
         from fastserve_nb.quantization import quantize
         quantize(model, cfg.quantize)
-    plan = plan_kv_pool(model.config, cfg.max_num_seqs, cfg.max_model_len, cfg.block_size, str(device), cfg.memory_fraction,
-                        cfg.reserved_memory_bytes, torch.finfo(model.dtype).bits // 8)
+    dtype_bytes = torch.finfo(model.dtype).bits // 8
+    if cfg.pp > 1: plan, pipeline = plan_pipeline(cfg, model, str(device), dtype_bytes)
+    else:
+        plan, pipeline = plan_kv_pool(model.config, cfg.max_num_seqs, cfg.max_model_len, cfg.block_size, str(device), cfg.memory_fraction,
+                                      cfg.reserved_memory_bytes, dtype_bytes), {}
     eng = LLMEngine(model, tok, EngineConfig(policy=cfg.policy, max_num_seqs=cfg.max_num_seqs, max_num_batched_tokens=cfg.max_num_batched_tokens,
                                              max_model_len=cfg.max_model_len, block_size=cfg.block_size, num_blocks=plan.num_blocks,
-                                             num_host_blocks=cfg.num_host_blocks))
+                                             num_host_blocks=cfg.num_host_blocks, pipeline_parallel_size=cfg.pp, pipeline=pipeline))
     budget = KVBudget(eng.block_manager, cfg.kv_policy, min_blocks=math.ceil(cfg.max_model_len / cfg.block_size))
-    log.info("engine: %s on %s%s, policy %s, %d KV blocks of %d tokens (%.1f MiB, sized by %s), KV policy %s", cfg.model, device,
+    where = f"{cfg.pp} stages (layers {eng.runner.bounds} on {eng.runner.devices})" if cfg.pp > 1 else device
+    log.info("engine: %s on %s%s, policy %s, %d KV blocks of %d tokens (%.1f MiB, sized by %s), KV policy %s", cfg.model, where,
              f" ({cfg.quantize})" if cfg.quantize else "", cfg.policy, plan.num_blocks, cfg.block_size, plan.allocated / 2**20,
              plan.limited_by, cfg.kv_policy)
     return eng, budget, plan
+
+def plan_pipeline(cfg: ServeConfig, model, device: str, dtype_bytes: int):
+    "(KV plan, PipelineRunner arguments) for `cfg.pp` stages: every stage's pool has the same blocks, as many as the tightest fits."
+    import dataclasses, torch
+    from fastserve_nb.parallel import weight_balanced, stage_owns
+    from fastserve_nb.serve.resources import plan_kv_pool
+    K, mc = cfg.pp, model.config
+    if K > mc.num_hidden_layers: raise ValueError(f"pp={K} needs at least {K} layers; {cfg.model} has {mc.num_hidden_layers}")
+    bounds = weight_balanced(model, K)
+    sd = model.state_dict()
+    weights = [sum(t.numel() * t.element_size() for n, t in sd.items() if stage_owns(mc, a, b, n)) for a, b in bounds]
+    plan_args = (cfg.max_num_seqs, cfg.max_model_len, cfg.block_size)
+    if device.startswith("cuda"):
+        if torch.cuda.device_count() < K: raise ValueError(f"pp={K} puts one stage on each GPU, and this machine has {torch.cuda.device_count()}")
+        devices = [f"cuda:{k}" for k in range(K)]
+        plans = [plan_kv_pool(dataclasses.replace(mc, num_hidden_layers=b - a), *plan_args, dev, cfg.memory_fraction,   # its layers only,
+                              cfg.reserved_memory_bytes + w, dtype_bytes) for (a, b), dev, w in zip(bounds, devices, weights)]   # beside its weights
+        plan = min(plans, key=lambda p: p.num_blocks)
+    else:                                                 # one memory for all: the K pools together are one model's pool
+        devices = ["cpu"] * K
+        plan = plan_kv_pool(mc, *plan_args, "cpu", cfg.memory_fraction, cfg.reserved_memory_bytes + sum(weights), dtype_bytes)
+    threads = cfg.num_threads or max(1, (os.cpu_count() or 1) // K)
+    return plan, dict(bounds=bounds, devices=devices, threads=threads, log_level=cfg.log_level.upper())
 
 # %% ../../nbs/05h_service.ipynb #bae31ce9
 class EngineWorker:
@@ -52,6 +80,7 @@ class EngineWorker:
     def __init__(self, cfg: ServeConfig, conn):
         self.cfg, self.conn = cfg, conn
         self.eng, self.budget, self.plan = load_engine(cfg)
+        self.pipeline = self.eng.runner if cfg.pp > 1 else None       # a PipelineRunner: K stage processes
         self.rid_of: dict[int, int] = {}                  # seq_id -> request id
         self.seq_of: dict[int, int] = {}                  # request id -> seq_id
         self.stopping, self.last_stats = False, 0.0
@@ -69,6 +98,7 @@ class EngineWorker:
             self.budget.update(self.eng.scheduler.num_waiting)
             outs = self.eng.step()
             if outs: self.conn.send(("outs", [self.delta(o) for o in outs]))
+            elif self.pipeline is not None and not self.eng.has_unfinished(): self.pipeline.check()   # a stage that died while idle
             if time.monotonic() - self.last_stats > 0.25: self.send_stats()
         self.budget.release()
 
@@ -82,7 +112,11 @@ class EngineWorker:
 
     def send_stats(self):
         from fastserve_nb.serve.resources import engine_stats
-        self.conn.send(("stats", engine_stats(self.eng, self.budget, str(self.eng.model.device))))
+        stats = engine_stats(self.eng, self.budget, str(self.eng.model.device))
+        if self.pipeline is not None:
+            stages = self.pipeline.health()["stages"]
+            stats |= {"pipeline_stages": len(stages), "pipeline_stages_alive": sum(st["alive"] for st in stages), "pipeline": stages}
+        self.conn.send(("stats", stats))
         self.last_stats = time.monotonic()
 
     def receive(self, timeout: float):
@@ -125,6 +159,7 @@ def worker_main(cfg: ServeConfig, conn):
     logging.basicConfig(level=cfg.log_level.upper(), format=f"%(asctime)s worker[{os.getpid()}] %(levelname)s %(name)s: %(message)s")
     try: EngineWorker(cfg, conn).run()
     except (EOFError, OSError): log.warning("the API process went away; exiting")      # its end of the pipe closed
+    except Exception: log.exception("the engine failed; this worker exits"); raise SystemExit(1)   # the supervisor restarts it
 
 # %% ../../nbs/05h_service.ipynb #53fc5593
 class _WorkerStream:
@@ -178,6 +213,9 @@ class WorkerClient(EngineClient):
     def pid(self) -> int | None: return self.proc.pid if self.proc else None
     @property
     def is_alive(self) -> bool: return self.ready.is_set() and self.proc.is_alive() and not self.draining and not self.closed
+
+    def health(self) -> dict:
+        return {"worker_pid": self.pid, "engine_restarts": self.restarts} | ({"pipeline": self.last_stats["pipeline"]} if "pipeline" in self.last_stats else {})
 
     def stats(self) -> dict:
         return {**self.last_stats, "engine_restarts": self.restarts, "engine_alive": int(self.is_alive)}
@@ -235,6 +273,7 @@ class WorkerClient(EngineClient):
             if gen != self.generation: return
             self.ready.clear()
             streams, pending, self.streams, self.pending = self.streams, self.pending, {}, {}
+            self.last_stats = {}                                   # its gauges and stage pids are stale now
         self._join(proc, 2)
         err = EngineDeadError(f"the engine worker (pid {proc.pid}) exited with code {proc.exitcode}; the request was lost, retry it")
         if not self.closed: log.error("engine worker %d (pid %d) died with exit code %s; failing %d request(s) in flight",
