@@ -54,13 +54,12 @@ def load_engine(cfg: ServeConfig):
 def plan_pipeline(cfg: ServeConfig, model, device: str, dtype_bytes: int):
     "(KV plan, PipelineRunner arguments) for `cfg.pp` stages: every stage's pool has the same blocks, as many as the tightest fits."
     import dataclasses, torch
-    from fastserve_nb.parallel import weight_balanced, stage_owns
+    from fastserve_nb.parallel import weight_balanced, layer_costs
     from fastserve_nb.serve.resources import plan_kv_pool
     K, mc = cfg.pp, model.config
     if K > mc.num_hidden_layers: raise ValueError(f"pp={K} needs at least {K} layers; {cfg.model} has {mc.num_hidden_layers}")
-    bounds = weight_balanced(model, K)
-    sd = model.state_dict()
-    weights = [sum(t.numel() * t.element_size() for n, t in sd.items() if stage_owns(mc, a, b, n)) for a, b in bounds]
+    bounds, costs = weight_balanced(model, K), layer_costs(model, "bytes")      # bytes per layer, embedding and head included
+    weights = [sum(costs[a:b]) for a, b in bounds]
     plan_args = (cfg.max_num_seqs, cfg.max_model_len, cfg.block_size)
     if device.startswith("cuda"):
         if torch.cuda.device_count() < K: raise ValueError(f"pp={K} puts one stage on each GPU, and this machine has {torch.cuda.device_count()}")
