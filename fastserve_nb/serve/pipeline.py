@@ -6,18 +6,22 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/pipeline.html.md"""
 
 # %% ../../nbs/05j_pipeline.ipynb #420ffcbd
 from __future__ import annotations
-import json, logging, os, pickle, secrets, signal, subprocess, sys, tempfile, threading, time, traceback, weakref
+import argparse, logging, os, pickle, secrets, signal, socket, subprocess, sys, tempfile, threading, time, traceback, weakref
 from dataclasses import replace
 from multiprocessing.connection import Client, Listener, wait as wait_any
 from types import SimpleNamespace
+from typing import Callable
 
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 
-from ..core import Decoder, DTYPES
-from ..parallel import Stage, weight_balanced, save_stages, load_stage, init_distributed, free_port, stage_owns
+from ..core import Decoder, DTYPES, resolve
+from ..parallel import (Stage, weight_balanced, save_stages, load_stage, load_stage_from_checkpoint, init_distributed,
+                                 free_port, stage_owns)
 from ..pipeline_parallel import PipeLink, Event
 from .runner import ModelRunner
+from .resources import available_memory
 
 # %% auto #0
 __all__ = ['log', 'StageModel', 'split_micro_batches', 'StageWorker', 'stage_main', 'PipelineError', 'PipelineRunner',
@@ -133,28 +137,68 @@ class StageWorker:
         return r, n
 
 # %% ../../nbs/05j_pipeline.ipynb #11fa4668
-def stage_main():
-    "Entry point of a stage process started by `PipelineRunner` (its spec in FASTSERVE_STAGE)."
-    spec = json.loads(os.environ["FASTSERVE_STAGE"])
-    key, rank = bytes.fromhex(os.environ.pop("FASTSERVE_STAGE_KEY")), spec["rank"]
-    logging.basicConfig(level=spec["log_level"], format=f"%(asctime)s stage {rank} [%(process)d] %(levelname)s %(name)s: %(message)s")
-    conn = Client(tuple(spec["address"]), authkey=key)
-    conn.send(("hello", rank, os.getpid()))
-    code = 0
+def _address(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536: raise ValueError(f"address must be HOST:PORT, got {text!r}")
+    return host, int(port)
+
+def _route_to(address: tuple[str, int]) -> str:
+    "This host's IP address on the route to `address` (what the other stages can reach us at); no packet is sent."
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect((socket.gethostbyname(address[0]), address[1]))
+        return s.getsockname()[0]
+
+def _connect(address: tuple[str, int], key: bytes, timeout_s: float):
+    "An authenticated connection to the engine, retried while nobody listens yet (the server may still be starting)."
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try: return Client(address, authkey=key)
+        except (ConnectionRefusedError, ConnectionResetError, socket.timeout) as e:
+            if time.monotonic() > deadline: raise TimeoutError(f"no engine listened on {address[0]}:{address[1]} within {timeout_s:g} s") from e
+            time.sleep(0.5)
+
+def stage_main(argv: list[str] | None = None):
+    "A stage process: started by `PipelineRunner`, or by torchrun on any host (`python -m fastserve_nb.serve.pipeline --engine HOST:PORT`)."
+    ap = argparse.ArgumentParser(prog="python -m fastserve_nb.serve.pipeline",
+                                 description="One stage of `fastserve serve --pp K --pp-listen HOST:PORT`: start K of them with torchrun.")
+    ap.add_argument("--engine", default=os.environ.get("FASTSERVE_STAGE_ADDRESS"), help="HOST:PORT of the server's --pp-listen")
+    ap.add_argument("--model", help="this machine's copy of the model (default: the server's --model)")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: the server's choice, else torch's)")
+    ap.add_argument("--connect-timeout", type=float, default=600.0, help="seconds to keep trying to reach the server")
+    args = ap.parse_args(argv)
+    key = os.environ.pop("FASTSERVE_STAGE_KEY", "")
+    if not args.engine: ap.error("--engine HOST:PORT is required (the server's --pp-listen)")
+    if not key: ap.error("set FASTSERVE_STAGE_KEY to the secret the server was started with")
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    logging.basicConfig(level=os.environ.get("FASTSERVE_STAGE_LOG", "WARNING"), format=f"%(asctime)s stage {rank} [%(process)d] %(levelname)s %(name)s: %(message)s")
+    address = _address(args.engine)
+    conn = _connect(address, key.encode(), args.connect_timeout)
+    conn.send(("hello", rank, os.getpid(), {"host": socket.gethostname(), "world": world, "ip": _route_to(address), "port": free_port()}))
+    code = 3                                          # the engine went away: torchrun may start us again
     try:
-        torch.set_num_threads(spec["threads"])
-        _, world, _ = init_distributed(spec["backend"], spec["timeout_s"])   # NCCL: cuda:LOCAL_RANK, our device's index
-        device = torch.device(spec["device"])
-        stage = load_stage(spec["folder"], device, DTYPES[spec["dtype"]])
-        runner = ModelRunner(StageModel(stage), spec["num_blocks"], spec["block_size"], spec["num_host_blocks"],
-                             spec["max_model_len"], cuda_graphs=False)
+        kind, spec = conn.recv()
+        if kind == "reject": raise ValueError(spec)
+        torch.set_num_threads(args.threads or spec["threads"] or torch.get_num_threads())
+        os.environ.update(MASTER_ADDR=spec["master"][0], MASTER_PORT=str(spec["master"][1]))   # a new group for every engine:
+        os.environ.pop("TORCHELASTIC_USE_AGENT_STORE", None)                                 # stage 0 hosts its store
+        _, world, device = init_distributed(spec["backend"], spec["timeout_s"])   # NCCL: cuda:LOCAL_RANK
+        device, dtype, (a, b) = torch.device(spec["device"] or device), DTYPES[spec["dtype"]], spec["layers"]
+        if spec["folder"]: stage = load_stage(spec["folder"], device, dtype)
+        else: stage = load_stage_from_checkpoint(resolve(args.model or spec["model"]), a, b, device, dtype)
+        if world > 1: dist.barrier()                  # every stage has its weights: what is left is what the pools may take
+        conn.send(("loaded", rank, {"pid": os.getpid(), "host": socket.gethostname(), "device": str(device), "layers": [a, b],
+                                    "free_bytes": available_memory(str(device))}))
+        kind, num_blocks = conn.recv()
+        runner = ModelRunner(StageModel(stage), num_blocks, spec["block_size"], spec["num_host_blocks"], spec["max_model_len"], cuda_graphs=False)
         link = PipeLink(rank, world, device, spec["timeout_s"]) if world > 1 else None
         conn.send(("ready", rank, os.getpid()))
         StageWorker(runner, link, conn, rank).serve()
         if link is not None: link.flush()
-    except EOFError: log.info("the engine went away")
+        code = 0
+    except EOFError: log.warning("the engine went away")
     except BaseException as e:
         code = 1
+        log.error("stage %d failed: %s: %s", rank, type(e).__name__, e)
         try: conn.send(("error", rank, f"{type(e).__name__}: {e}\n{traceback.format_exc()}"))
         except OSError: pass
     logging.shutdown()
@@ -168,37 +212,52 @@ def _how_it_ended(rc: int) -> str:
     return f"was killed by {signal.Signals(-rc).name}" if rc < 0 else f"exited with code {rc}"
 
 # %% ../../nbs/05j_pipeline.ipynb #9d81a536
+class _RemoteStage:
+    "A stage process another host started (torchrun): known by its pid; only its connection tells whether it lives."
+    def __init__(self, pid: int): self.pid, self.returncode = pid, None
+    def poll(self): return None
+    def kill(self): pass
+    def wait(self, timeout=None): return None
+
 class PipelineRunner:
     "`ModelRunner.execute` over K stage processes: this process only schedules; stage k holds layers [a_k, b_k) and their KV."
-    def __init__(self, model: Decoder, pp_size: int, num_blocks: int, block_size: int = 16, num_host_blocks: int = 0,
-                 max_model_len: int = 2048,
+    def __init__(self, model: Decoder, pp_size: int,
+                 num_blocks: int | Callable[[list[dict]], object],   # or: stages' reports -> a KV plan (`.num_blocks`) or a count
+                 block_size: int = 16, num_host_blocks: int = 0, max_model_len: int = 2048,
                  micro_batches: int | None = None,        # per iteration, in flight together (default: K)
                  bounds: list[tuple[int, int]] | None = None,   # layer ranges (default: weight-balanced)
                  devices: list[str] | None = None,        # one per stage (default: cuda:0..K-1 if the model is on CUDA, else cpu)
                  backend: str | None = None,              # gloo | nccl (default: nccl on CUDA)
                  threads: int = 1,                        # torch threads in each stage process
+                 listen: str | None = None,               # HOST:PORT: wait for K stages started elsewhere (torchrun) instead
+                 model_source: str | None = None,         # what those stages load: a folder or a name `load_model` knows
                  step_timeout_s: float = 120.0,           # longest an iteration may take before the pipeline counts as hung
                  start_timeout_s: float = 300.0, log_level: str = "WARNING"):
         K = pp_size
         if not isinstance(K, int) or K < 1: raise ValueError(f"pp_size must be an integer ≥ 1, got {K!r}")
         self.micro_batches = K if micro_batches is None else micro_batches
         if self.micro_batches < 1: raise ValueError(f"micro_batches must be ≥ 1, got {self.micro_batches}")
+        if listen is not None and not model_source: raise ValueError("listen needs model_source: what the stages started elsewhere load")
         self.config, self.K, self.block_size, self.max_model_len = model.config, K, block_size, max_model_len
         self.device = torch.device("cpu")                  # where results arrive; this process runs no layers
         self.bounds = list(bounds or weight_balanced(model, K))
+        self.listen, self.local = listen, listen is None
         cuda = model.device.type == "cuda"
-        self.devices = list(devices or ([f"cuda:{k}" for k in range(K)] if cuda else ["cpu"] * K))
+        self.devices = list(devices or ([f"cuda:{k}" for k in range(K)] if cuda else ["cpu"] * K)) if self.local else [None] * K
         if len(self.devices) != K or len(self.bounds) != K:
             raise ValueError(f"need one device and one layer range per stage ({K}), got {self.devices} and {self.bounds}")
-        self.backend = backend or ("nccl" if self.devices[0].startswith("cuda") else "gloo")
-        self.spec = dict(num_blocks=num_blocks, block_size=block_size, num_host_blocks=num_host_blocks, max_model_len=max_model_len,
-                         backend=self.backend, threads=threads, timeout_s=step_timeout_s, log_level=log_level,
+        self.backend = (backend or ("nccl" if self.devices[0].startswith("cuda") else "gloo")) if self.local else backend
+        self.threads, self.log_level, self.hosts = threads, log_level, [socket.gethostname()] * K
+        self.spec = dict(block_size=block_size, num_host_blocks=num_host_blocks, max_model_len=max_model_len, backend=self.backend,
+                         threads=threads if self.local else None, timeout_s=step_timeout_s, model=model_source,
                          dtype=str(model.dtype).removeprefix("torch."))
+        self.num_blocks, self.kv_plan, self._size = (num_blocks, None, None) if isinstance(num_blocks, int) else (None, None, num_blocks)
         self.step_timeout_s, self.start_timeout_s = step_timeout_s, start_timeout_s
-        self._dir = tempfile.TemporaryDirectory(prefix="fastserve_pp_")
-        self.stage_dirs = [str(p) for p in save_stages(model, self.bounds, self._dir.name)]
-        self.procs: list[subprocess.Popen] = []
+        self._dir = tempfile.TemporaryDirectory(prefix="fastserve_pp_") if self.local else None
+        self.stage_dirs = [str(p) for p in save_stages(model, self.bounds, self._dir.name)] if self.local else [None] * K
+        self.procs: list = []                              # subprocess.Popen here, _RemoteStage for torchrun's
         self.conns: list = []
+        self.stages: list[dict] = []                       # what each stage reported once loaded (device, free memory, ...)
         self.error: str | None = None
         self.restarts, self.num_steps = 0, 0
         self._seqs, self._sent = {}, {}                    # seq_id -> Sequence, token ids its mirrors already have
@@ -209,45 +268,77 @@ class PipelineRunner:
 
     # ---- processes ----
     def start(self):
-        "Start the K stage processes and wait until each has loaded its layers and joined the group."
+        "Start K stage processes (or wait for K started elsewhere), send each its spec, size the pools, wait until all are ready."
         self.procs.clear(); self.conns.clear(); self.ended = {}
-        key = secrets.token_bytes(16)
-        listener = Listener(("127.0.0.1", 0), authkey=key)
-        env = {**os.environ, "OMP_NUM_THREADS": str(self.spec["threads"]), "NCCL_NVLS_ENABLE": "0", "MASTER_ADDR": "127.0.0.1",
-               "MASTER_PORT": str(free_port()), "WORLD_SIZE": str(self.K), "FASTSERVE_STAGE_KEY": key.hex()}
+        deadline = time.monotonic() + self.start_timeout_s
+        if self.local: key = secrets.token_hex(16)
+        else:
+            key = os.environ.get("FASTSERVE_STAGE_KEY", "")
+            if len(key) < 16: raise ValueError("set FASTSERVE_STAGE_KEY to a shared secret of at least 16 characters, here and for every stage")
+        listener = Listener(("127.0.0.1", 0) if self.local else _address(self.listen), authkey=key.encode())
+        try:
+            if self.local: self._launch(listener.address, key)
+            hellos = self._accept(listener, key.encode(), deadline)
+        finally: listener.close()
+        self.conns[:] = [hellos[k][0] for k in range(self.K)]
+        self.hosts = [hellos[k][1]["host"] for k in range(self.K)]
+        if not self.local: self.procs[:] = [_RemoteStage(hellos[k][1]["pid"]) for k in range(self.K)]
+        master = ["127.0.0.1", free_port()] if self.local else [hellos[0][1]["ip"], hellos[0][1]["port"]]   # stage 0 hosts the group's store
+        for k, c in enumerate(self.conns):
+            c.send(("spec", {**self.spec, "layers": list(self.bounds[k]), "device": self.devices[k], "folder": self.stage_dirs[k],
+                             "master": master}))
+        loaded = {m[1]: m[2] for m in self._await(self.K, deadline, "loading the stages", lambda m: m[0] == "loaded")}
+        self.stages = [loaded[k] for k in range(self.K)]
+        self.devices = [st["device"] for st in self.stages]
+        if self.num_blocks is None:                        # sized once: the engine's block manager keeps this count
+            try: self.kv_plan = self._size(self.stages)
+            except BaseException: _kill(self.procs, self.conns); self.error = "the KV pools could not be sized"; raise
+            self.num_blocks = int(getattr(self.kv_plan, "num_blocks", self.kv_plan))
+        for c in self.conns: c.send(("pool", self.num_blocks))
+        self._await(self.K, deadline, "allocating the KV pools", lambda m: m[0] == "ready")
+        log.info("pipeline of %d stages up: layers %s on %s, %d KV blocks each (pids %s)", self.K, self.bounds,
+                 [f"{h}:{d}" for h, d in zip(self.hosts, self.devices)], self.num_blocks, [p.pid for p in self.procs])
+
+    def _launch(self, address, key: str):
+        "Start the K stage processes on this host."
+        env = {**os.environ, "OMP_NUM_THREADS": str(self.threads), "NCCL_NVLS_ENABLE": "0", "WORLD_SIZE": str(self.K), "FASTSERVE_STAGE_KEY": key,
+               "FASTSERVE_STAGE_ADDRESS": f"{address[0]}:{address[1]}", "FASTSERVE_STAGE_LOG": self.log_level}
         for k in range(self.K):
             dev = torch.device(self.devices[k])
-            spec = {**self.spec, "rank": k, "device": self.devices[k], "folder": self.stage_dirs[k], "address": list(listener.address)}
-            self.procs.append(subprocess.Popen(
-                [sys.executable, "-c", "from fastserve_nb.serve.pipeline import stage_main; stage_main()"],
-                env={**env, "RANK": str(k), "LOCAL_RANK": str(dev.index if dev.type == "cuda" else k), "FASTSERVE_STAGE": json.dumps(spec)}))
-        by_rank, stop, deadline = {}, threading.Event(), time.monotonic() + self.start_timeout_s
+            self.procs.append(subprocess.Popen([sys.executable, "-m", "fastserve_nb.serve.pipeline"],
+                                               env={**env, "RANK": str(k), "LOCAL_RANK": str(dev.index if dev.type == "cuda" else k)}))
+
+    def _accept(self, listener, key: bytes, deadline: float) -> dict:
+        "{rank: (connection, hello)} once K distinct ranks of a K-stage group have said hello; others are told why not."
+        by_rank, stop = {}, threading.Event()
         def accept():                                     # Listener.accept has no timeout: a thread waits in it
-            try:
-                while len(by_rank) < self.K and not stop.is_set():
+            while len(by_rank) < self.K and not stop.is_set():
+                try:
                     c = listener.accept()
-                    msg = c.recv()                        # ("hello", rank, pid)
-                    if msg[0] == "hello": by_rank[msg[1]] = c
-            except (OSError, EOFError): pass              # a stage died while connecting: the check below sees it
+                    msg = c.recv()                        # ("hello", rank, pid, {"host", "world"})
+                except (OSError, EOFError): continue      # a failed handshake (wrong key) or a stage that died connecting
+                if msg[0] != "hello": c.close(); continue
+                rank, info = msg[1], {**msg[3], "pid": msg[2]}
+                why = (f"this pipeline has {self.K} stages; a stage of a {info['world']}-stage group connected" if info["world"] != self.K
+                       else f"stage {rank} is already connected" if rank in by_rank else None)
+                if why: c.send(("reject", why)); c.close(); log.error("refused a stage from %s: %s", info["host"], why)
+                else: by_rank[rank] = (c, info)
         t = threading.Thread(target=accept, daemon=True)
         t.start()
         try:
             while t.is_alive():
                 t.join(0.05)
                 self._check_started(deadline, "connecting")
-            if len(by_rank) < self.K: self._fail("a stage process failed while connecting to the engine")
-            self.conns[:] = [by_rank[k] for k in range(self.K)]
-            self._await(self.K, deadline, "loading the stages", lambda msg: msg[0] == "ready")
         finally:
             if t.is_alive():                              # wake the accepting thread with a connection of our own
                 stop.set()
                 with Client(listener.address, authkey=key) as c: c.send(("wake",))
-            listener.close()
-        log.info("pipeline of %d stages up: layers %s on %s (pids %s)", self.K, self.bounds, self.devices, [p.pid for p in self.procs])
+        return by_rank
 
     def _check_started(self, deadline: float, what: str):
         if any(p.poll() is not None for p in self.procs): self._fail(f"a stage process ended while {what}")
-        if time.monotonic() > deadline: self._fail(f"the stages did not start within start_timeout_s={self.start_timeout_s:g} s")
+        if time.monotonic() > deadline:
+            self._fail(f"the stages did not {'start' if self.local else f'connect to {self.listen}'} within start_timeout_s={self.start_timeout_s:g} s")
 
     @property
     def is_alive(self) -> bool:
@@ -256,12 +347,15 @@ class PipelineRunner:
 
     def health(self) -> dict:
         "What `/health` can show: overall liveness, the last error, and each stage's pid, layers, device and state."
-        stages = [dict(stage=k, pid=p.pid, layers=list(self.bounds[k]), device=self.devices[k], alive=p.poll() is None,
-                       exit=None if p.poll() is None else self.ended.get(k, "stopped by the runner")) for k, p in enumerate(self.procs)]
+        stages = []
+        for k, p in enumerate(self.procs):
+            alive = p.poll() is None if self.local else self.error is None      # a remote stage: as far as its connection says
+            stages.append(dict(stage=k, pid=p.pid, host=self.hosts[k], layers=list(self.bounds[k]), device=self.devices[k], alive=alive,
+                               exit=None if alive else self.ended.get(k, "stopped by the runner")))
         return dict(alive=self.is_alive, error=self.error, restarts=self.restarts, stages=stages)
 
     def restart(self):
-        "Kill whatever is left and start K fresh stage processes (with empty KV pools)."
+        "Kill whatever is left and start K fresh stage processes, or wait for K to connect again (with empty KV pools)."
         _kill(self.procs, self.conns)
         self.error, self._seqs, self._sent, self._forget = None, {}, {}, []
         self.restarts += 1
@@ -273,17 +367,18 @@ class PipelineRunner:
             try: c.send(("stop",))
             except OSError: pass
         t = time.monotonic()
-        while any(p.poll() is None for p in self.procs) and time.monotonic() - t < timeout_s: time.sleep(0.02)
+        while self.local and any(p.poll() is None for p in self.procs) and time.monotonic() - t < timeout_s: time.sleep(0.02)
         _kill(self.procs, self.conns)
         self.error = self.error or "shut down"
 
     def _where(self, k: int) -> str:
-        return f"stage {k} (pid {self.procs[k].pid}, layers [{self.bounds[k][0]}, {self.bounds[k][1]}), {self.devices[k]})"
+        host = "" if self.local else f" on {self.hosts[k]}"
+        return f"stage {k} (pid {self.procs[k].pid}{host}, layers [{self.bounds[k][0]}, {self.bounds[k][1]}), {self.devices[k]})"
 
     def _fail(self, why: str):
         "Name what went wrong, kill the survivors, raise PipelineError."
         t = time.monotonic()
-        while time.monotonic() - t < 1.0 and all(p.poll() is None for p in self.procs): time.sleep(0.02)   # let it finish dying
+        while self.local and time.monotonic() - t < 1.0 and all(p.poll() is None for p in self.procs): time.sleep(0.02)   # let it finish dying
         self.ended = {k: _how_it_ended(p.returncode) for k, p in enumerate(self.procs) if p.poll() is not None}
         self.error = "; ".join([f"{self._where(k)} {how}" for k, how in self.ended.items()] + [why])
         _kill(self.procs, self.conns)
@@ -310,6 +405,11 @@ class PipelineRunner:
         "Raise PipelineError if the pipeline is down or a stage process has ended: what a supervisor polls while idle."
         self._check()
         if any(p.poll() is not None for p in self.procs): self._fail("a stage process ended while the pipeline was idle")
+        for c in wait_any(self.conns, timeout=0):         # nothing is due while idle: a readable socket is an error or EOF
+            k = self.conns.index(c)
+            try: msg = c.recv()
+            except (EOFError, OSError): self._fail(f"stage {k} closed its connection while the pipeline was idle")
+            if msg[0] == "error": self._fail(f"stage {msg[1]} failed while the pipeline was idle:\n{msg[2]}")
 
     def update_weights(self, tensors: dict[str, torch.Tensor]):
         "Copy {checkpoint name: tensor} into the stages owning them (between iterations: a hot-swapped adapter)."
@@ -397,3 +497,8 @@ def busy_fraction(events: list[Event]) -> dict[int, float]:
     busy = {}
     for e in events: busy[e.stage] = busy.get(e.stage, 0.0) + (e.end - e.start)
     return {k: v / span for k, v in sorted(busy.items())}
+
+# %% ../../nbs/05j_pipeline.ipynb #9b01f688
+if __name__ == "__main__" and "__file__" in globals():            # `python -m fastserve_nb.serve.pipeline`, not a notebook
+    from fastserve_nb.serve.pipeline import stage_main as _main
+    _main()

@@ -39,6 +39,7 @@ class ServeConfig:
     dtype: str = "float32"
     num_threads: int = 0                   # torch CPU threads per process (0: torch's default)
     pp: int = 1                            # pipeline stages: K > 1 runs the layers in K processes (stage k on cuda:k on GPUs)
+    pp_listen: str | None = None           # HOST:PORT: wait for the K stages torchrun starts (any hosts) instead of starting them
     max_num_seqs: int = 32
     max_num_batched_tokens: int = 1024
     max_model_len: int = 512
@@ -283,14 +284,13 @@ MAX_TEXT = 32_768                      # characters per feedback text field
 # %% ../../nbs/05ea_protocol.ipynb #0ab327e2
 _CHOICES = {"policy": ("mlfq", "fcfs", "srpt"), "quantize": ("int8", "int4"), "kv_policy": ("static", "dynamic", "hybrid"),
             "log_level": ("debug", "info", "warning", "error")}
-_OPTIONAL_STR = {"served_model_name", "api_key", "quantize", "device", "feedback_db", "adapters_dir"}
 
 def add_serve_args(p: argparse.ArgumentParser, env: dict | None = None):
     "One flag per ServeConfig field; defaults from FASTSERVE_<FIELD> in `env` (default os.environ), else the dataclass."
     env = os.environ if env is None else env
     for f in dataclasses.fields(ServeConfig):
         default = env.get("FASTSERVE_" + f.name.upper(), f.default)
-        kind = str if f.name in _OPTIONAL_STR else type(f.default)
+        kind = str if f.default is None else type(f.default)        # the fields that default to None are optional strings
         p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=kind(default) if default is not None else None,
                        choices=_CHOICES.get(f.name), metavar=None if f.name in _CHOICES else f.name.upper(),
                        help=f"(env FASTSERVE_{f.name.upper()}; default {f.default!r})")
@@ -310,4 +310,10 @@ def check_config(cfg: ServeConfig) -> ServeConfig:
         if getattr(cfg, k) is not None and getattr(cfg, k) not in allowed: raise ValueError(f"{k} must be one of {allowed}, got {getattr(cfg, k)!r}")
     if cfg.api_key is not None and len(cfg.api_key) < 8: raise ValueError("api_key must be at least 8 characters")
     if cfg.pp > 1 and cfg.quantize: raise ValueError(f"quantize={cfg.quantize!r} works with pp=1 only (the stages load plain weights), got pp={cfg.pp}")
+    if cfg.pp_listen is not None:
+        host, _, port = cfg.pp_listen.rpartition(":")
+        if cfg.pp < 2: raise ValueError(f"pp_listen is where pipeline stages connect: it needs pp ≥ 2, got pp={cfg.pp}")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536: raise ValueError(f"pp_listen must be HOST:PORT, got {cfg.pp_listen!r}")
+        if len(os.environ.get("FASTSERVE_STAGE_KEY", "")) < 16:
+            raise ValueError("pp_listen needs FASTSERVE_STAGE_KEY: a shared secret of at least 16 characters, given to the server and every stage")
     return cfg

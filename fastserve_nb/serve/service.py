@@ -17,8 +17,8 @@ from .protocol import ServeConfig, APIError, add_serve_args, config_from_args
 from .api import EngineClient, TokenDelta, build_app
 
 # %% auto #0
-__all__ = ['log', 'load_engine', 'plan_pipeline', 'EngineWorker', 'worker_main', 'WorkerClient', 'DrainingServer', 'run_server',
-           'main', 'launch']
+__all__ = ['log', 'load_engine', 'plan_stage_pools', 'start_pipeline', 'EngineWorker', 'worker_main', 'WorkerClient',
+           'DrainingServer', 'run_server', 'main', 'launch']
 
 # %% ../../nbs/05h_service.ipynb #8e884691
 log = logging.getLogger(__name__)
@@ -36,42 +36,49 @@ def load_engine(cfg: ServeConfig):
     if cfg.quantize:
         from fastserve_nb.quantization import quantize
         quantize(model, cfg.quantize)
-    dtype_bytes = torch.finfo(model.dtype).bits // 8
-    if cfg.pp > 1: plan, pipeline = plan_pipeline(cfg, model, str(device), dtype_bytes)
-    else:
-        plan, pipeline = plan_kv_pool(model.config, cfg.max_num_seqs, cfg.max_model_len, cfg.block_size, str(device), cfg.memory_fraction,
-                                      cfg.reserved_memory_bytes, dtype_bytes), {}
+    dtype_bytes, runner = torch.finfo(model.dtype).bits // 8, None
+    if cfg.pp > 1:
+        runner = start_pipeline(cfg, model, str(device), dtype_bytes)
+        plan = runner.kv_plan
+    else: plan = plan_kv_pool(model.config, cfg.max_num_seqs, cfg.max_model_len, cfg.block_size, str(device), cfg.memory_fraction,
+                              cfg.reserved_memory_bytes, dtype_bytes)
     eng = LLMEngine(model, tok, EngineConfig(policy=cfg.policy, max_num_seqs=cfg.max_num_seqs, max_num_batched_tokens=cfg.max_num_batched_tokens,
                                              max_model_len=cfg.max_model_len, block_size=cfg.block_size, num_blocks=plan.num_blocks,
-                                             num_host_blocks=cfg.num_host_blocks, pipeline_parallel_size=cfg.pp, pipeline=pipeline))
+                                             num_host_blocks=cfg.num_host_blocks, pipeline_parallel_size=cfg.pp), runner=runner)
     budget = KVBudget(eng.block_manager, cfg.kv_policy, min_blocks=math.ceil(cfg.max_model_len / cfg.block_size))
-    where = f"{cfg.pp} stages (layers {eng.runner.bounds} on {eng.runner.devices})" if cfg.pp > 1 else device
+    where = f"{cfg.pp} stages (layers {runner.bounds} on {runner.devices})" if runner else device
     log.info("engine: %s on %s%s, policy %s, %d KV blocks of %d tokens (%.1f MiB, sized by %s), KV policy %s", cfg.model, where,
              f" ({cfg.quantize})" if cfg.quantize else "", cfg.policy, plan.num_blocks, cfg.block_size, plan.allocated / 2**20,
              plan.limited_by, cfg.kv_policy)
     return eng, budget, plan
 
-def plan_pipeline(cfg: ServeConfig, model, device: str, dtype_bytes: int):
-    "(KV plan, PipelineRunner arguments) for `cfg.pp` stages: every stage's pool has the same blocks, as many as the tightest fits."
-    import dataclasses, torch
-    from fastserve_nb.parallel import weight_balanced, layer_costs
+def plan_stage_pools(cfg: ServeConfig, model_config, stages: list[dict], dtype_bytes: int):
+    "One block count for every stage's pool: the most that each memory (host, device) holds for the stages that share it."
+    import dataclasses
     from fastserve_nb.serve.resources import plan_kv_pool
-    K, mc = cfg.pp, model.config
-    if K > mc.num_hidden_layers: raise ValueError(f"pp={K} needs at least {K} layers; {cfg.model} has {mc.num_hidden_layers}")
-    bounds, costs = weight_balanced(model, K), layer_costs(model, "bytes")      # bytes per layer, embedding and head included
-    weights = [sum(costs[a:b]) for a, b in bounds]
-    plan_args = (cfg.max_num_seqs, cfg.max_model_len, cfg.block_size)
-    if device.startswith("cuda"):
-        if torch.cuda.device_count() < K: raise ValueError(f"pp={K} puts one stage on each GPU, and this machine has {torch.cuda.device_count()}")
-        devices = [f"cuda:{k}" for k in range(K)]
-        plans = [plan_kv_pool(dataclasses.replace(mc, num_hidden_layers=b - a), *plan_args, dev, cfg.memory_fraction,   # its layers only,
-                              cfg.reserved_memory_bytes + w, dtype_bytes) for (a, b), dev, w in zip(bounds, devices, weights)]   # beside its weights
-        plan = min(plans, key=lambda p: p.num_blocks)
-    else:                                                 # one memory for all: the K pools together are one model's pool
-        devices = ["cpu"] * K
-        plan = plan_kv_pool(mc, *plan_args, "cpu", cfg.memory_fraction, cfg.reserved_memory_bytes + sum(weights), dtype_bytes)
-    threads = cfg.num_threads or max(1, (os.cpu_count() or 1) // K)
-    return plan, dict(bounds=bounds, devices=devices, threads=threads, log_level=cfg.log_level.upper())
+    shared = {}
+    for st in stages: shared.setdefault((st["host"], st["device"]), []).append(st)
+    plans = [plan_kv_pool(dataclasses.replace(model_config, num_hidden_layers=sum(b - a for a, b in (st["layers"] for st in group))),
+                          cfg.max_num_seqs, cfg.max_model_len, cfg.block_size, memory_fraction=cfg.memory_fraction,
+                          reserved_bytes=cfg.reserved_memory_bytes, dtype_bytes=dtype_bytes,
+                          available=min(st["free_bytes"] for st in group))          # measured after every stage loaded
+             for group in shared.values()]
+    return min(plans, key=lambda p: p.num_blocks)
+
+def start_pipeline(cfg: ServeConfig, model, device: str, dtype_bytes: int):
+    "The PipelineRunner of `--pp K`: K stages started here (stage k on cuda:k on GPUs), or awaited on `--pp-listen`."
+    import torch
+    from fastserve_nb.serve.pipeline import PipelineRunner
+    K = cfg.pp
+    if K > model.config.num_hidden_layers: raise ValueError(f"pp={K} needs at least {K} layers; {cfg.model} has {model.config.num_hidden_layers}")
+    devices = None
+    if not cfg.pp_listen:
+        if device.startswith("cuda") and torch.cuda.device_count() < K:
+            raise ValueError(f"pp={K} puts one stage on each GPU, and this machine has {torch.cuda.device_count()}")
+        devices = [f"cuda:{k}" for k in range(K)] if device.startswith("cuda") else ["cpu"] * K
+    return PipelineRunner(model, K, lambda stages: plan_stage_pools(cfg, model.config, stages, dtype_bytes), cfg.block_size,
+                          cfg.num_host_blocks, cfg.max_model_len, devices=devices, threads=cfg.num_threads or max(1, (os.cpu_count() or 1) // K),
+                          listen=cfg.pp_listen, model_source=cfg.model, log_level=cfg.log_level.upper())
 
 # %% ../../nbs/05h_service.ipynb #bae31ce9
 class EngineWorker:
@@ -100,6 +107,7 @@ class EngineWorker:
             elif self.pipeline is not None and not self.eng.has_unfinished(): self.pipeline.check()   # a stage that died while idle
             if time.monotonic() - self.last_stats > 0.25: self.send_stats()
         self.budget.release()
+        if self.pipeline is not None: self.pipeline.shutdown()      # stages started elsewhere exit 0 and stay down
 
     def delta(self, o) -> tuple:
         s = o.seq
