@@ -9,12 +9,13 @@ and the engine's time in schedule / execute / update:
 * pp1_eager  — the same without CUDA graphs (stage processes run eagerly, so this is the like-for-like baseline);
 * pp1_proc   — one stage process behind `PipelineRunner`: what the process boundary alone costs;
 * pp2_m1     — 2 stage processes (GPU 0, GPU 1), one micro-batch per iteration;
-* pp2_m2     — 2 stage processes, the iteration split into 2 micro-batches in flight.
+* pp2_m2     — 2 stage processes, the iteration split into 2 micro-batches in flight;
+* pp4_m1, pp4_m4 — the same over 4 stage processes (GPUs 0-3), added to the default list on a 4-GPU machine.
 
 For the pipelined ones a shorter second run records every stage's compute intervals: the per-stage busy fraction
 (compute time / span) and a timeline of the last iterations (pipeline_gpu.png).
 
-    PYTHONPATH=. python bench/pipeline_gpu.py            # 2 GPUs; writes $OUT (else bench/) pipeline_gpu.json + .png
+    PYTHONPATH=. python bench/pipeline_gpu.py            # 2 or 4 GPUs; writes $OUT (else bench/) pipeline_gpu.json + .png
     PYTHONPATH=. python bench/pipeline_gpu.py --smoke    # a tiny shape on the CPU (gloo), to check the script itself
 """
 import argparse, json, os, random, statistics, sys, time, traceback
@@ -30,7 +31,7 @@ from fastserve_nb.pipeline_parallel import plot_timeline
 ap = argparse.ArgumentParser()
 ap.add_argument("--requests", type=int, default=128)
 ap.add_argument("--new-tokens", type=int, default=128)
-ap.add_argument("--configs", default="pp2_m1,pp2_m2,pp1_proc,pp1_eager,pp1_graphs", help="comma-separated, run in this order")
+ap.add_argument("--configs", default=None, help="comma-separated, run in this order (ppK_mM: K stages, M micro-batches)")
 ap.add_argument("--smoke", action="store_true", help="a tiny shape on the CPU with gloo, to check the script")
 args = ap.parse_args()
 smoke = args.smoke
@@ -38,6 +39,8 @@ if smoke:
     args.requests, args.new_tokens = min(args.requests, 8), min(args.new_tokens, 8)
     torch.set_num_threads(1)         # a shared CPU: more threads than cores is many times slower
 if not smoke and torch.cuda.device_count() < 2: sys.exit(f"needs 2 GPUs, found {torch.cuda.device_count()} (use --smoke on a CPU)")
+if args.configs is None:
+    args.configs = ("pp4_m1,pp4_m4," if smoke or torch.cuda.device_count() >= 4 else "") + "pp2_m1,pp2_m2,pp1_proc,pp1_eager,pp1_graphs"
 out_dir = os.environ.get("OUT", os.path.dirname(os.path.abspath(__file__)))
 res = {"command": "PYTHONPATH=. python bench/pipeline_gpu.py " + " ".join(sys.argv[1:]), "torch": torch.__version__,
        "device": "cpu (smoke test)" if smoke else f"{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}",
@@ -76,7 +79,7 @@ def make_engine(name):
     "The engine of one configuration (the model moves to where that configuration's engine process needs it)."
     c = EngineConfig(**engine_kw, cuda_graphs=name == "pp1_graphs")
     if name in ("pp1_graphs", "pp1_eager"): return LLMEngine(model.to("cpu" if smoke else "cuda:0"), None, c)
-    K, M = {"pp1_proc": (1, 1), "pp2_m1": (2, 1), "pp2_m2": (2, 2)}[name]
+    K, M = (1, 1) if name == "pp1_proc" else map(int, name.removeprefix("pp").split("_m"))
     runner = PipelineRunner(model.to("cpu"), K, c.num_blocks, c.block_size, c.num_host_blocks, c.max_model_len, micro_batches=M,
                             devices=["cpu"] * K if smoke else [f"cuda:{k}" for k in range(K)], threads=1 if smoke else 4)
     return LLMEngine(model, None, c, runner=runner)
