@@ -8,6 +8,7 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/pipeline.html.md"""
 from __future__ import annotations
 import argparse, logging, os, pickle, secrets, signal, socket, subprocess, sys, tempfile, threading, time, traceback, weakref
 from dataclasses import replace
+from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client, Listener, wait as wait_any
 from types import SimpleNamespace
 from typing import Callable
@@ -153,6 +154,7 @@ def _connect(address: tuple[str, int], key: bytes, timeout_s: float):
     deadline = time.monotonic() + timeout_s
     while True:
         try: return Client(address, authkey=key)
+        except AuthenticationError: raise SystemExit(f"the engine at {address[0]}:{address[1]} refused our FASTSERVE_STAGE_KEY: use the server's") from None
         except (ConnectionRefusedError, ConnectionResetError, socket.timeout) as e:
             if time.monotonic() > deadline: raise TimeoutError(f"no engine listened on {address[0]}:{address[1]} within {timeout_s:g} s") from e
             time.sleep(0.5)
@@ -315,8 +317,9 @@ class PipelineRunner:
             while len(by_rank) < self.K and not stop.is_set():
                 try:
                     c = listener.accept()
-                    msg = c.recv()                        # ("hello", rank, pid, {"host", "world"})
-                except (OSError, EOFError): continue      # a failed handshake (wrong key) or a stage that died connecting
+                    msg = c.recv()                        # ("hello", rank, pid, {"host", "world", "ip", "port"})
+                except (OSError, EOFError, AuthenticationError) as e:   # a stranger, a wrong key, a stage that died connecting
+                    log.warning("refused a connection: %s: %s", type(e).__name__, e); continue
                 if msg[0] != "hello": c.close(); continue
                 rank, info = msg[1], {**msg[3], "pid": msg[2]}
                 why = (f"this pipeline has {self.K} stages; a stage of a {info['world']}-stage group connected" if info["world"] != self.K
@@ -333,6 +336,7 @@ class PipelineRunner:
             if t.is_alive():                              # wake the accepting thread with a connection of our own
                 stop.set()
                 with Client(listener.address, authkey=key) as c: c.send(("wake",))
+        if len(by_rank) < self.K: self._fail(f"only stages {sorted(by_rank)} of {self.K} connected")
         return by_rank
 
     def _check_started(self, deadline: float, what: str):
