@@ -6,7 +6,7 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/protocol.html.md"""
 
 # %% ../../nbs/05ea_protocol.ipynb #284b4deb
 from __future__ import annotations
-import argparse, bisect, dataclasses, json, logging, math, os, threading
+import argparse, bisect, dataclasses, inspect, json, logging, math, os, re, threading
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -31,20 +31,20 @@ class ServeConfig:
     model: str = "tiny"                    # "tiny", a folder of safetensors, "smollm2-135m" or a hub id
     served_model_name: str | None = None   # the name clients send as `model` (default: `model`)
     host: str = "127.0.0.1"                # loopback unless told otherwise
-    port: int = 8000
+    port: int = 8000                       # 0: any free port
     api_key: str | None = None             # when set, /v1/* needs `Authorization: Bearer <key>`
     policy: str = "mlfq"                   # scheduler: mlfq | fcfs | srpt
-    quantize: str | None = None            # None | "int8" | "int4"
-    device: str | None = None
-    dtype: str = "float32"
+    quantize: str | None = None            # weight-only int8 or int4 (01a_quantization)
+    device: str | None = None              # cpu | cuda | cuda:N (default: cuda when there is one)
+    dtype: str = "float32"                 # float32 | bfloat16 | float16
     num_threads: int = 0                   # torch CPU threads per process (0: torch's default)
     pp: int = 1                            # pipeline stages: K > 1 runs the layers in K processes (stage k on cuda:k on GPUs)
     pp_listen: str | None = None           # HOST:PORT: wait for the K stages torchrun starts (any hosts) instead of starting them
-    max_num_seqs: int = 32
-    max_num_batched_tokens: int = 1024
-    max_model_len: int = 512
-    block_size: int = 16
-    num_host_blocks: int = 0
+    max_num_seqs: int = 32                 # most requests in one running batch
+    max_num_batched_tokens: int = 1024     # most tokens one iteration computes (prefill chunks + decodes)
+    max_model_len: int = 512               # longest prompt + completion, in tokens
+    block_size: int = 16                   # tokens per KV block
+    num_host_blocks: int = 0               # CPU KV blocks for swapped-out requests (0: preemption recomputes)
     kv_policy: str = "static"              # static | dynamic | hybrid (05g_resources)
     memory_fraction: float = 0.9           # share of available memory the KV pool may take
     reserved_memory_bytes: int = 0         # kept out of the KV pool (activations, other processes)
@@ -59,7 +59,7 @@ class ServeConfig:
     feedback_db: str | None = None         # SQLite file for /v1/feedback (05i_learn)
     adapters_dir: str | None = None        # LoRA adapter versions (05i_learn)
     learn_min_feedback: int = 16           # new feedback rows that trigger a training round
-    log_level: str = "info"
+    log_level: str = "info"                # debug | info | warning | error
 
     @property
     def model_name(self) -> str: return self.served_model_name or self.model
@@ -285,15 +285,21 @@ MAX_TEXT = 32_768                      # characters per feedback text field
 _CHOICES = {"policy": ("mlfq", "fcfs", "srpt"), "quantize": ("int8", "int4"), "kv_policy": ("static", "dynamic", "hybrid"),
             "log_level": ("debug", "info", "warning", "error")}
 
+def _field_notes() -> dict[str, str]:
+    "The comment after each ServeConfig field, which `--help` shows (none where the source cannot be read)."
+    try: src = inspect.getsource(ServeConfig)
+    except (OSError, TypeError): return {}
+    return {m[1]: m[2] for m in re.finditer(r"^\s+(\w+): [^#\n]+#\s*(.+)$", src, re.M)}
+
 def add_serve_args(p: argparse.ArgumentParser, env: dict | None = None):
     "One flag per ServeConfig field; defaults from FASTSERVE_<FIELD> in `env` (default os.environ), else the dataclass."
-    env = os.environ if env is None else env
+    env, notes = os.environ if env is None else env, _field_notes()
     for f in dataclasses.fields(ServeConfig):
         default = env.get("FASTSERVE_" + f.name.upper(), f.default)
         kind = str if f.default is None else type(f.default)        # the fields that default to None are optional strings
         p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=kind(default) if default is not None else None,
                        choices=_CHOICES.get(f.name), metavar=None if f.name in _CHOICES else f.name.upper(),
-                       help=f"(env FASTSERVE_{f.name.upper()}; default {f.default!r})")
+                       help=f"{notes[f.name] + ' ' if f.name in notes else ''}(env FASTSERVE_{f.name.upper()}; default {f.default!r})")
 
 def config_from_args(args: argparse.Namespace) -> ServeConfig:
     return check_config(ServeConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ServeConfig)}))
