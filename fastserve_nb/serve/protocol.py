@@ -40,6 +40,7 @@ class ServeConfig:
     num_threads: int = 0                   # torch CPU threads per process (0: torch's default)
     pp: int = 1                            # pipeline stages: K > 1 runs the layers in K processes (stage k on cuda:k on GPUs)
     pp_listen: str | None = None           # HOST:PORT: wait for the K stages torchrun starts (any hosts) instead of starting them
+    pp_micro_batches: int = 0              # micro-batches per iteration in flight across the stages (0: K); busy ≤ M/(M+K-1)
     max_num_seqs: int = 32                 # most requests in one running batch
     max_num_batched_tokens: int = 1024     # most tokens one iteration computes (prefill chunks + decodes)
     max_model_len: int = 512               # longest prompt + completion, in tokens
@@ -308,7 +309,7 @@ def check_config(cfg: ServeConfig) -> ServeConfig:
     "Raise ValueError naming the first field that cannot work."
     for k in ("max_num_seqs", "max_num_batched_tokens", "max_model_len", "block_size", "max_n", "max_prompts", "max_body_bytes", "max_explain_tokens", "learn_min_feedback", "pp"):
         if getattr(cfg, k) < 1: raise ValueError(f"{k} must be ≥ 1, got {getattr(cfg, k)}")
-    for k in ("num_host_blocks", "max_queue_len", "reserved_memory_bytes", "max_stop"):
+    for k in ("num_host_blocks", "max_queue_len", "reserved_memory_bytes", "max_stop", "pp_micro_batches"):
         if getattr(cfg, k) < 0: raise ValueError(f"{k} must be ≥ 0, got {getattr(cfg, k)}")
     if not 0 <= cfg.port < 65536: raise ValueError(f"port must be in [0, 65535], got {cfg.port}")
     if not 0 < cfg.memory_fraction <= 1: raise ValueError(f"memory_fraction must be in (0, 1], got {cfg.memory_fraction}")

@@ -77,7 +77,8 @@ def start_pipeline(cfg: ServeConfig, model, device: str, dtype_bytes: int):
             raise ValueError(f"pp={K} puts one stage on each GPU, and this machine has {torch.cuda.device_count()}")
         devices = [f"cuda:{k}" for k in range(K)] if device.startswith("cuda") else ["cpu"] * K
     return PipelineRunner(model, K, lambda stages: plan_stage_pools(cfg, model.config, stages, dtype_bytes), cfg.block_size,
-                          cfg.num_host_blocks, cfg.max_model_len, devices=devices, threads=cfg.num_threads or max(1, (os.cpu_count() or 1) // K),
+                          cfg.num_host_blocks, cfg.max_model_len, micro_batches=cfg.pp_micro_batches or K, devices=devices,
+                          threads=cfg.num_threads or max(1, (os.cpu_count() or 1) // K),
                           listen=cfg.pp_listen, model_source=cfg.model, log_level=cfg.log_level.upper())
 
 # %% ../../nbs/05h_service.ipynb #bae31ce9
