@@ -99,6 +99,7 @@ class EngineWorker:
 
     def run(self):
         m = self.eng.model.config
+        self.send_stats()                                 # before "ready": a healthy server already has its gauges and stages
         self.conn.send(("ready", {"pid": os.getpid(), "vocab_size": m.vocab_size, "num_blocks": self.plan.num_blocks}))
         while not (self.stopping and not self.eng.has_unfinished()):
             self.receive(0 if self.eng.has_unfinished() else 0.05)
