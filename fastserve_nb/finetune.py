@@ -144,8 +144,8 @@ def fit(model: nn.Module, tokenizer, train_pairs: list[tuple[str, str]], valid_p
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
         opt.step(); opt.zero_grad(set_to_none=True)
+        res.train_loss.append(loss.item())                    # on CUDA this waits for the step: the clock reads finished work
         busy += time.perf_counter() - t0
-        res.train_loss.append(loss.item())
         if valid_pairs and (step % eval_every == 0 or step == steps):
             res.valid_loss.append((step, evaluate_loss(model, tokenizer, valid_pairs)))
             log.info("step %d train %.4f valid %.4f", step, res.train_loss[-1], res.valid_loss[-1][1])
