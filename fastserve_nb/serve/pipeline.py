@@ -216,7 +216,7 @@ def _how_it_ended(rc: int) -> str:
 # %% ../../nbs/05j_pipeline.ipynb #9d81a536
 class _RemoteStage:
     "A stage process another host started (torchrun): known by its pid; only its connection tells whether it lives."
-    def __init__(self, pid: int): self.pid, self.returncode = pid, None
+    def __init__(self, pid: int): self.pid = pid
     def poll(self): return None
     def kill(self): pass
     def wait(self, timeout=None): return None
@@ -393,14 +393,18 @@ class PipelineRunner:
         got = []
         while len(got) < count:
             for c in wait_any(self.conns, timeout=0.05):
-                k = self.conns.index(c)
-                try: msg = c.recv()
-                except (EOFError, OSError): self._fail(f"stage {k} closed its connection while {what}")
-                if msg[0] == "error": self._fail(f"stage {msg[1]} failed while {what}:\n{msg[2]}")
+                msg = self._recv(c, what)
                 if match(msg): got.append(msg)
             if any(p.poll() is not None for p in self.procs): self._fail(f"a stage process ended while {what}")
             if time.monotonic() > deadline: self._fail(f"no answer within {self.step_timeout_s:g} s while {what}: a stage is hung")
         return got
+
+    def _recv(self, c, what: str):
+        "One message from a stage; its closed connection or its error report raises PipelineError."
+        try: msg = c.recv()
+        except (EOFError, OSError): self._fail(f"stage {self.conns.index(c)} closed its connection while {what}")
+        if msg[0] == "error": self._fail(f"stage {msg[1]} failed while {what}:\n{msg[2]}")
+        return msg
 
     def _check(self):
         if self.error is not None: raise PipelineError(f"the pipeline is down ({self.error}); call restart()")
@@ -409,11 +413,7 @@ class PipelineRunner:
         "Raise PipelineError if the pipeline is down or a stage process has ended: what a supervisor polls while idle."
         self._check()
         if any(p.poll() is not None for p in self.procs): self._fail("a stage process ended while the pipeline was idle")
-        for c in wait_any(self.conns, timeout=0):         # nothing is due while idle: a readable socket is an error or EOF
-            k = self.conns.index(c)
-            try: msg = c.recv()
-            except (EOFError, OSError): self._fail(f"stage {k} closed its connection while the pipeline was idle")
-            if msg[0] == "error": self._fail(f"stage {msg[1]} failed while the pipeline was idle:\n{msg[2]}")
+        for c in wait_any(self.conns, timeout=0): self._recv(c, "the pipeline was idle")   # nothing is due: only an error or EOF
 
     def update_weights(self, tensors: dict[str, torch.Tensor]):
         "Copy {checkpoint name: tensor} into the stages owning them (between iterations: a hot-swapped adapter)."
