@@ -8,7 +8,10 @@ the same random bf16 weights; each prints tokens/s and the weight bandwidth it r
     PYTHONPATH=.:/tmp/site python bench/quant_decode.py --out bench/quant_decode.json
 
 Variants: bf16; int8 and int4 (group 128) through torchao (`quantize(..., backend="torchao")`); our own int4 on
-PyTorch's tinygemm kernel and our own int8 `QuantLinear` (`backend="kernel"` / `"reference"`, compiled).
+PyTorch's tinygemm kernel (`int4-tinygemm`, `backend="kernel"`), our own int8 weight-only Triton kernel (`int8-triton`,
+`backend="kernel"`) and our int8 `QuantLinear` formula left to the compiler (`int8-ours`, `backend="reference"`).
+`--compile-mode graph` skips inductor: the eager step is captured as one CUDA graph, so each variant runs exactly
+its own kernels (cuBLAS for bf16) and is ready in seconds, which also makes the 8B shape (`--shape 8b`) affordable.
 """
 import argparse, copy, json, logging, math, time
 from pathlib import Path
@@ -46,6 +49,13 @@ def llama_1b(vocab: int) -> ModelConfig:
                        max_position_embeddings=4096)
 
 
+def llama_8b(vocab: int) -> ModelConfig:
+    "Llama-3-8B's layer shapes (hidden 4096, 32 layers, 32/8 heads, FFN 14336), with a smaller vocabulary."
+    return ModelConfig(vocab_size=vocab, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
+                       num_attention_heads=32, num_key_value_heads=8, tie_word_embeddings=False,
+                       max_position_embeddings=4096)
+
+
 def copy_bandwidth(device, nbytes: int = 2 << 30) -> float:
     "Device-to-device copy, bytes read + written per second."
     a = torch.empty(nbytes // 2, dtype=torch.bfloat16, device=device); b = torch.empty_like(a)
@@ -60,6 +70,24 @@ def sync():
     if torch.cuda.is_available(): torch.cuda.synchronize()
 
 
+def graphed(step, prompt):
+    "The eager step captured as one CUDA graph (no inductor): launch cost gone, every kernel the eager one."
+    box = {}
+    def fn(tok, pos):
+        if not box:                                                   # first call: warm up, then capture
+            box["tok"], box["pos"] = tok.clone(), pos.clone()
+            s = torch.cuda.Stream(); s.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(s):
+                for _ in range(2): step(box["tok"], box["pos"])
+            torch.cuda.current_stream().wait_stream(s)
+            box["graph"] = g = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(g): box["out"] = step(box["tok"], box["pos"])
+        box["tok"].copy_(tok); box["pos"].copy_(pos)
+        box["graph"].replay()
+        return box["out"]
+    return fn
+
+
 def decode_speed(model: Decoder, prompt: torch.Tensor, new_tokens: int, compile_mode: str | None):
     "Greedy batch-1 decode; returns (tokens/s, seconds to compile + warm up, prefill logits)."
     cfg, dev = model.config, prompt.device
@@ -69,7 +97,8 @@ def decode_speed(model: Decoder, prompt: torch.Tensor, new_tokens: int, compile_
     def step(tok, pos):  # tok, pos: (1, 1) -> next token (1, 1)
         return model(tok, pos, cache)[:, -1].argmax(-1, keepdim=True)
 
-    fn = torch.compile(step, mode=compile_mode, fullgraph=True) if compile_mode else step
+    if compile_mode == "graph": fn = graphed(step, prompt)
+    else: fn = torch.compile(step, mode=compile_mode, fullgraph=True) if compile_mode else step
     with torch.no_grad():
         P = prompt.shape[1]
         logits = model(prompt, torch.arange(P, device=dev)[None], cache)              # prefill, eager
@@ -96,7 +125,9 @@ def main():
     ap.add_argument("--budget-s", type=float, default=200, help="skip the remaining variants after this many seconds")
     ap.add_argument("--small", action="store_true", help="a tiny config, to check the script")
     ap.add_argument("--device", default="cuda")
-    ap.add_argument("--compile-mode", default="reduce-overhead", help="'none' runs the decode step eagerly")
+    ap.add_argument("--compile-mode", default="reduce-overhead",
+                    help="torch.compile mode; 'graph': the eager step captured as a CUDA graph (no inductor); 'none': eager")
+    ap.add_argument("--shape", default="1b", choices=["1b", "8b"], help="Llama-1B or Llama-3-8B layer shapes")
     ap.add_argument("--out", default="bench/quant_decode.json")
     ap.add_argument("--merge", help="a JSON of an earlier run on the same kind of device: keep its measured variants")
     args = ap.parse_args()
@@ -108,13 +139,13 @@ def main():
     inductor.coordinate_descent_tuning = True
     inductor.coordinate_descent_check_all_directions = True
     dev = torch.device(args.device)
-    cfg = llama_1b(args.vocab) if not args.small else ModelConfig(vocab_size=1024, hidden_size=256, intermediate_size=1024,
+    cfg = (llama_1b if args.shape == "1b" else llama_8b)(args.vocab) if not args.small else ModelConfig(vocab_size=1024, hidden_size=256, intermediate_size=1024,
                                                                   num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False)
     with torch.device(dev): base = Decoder(cfg).to(torch.bfloat16).eval()
     prompt = torch.randint(0, cfg.vocab_size, (1, 16), device=dev)
     bw = copy_bandwidth(dev) if dev.type == "cuda" else float("nan")
     result = dict(device=torch.cuda.get_device_name() if dev.type == "cuda" else "cpu", n_params=sum(p.numel() for p in base.parameters()), torch=torch.__version__, config=cfg.to_hf(),
-                  new_tokens=args.new_tokens, copy_bandwidth_GBs=bw / 1e9, variants={})
+                  new_tokens=args.new_tokens, copy_bandwidth_GBs=bw / 1e9, compile_mode=args.compile_mode, shape=args.shape, variants={})
     try:
         import torchao; result["torchao"] = torchao.__version__
     except ImportError: result["torchao"] = None
@@ -132,7 +163,7 @@ def main():
             if name != "bf16":
                 scheme, backend = name.split("-")
                 quantize(model, scheme, group_size=128,
-                         backend={"torchao": "torchao", "tinygemm": "kernel", "ours": "reference"}[backend])
+                         backend={"torchao": "torchao", "tinygemm": "kernel", "triton": "kernel", "ours": "reference"}[backend])
             weight_bytes = model_nbytes(model, exclude=("model.embed_tokens",))    # read once per step
             kv_bytes = 2 * cfg.num_hidden_layers * cfg.num_key_value_heads * cfg.head_dim * 2 * (16 + args.new_tokens + 8)  # the whole static cache
             tps, warm, logits = decode_speed(model, prompt, args.new_tokens, None if args.compile_mode == "none" else args.compile_mode)

@@ -191,7 +191,8 @@ def stage_main(argv: list[str] | None = None):
         conn.send(("loaded", rank, {"pid": os.getpid(), "host": socket.gethostname(), "device": str(device), "layers": [a, b],
                                     "free_bytes": available_memory(str(device))}))
         kind, num_blocks = conn.recv()
-        runner = ModelRunner(StageModel(stage), num_blocks, spec["block_size"], spec["num_host_blocks"], spec["max_model_len"], cuda_graphs=False)
+        runner = ModelRunner(StageModel(stage), num_blocks, spec["block_size"], spec["num_host_blocks"], spec["max_model_len"],
+                             cuda_graphs=spec["cuda_graphs"], max_graph_batch=spec["max_graph_batch"])
         link = PipeLink(rank, world, device, spec["timeout_s"]) if world > 1 else None
         conn.send(("ready", rank, os.getpid()))
         StageWorker(runner, link, conn, rank).serve()
@@ -234,7 +235,9 @@ class PipelineRunner:
                  listen: str | None = None,               # HOST:PORT: wait for K stages started elsewhere (torchrun) instead
                  model_source: str | None = None,         # what those stages load: a folder or a name `load_model` knows
                  step_timeout_s: float = 120.0,           # longest an iteration may take before the pipeline counts as hung
-                 start_timeout_s: float = 300.0, log_level: str = "WARNING"):
+                 start_timeout_s: float = 300.0, log_level: str = "WARNING",
+                 cuda_graphs: bool = True,                # stages on CUDA replay captured graphs for decode micro-batches
+                 max_graph_batch: int = 256):             # the largest micro-batch a graph is captured for
         K = pp_size
         if not isinstance(K, int) or K < 1: raise ValueError(f"pp_size must be an integer ≥ 1, got {K!r}")
         self.micro_batches = K if micro_batches is None else micro_batches
@@ -252,7 +255,7 @@ class PipelineRunner:
         self.threads, self.log_level, self.hosts = threads, log_level, [socket.gethostname()] * K
         self.spec = dict(block_size=block_size, num_host_blocks=num_host_blocks, max_model_len=max_model_len, backend=self.backend,
                          threads=threads if self.local else None, timeout_s=step_timeout_s, model=model_source,
-                         dtype=str(model.dtype).removeprefix("torch."))
+                         dtype=str(model.dtype).removeprefix("torch."), cuda_graphs=cuda_graphs, max_graph_batch=max_graph_batch)
         self.num_blocks, self.kv_plan, self._size = (num_blocks, None, None) if isinstance(num_blocks, int) else (None, None, num_blocks)
         self.step_timeout_s, self.start_timeout_s = step_timeout_s, start_timeout_s
         self._dir = tempfile.TemporaryDirectory(prefix="fastserve_pp_") if self.local else None

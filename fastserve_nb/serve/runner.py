@@ -155,6 +155,7 @@ class ModelRunner:
         self.model, self.block_size, self.max_model_len = model, block_size, max_model_len
         self.device = model.device
         self.has_head = getattr(model, "is_last", True)   # False: a pipeline stage before the last (05j) returns hidden states
+        self.has_embed = getattr(model, "is_first", True) # False: a later stage takes the previous stage's hidden states
         self.pool = KVPool(model.config, num_blocks, block_size, num_host_blocks, self.device, model.dtype)
         self.cache = PagedAttention(self.pool)
         self.max_blocks = math.ceil(max_model_len / block_size)
@@ -198,8 +199,9 @@ class ModelRunner:
         the LM head returns the hidden states (1, T, d) of all T tokens."""
         ids, pos, meta, order = self.prepare(entries)
         n_dec = ids.shape[1] - meta.num_prefill_tokens
-        if hidden is None and self.has_head and n_dec == len(order) and self.graphs and n_dec <= max(self.graphs):
-            return order, self._replay(ids, pos, meta)
+        if (hidden is None) == self.has_embed and n_dec == len(order) and self.graphs and n_dec <= max(self.graphs):
+            out = self._replay(ids, pos, meta, hidden)
+            return order, out if self.has_head else out.clone()   # hidden states leave by an async send: not the graph's buffer
         self.cache.meta = meta
         h = self._hidden(ids if hidden is None else hidden, pos)     # (1, T, d)
         if not self.has_head: return order, h
@@ -247,6 +249,7 @@ class ModelRunner:
                                   slots=torch.full((B,), self.pool.scratch * self.block_size, dtype=torch.long, device=dev),
                                   bt=torch.full((B, self.max_blocks), self.pool.scratch, dtype=torch.int32, device=dev),
                                   lens=torch.ones(B, dtype=torch.int32, device=dev))
+        if not self.has_embed: io["x"] = torch.zeros(1, B, self.model.config.hidden_size, dtype=self.model.dtype, device=dev)
         sizes = [b for b in (1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 160, 192, 224, 256, 320, 384, 448, 512) if b <= B]
         pool = None
         for b in reversed(sizes):
@@ -263,19 +266,20 @@ class ModelRunner:
         torch.cuda.synchronize()
 
     def _graph_body(self, io, b):
-        h = self._hidden(io["ids"][:, :b], io["pos"][:, :b])
-        return self.model.lm_head(self.model.model.norm(h[0]))
+        h = self._hidden(io["ids" if self.has_embed else "x"][:, :b], io["pos"][:, :b])
+        return self.model.lm_head(self.model.model.norm(h[0])) if self.has_head else h   # (b, V) logits or (1, b, d) hidden
 
-    def _replay(self, ids, pos, meta):
+    def _replay(self, ids, pos, meta, hidden=None):
         n = ids.shape[1]
         b = min(k for k in self.graphs if k >= n)
         g, out, gmeta = self.graphs[b]
         io = self.graph_io
         io["ids"][:, :n] = ids; io["pos"][:, :n] = pos
+        if hidden is not None: io["x"][:, :n] = hidden
         io["slots"][:n] = meta.slot_mapping; io["slots"][n:b] = self.pool.scratch * self.block_size
         io["bt"][:n].fill_(self.pool.scratch); io["bt"][:n, :meta.block_tables.shape[1]] = meta.block_tables
         io["bt"][n:b] = self.pool.scratch
         io["lens"][:n] = meta.context_lens; io["lens"][n:b] = 1
         self.cache.meta = gmeta
         g.replay()
-        return out[:n]
+        return out[:n] if self.has_head else out[:, :n]
