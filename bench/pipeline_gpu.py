@@ -7,6 +7,7 @@ and the engine's time in schedule / execute / update:
 
 * pp1_graphs — one process, `ModelRunner` with CUDA graphs for decode (the normal engine);
 * pp1_eager  — the same without CUDA graphs (what graphs are worth);
+* pp1_stage  — the model a stage process would load (saved and reloaded as one stage), run in this process;
 * pp1_proc   — one stage process behind `PipelineRunner`: what the process boundary alone costs;
 * pp2_m1     — 2 stage processes (GPU 0, GPU 1), one micro-batch per iteration;
 * pp2_m2, pp2_m4 — 2 stage processes, the iteration split into 2 (4) micro-batches in flight;
@@ -22,14 +23,16 @@ For the pipelined ones a shorter second run records every stage's compute interv
     PYTHONPATH=. python bench/pipeline_gpu.py            # 2 or 4 GPUs; writes $OUT (else bench/) pipeline_gpu.json + .png
     PYTHONPATH=. python bench/pipeline_gpu.py --smoke    # a tiny shape on the CPU (gloo), to check the script itself
 """
-import argparse, json, os, random, statistics, sys, time, traceback
+import argparse, json, os, random, statistics, sys, tempfile, time, traceback
 
 import torch
 
 from fastserve_nb.core import Decoder, ModelConfig
 from fastserve_nb.serve.engine import LLMEngine, EngineConfig
 from fastserve_nb.serve.sequence import SamplingParams
-from fastserve_nb.serve.pipeline import PipelineRunner, busy_fraction
+from fastserve_nb.serve.pipeline import PipelineRunner, StageModel, busy_fraction
+from fastserve_nb.serve.runner import ModelRunner
+from fastserve_nb.parallel import save_stages, load_stage
 from fastserve_nb.pipeline_parallel import plot_timeline
 
 ap = argparse.ArgumentParser()
@@ -45,7 +48,7 @@ if smoke:
     torch.set_num_threads(1)         # a shared CPU: more threads than cores is many times slower
 if not smoke and torch.cuda.device_count() < 2: sys.exit(f"needs 2 GPUs, found {torch.cuda.device_count()} (use --smoke on a CPU)")
 if args.configs is None:
-    args.configs = "pp1_graphs," + ("pp4_m1,pp4_m4,pp4_m8," if smoke or torch.cuda.device_count() >= 4 else "") + "pp2_m1,pp2_m2,pp2_m4,pp1_proc,pp1_eager"
+    args.configs = "pp1_graphs," + ("pp4_m1,pp4_m4,pp4_m8," if smoke or torch.cuda.device_count() >= 4 else "") + "pp2_m1,pp2_m2,pp2_m4,pp1_stage,pp1_proc,pp1_eager"
 out_dir = os.environ.get("OUT", os.path.dirname(os.path.abspath(__file__)))
 res = {"command": "PYTHONPATH=. python bench/pipeline_gpu.py " + " ".join(sys.argv[1:]), "torch": torch.__version__,
        "device": "cpu (smoke test)" if smoke else f"{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}",
@@ -84,6 +87,11 @@ def make_engine(name):
     "The engine of one configuration (the model moves to where that configuration's engine process needs it)."
     c = EngineConfig(**engine_kw, cuda_graphs=name == "pp1_graphs")
     if name in ("pp1_graphs", "pp1_eager"): return LLMEngine(model.to("cpu" if smoke else "cuda:0"), None, c)
+    if name == "pp1_stage":        # a stage's model (saved, reloaded like a stage process does) run in this process
+        folder = save_stages(model.to("cpu"), [(0, cfg.num_hidden_layers)], tempfile.mkdtemp())[0]
+        stage = StageModel(load_stage(folder, "cpu" if smoke else "cuda:0", model.dtype))
+        return LLMEngine(model, None, c, runner=ModelRunner(stage, c.num_blocks, c.block_size, c.num_host_blocks, c.max_model_len,
+                                                            cuda_graphs=not args.stage_eager, max_graph_batch=args.requests))
     K, M = (1, 1) if name == "pp1_proc" else map(int, name.removeprefix("pp").split("_m"))
     runner = PipelineRunner(model.to("cpu"), K, c.num_blocks, c.block_size, c.num_host_blocks, c.max_model_len, micro_batches=M,
                             devices=["cpu"] * K if smoke else [f"cuda:{k}" for k in range(K)], threads=1 if smoke else 4,
@@ -99,7 +107,7 @@ for name in args.configs.split(","):
         t = time.perf_counter()
         eng = make_engine(name)
         r["init_s"] = time.perf_counter() - t
-        eng.generate(prompts[:4], SamplingParams(max_tokens=4, ignore_eos=True))            # warm up
+        eng.generate(prompts, SamplingParams(max_tokens=min(16, args.new_tokens), ignore_eos=True))   # warm up on every prompt shape (Triton JIT, cuBLAS)
         eng.timings = dict.fromkeys(eng.timings, 0.0); it0 = eng.num_iterations
         t = time.perf_counter()
         outs = eng.generate(prompts, params)
