@@ -1,4 +1,4 @@
-"""Absmax and zero-point int8, group-wise int4 packed two to a byte, a `QuantLinear` that dequantizes on the fly, W8A8 with integer matmuls, and `quantize(model, "int8" | "int4")`, the entry point the server uses.
+"""Absmax and zero-point int8, group-wise int4 packed two to a byte, a `QuantLinear` that dequantizes on the fly, W8A8 with integer matmuls, int4 on PyTorch's tinygemm and int8 on a Triton kernel of our own, and `quantize(model, "int8" | "int4")`, the entry point the server uses.
 
 Docs: https://fastserve-nb.github.io/fastserve_nb/quantization.html.md"""
 
@@ -6,7 +6,7 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/quantization.html.md"""
 
 # %% ../nbs/01a_quantization.ipynb #380a71d9
 from __future__ import annotations
-import logging
+import logging, os
 
 import torch
 import torch.nn as nn
@@ -17,7 +17,8 @@ from .compression import linear_layers
 # %% auto #0
 __all__ = ['log', 'SCHEMES', 'quantize_absmax', 'dequantize_absmax', 'quantize_zeropoint', 'dequantize_zeropoint',
            'quantize_groupwise', 'dequantize_groupwise', 'pack_int4', 'unpack_int4', 'quantize_per_token',
-           'int8_matmul', 'QuantLinear', 'Int4Linear', 'quantize', 'model_nbytes', 'disk_nbytes', 'layer_errors']
+           'int8_matmul', 'QuantLinear', 'Int4Linear', 'int8_wo_mm', 'Int8Linear', 'quantize', 'model_nbytes',
+           'disk_nbytes', 'layer_errors']
 
 # %% ../nbs/01a_quantization.ipynb #790f6c7d
 log = logging.getLogger(__name__)
@@ -170,6 +171,77 @@ class Int4Linear(nn.Module):
         if self.bias is not None: y = y + self.bias
         return y.reshape(*x.shape[:-1], self.out_features).to(x.dtype)
 
+# %% ../nbs/01a_quantization.ipynb #f63c6ff5
+try:
+    import triton
+    import triton.language as tl
+except ImportError:  # CPU-only installs have no Triton; Int8Linear then runs QuantLinear's formula
+    triton = None
+_INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"   # Triton's interpreter runs kernels on CPU tensors
+
+# %% ../nbs/01a_quantization.ipynb #2493ddb0
+if triton is not None:
+    @triton.jit
+    def _int8_wo_kernel(X, Q, S, B, Y, M, N, stride_xm, stride_qn, stride_ym, K: tl.constexpr,
+                        HAS_BIAS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+        pid_m, pid_n = tl.program_id(0), tl.program_id(1)         # rows [pid_m BLOCK_M, ...), columns [pid_n BLOCK_N, ...)
+        m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)                # (BLOCK_M,)
+        n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)                # (BLOCK_N,)
+        k = tl.arange(0, BLOCK_K)                                  # (BLOCK_K,)
+        if BLOCK_M == 1:                                           # one token: a GEMV, partial sums kept per lane
+            part = tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32)
+            for i in range(0, tl.cdiv(K, BLOCK_K)):                # K is constexpr: one compile per layer shape
+                kk = i * BLOCK_K + k
+                x = tl.load(X + pid_m * stride_xm + kk, mask=kk < K, other=0.0).to(tl.float32)              # (BLOCK_K,)
+                q = tl.load(Q + n[:, None] * stride_qn + kk[None, :], mask=(n[:, None] < N) & (kk[None, :] < K), other=0)
+                part += q.to(tl.float32) * x[None, :]              # (BLOCK_N, BLOCK_K): int8 -> fp32 in registers
+            acc = tl.sum(part, axis=1)[None, :]                    # (1, BLOCK_N)
+        else:                                                      # a few tokens: each weight tile converted once, shared by the rows
+            acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+            for i in range(0, tl.cdiv(K, BLOCK_K)):
+                kk = i * BLOCK_K + k
+                x = tl.load(X + m[:, None] * stride_xm + kk[None, :], mask=(m[:, None] < M) & (kk[None, :] < K), other=0.0)
+                q = tl.load(Q + n[:, None] * stride_qn + kk[None, :], mask=(n[:, None] < N) & (kk[None, :] < K), other=0)
+                # (BLOCK_M, BLOCK_K) @ (BLOCK_K, BLOCK_N) on the tensor cores; tf32 holds bf16/fp16 values and int8 codes exactly
+                acc = tl.dot(x.to(tl.float32), tl.trans(q.to(tl.float32)), acc, input_precision="tf32")
+        y = acc * tl.load(S + n, mask=n < N, other=0.0)[None, :]  # s_n Σ_k x_mk q_nk
+        if HAS_BIAS: y += tl.load(B + n, mask=n < N, other=0.0)[None, :]
+        tl.store(Y + m[:, None] * stride_ym + n[None, :], y.to(Y.dtype.element_ty), mask=(m[:, None] < M) & (n[None, :] < N))
+
+def int8_wo_mm(x: torch.Tensor, qweight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    "y = s ⊙ (x qᵀ) + b on the Triton kernel. x: (M, K); qweight: (N, K) int8; scale: (N, 1), bias: (N,) float32 -> (M, N) in x's dtype."
+    (M, K), N = x.shape, qweight.shape[0]
+    x = x.contiguous()
+    y = torch.empty(M, N, dtype=x.dtype, device=x.device)
+    # block sizes: the fastest of a sweep on an H200 at N, K = 8192, 2048 and 2048, 8192
+    if M == 1: bm, bn, bk, warps = 1, 4, min(2048, triton.next_power_of_2(K)), 8   # N/4 programs reading long rows of q
+    else: bm, bn, bk, warps = 16, 32, 256, 4                                         # tl.dot wants tiles of at least 16
+    _int8_wo_kernel[(triton.cdiv(M, bm), triton.cdiv(N, bn))](x, qweight, scale, scale if bias is None else bias, y, M, N,
+                                                              x.stride(0), qweight.stride(0), y.stride(0), K=K, HAS_BIAS=bias is not None,
+                                                              BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, num_warps=warps)
+    return y
+
+# %% ../nbs/01a_quantization.ipynb #5310fc08
+class Int8Linear(nn.Module):
+    "Per-row int8 weight-only linear layer on our Triton GEMV for up to `max_rows` rows; QuantLinear's formula otherwise."
+    max_rows = 16                                                        # more rows: compute-bound, cuBLAS on the dequantized weight wins
+    def __init__(self, ql: QuantLinear):
+        super().__init__()
+        if ql.scheme != "int8": raise ValueError(f"Int8Linear needs an int8 QuantLinear, got scheme {ql.scheme!r}")
+        self.in_features, self.out_features = ql.in_features, ql.out_features
+        self.register_buffer("qweight", ql.qweight.contiguous())         # (N, K) int8
+        self.register_buffer("scale", ql.scale.contiguous())              # (N, 1) float32
+        self.register_buffer("bias", ql.bias)                             # (N,) float32 or None
+
+    def forward(self, x):  # x: (..., K) -> (..., N)
+        x2 = x.reshape(-1, self.in_features)                             # (M, K)
+        if triton is not None and (x.is_cuda or _INTERPRET) and x2.shape[0] <= self.max_rows:
+            return int8_wo_mm(x2, self.qweight, self.scale, self.bias).reshape(*x.shape[:-1], self.out_features)
+        y = F.linear(x, self.qweight.to(x.dtype)) * self.scale[:, 0].to(x.dtype)   # QuantLinear's int8 forward
+        return y if self.bias is None else y + self.bias.to(x.dtype)
+
+    def extra_repr(self): return f"{self.in_features}, {self.out_features}, max_rows={self.max_rows}"
+
 # %% ../nbs/01a_quantization.ipynb #da8edf9d
 def _default_skip(model: nn.Module) -> set[str]:
     emb = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else getattr(getattr(model, "model", None), "embed_tokens", None)
@@ -189,7 +261,7 @@ def _has_torchao() -> bool:
 
 def quantize(model: nn.Module, scheme: str = "int8", group_size: int = 128, skip: set[str] | None = None,
              backend: str = "auto") -> nn.Module:
-    "Replace the model's nn.Linear layers (but `skip`) by quantized ones, in place; returns the model."
+    "Replace the model's nn.Linear layers (but `skip`) by quantized ones, in place; backend 'kernel': int8 on Int8Linear, int4 on Int4Linear."
     if scheme not in SCHEMES: raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
     if backend not in ("auto", "reference", "kernel", "torchao"):
         raise ValueError(f"backend must be auto, reference, kernel or torchao, got {backend!r}")
@@ -203,7 +275,8 @@ def quantize(model: nn.Module, scheme: str = "int8", group_size: int = 128, skip
     targets = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear) and n not in skip]
     for name, lin in targets:
         q = QuantLinear.from_linear(lin, scheme, group_size)
-        if backend == "kernel" and scheme == "int4": q = Int4Linear(q)
+        if backend == "kernel" and scheme == "int4": q = Int4Linear(q)                 # tinygemm
+        if backend == "kernel" and scheme == "int8": q = Int8Linear(q)                 # our Triton GEMV
         parent, _, child = name.rpartition(".")
         setattr(model.get_submodule(parent) if parent else model, child, q)
     log.info("quantized %d linear layers to %s (%s)", len(targets), scheme, backend)
