@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .core import Decoder, ModelConfig, cache_dir, from_pretrained, perplexity, save_pretrained
+from .core import Decoder, ModelConfig, cache_dir, from_pretrained, perplexity, save_pretrained, tiny_path
 
 # %% auto #0
 __all__ = ['log', 'EOT', 'DOC_MODULES', 'module_documents', 'corpus_documents', 'documents_in_this_process', 'is_heldout',
@@ -175,13 +175,16 @@ def load_data(folder=None, vocab_size: int = 4096, every: int = 20) -> TinyData:
     "Corpus split + tokenizer from `folder`, built there first if missing (default: the cache dir, per Python and vocab)."
     if folder is None:
         modules = hashlib.sha256(" ".join(DOC_MODULES).encode()).hexdigest()[:8]
-        folder = cache_dir() / f"tiny-data-py{sys.version_info[0]}{sys.version_info[1]}-{modules}-v{vocab_size}-e{every}"
+        folder = cache_dir() / f"tiny-data-py{sys.version_info[0]}{sys.version_info[1]}-{modules}-v{vocab_size}-e{every}-t2"
     folder = Path(folder)
     meta_path = folder / "data.json"
     if not meta_path.exists():
         docs = corpus_documents()
         train_text, heldout_text = split_documents(docs, every)
-        save_tokenizer(train_tokenizer(train_text.split(EOT), vocab_size), folder / "tokenizer")
+        shipped = tiny_path() / "tokenizer.json"
+        if vocab_size == json.loads((tiny_path() / "config.json").read_text())["vocab_size"] and shipped.exists():
+            shutil.copytree(tiny_path(), folder / "tokenizer", ignore=lambda d, names: [n for n in names if "token" not in n])
+        else: save_tokenizer(train_tokenizer(train_text.split(EOT), vocab_size), folder / "tokenizer")
         (folder / "train.txt").write_text(train_text); (folder / "heldout.txt").write_text(heldout_text)
         meta_path.write_text(json.dumps({"sha256": corpus_sha256(train_text, heldout_text), "python": platform.python_version(),
             "documents": len(docs), "heldout_every": every, "characters": len(train_text) + len(heldout_text),
