@@ -13,10 +13,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
 from ..core import Decoder, attention, causal_mask, sample, compile_ops
 
 # %% auto #0
-__all__ = ['log', 'KVPool', 'paged_decode_reference', 'paged_decode', 'BatchMeta', 'PagedAttention', 'ModelRunner']
+__all__ = ['log', 'PREFIX_BACKENDS', 'KVPool', 'paged_decode_reference', 'paged_decode', 'BatchMeta', 'PagedAttention',
+           'ModelRunner']
 
 # %% ../../nbs/05d_runner.ipynb #88bcd7df
 log = logging.getLogger(__name__)
@@ -127,6 +130,8 @@ class BatchMeta:
     block_tables: torch.Tensor | None = None      # (B_dec, max_blocks) for decode rows
     context_lens: torch.Tensor | None = None      # (B_dec,)
 
+PREFIX_BACKENDS = [SDPBackend.EFFICIENT_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.MATH]   # prompt chunks after a prefix
+
 class PagedAttention:
     "The `KVCache` the decoder sees during one iteration: writes new k, v into slots, attends through block tables."
     def __init__(self, pool: KVPool): self.pool, self.meta = pool, None
@@ -141,7 +146,10 @@ class PagedAttention:
         for start, end, ctx, blocks in md.prefills:   # a prompt chunk sees its cached prefix and itself, causally
             K = kc[blocks].flatten(0, 1)[:ctx].transpose(0, 1)[None]       # (1, h_kv, ctx, d_k)
             V = vc[blocks].flatten(0, 1)[:ctx].transpose(0, 1)[None]
-            parts.append(attention(q[:, :, start:end], K, V, causal_mask(end - start, ctx, q.device), impl)[0])
+            if ctx == end - start: parts.append(attention(q[:, :, start:end], K, V, None, impl)[0])   # no prefix: plain causal
+            else:
+                with sdpa_kernel(PREFIX_BACKENDS):
+                    parts.append(attention(q[:, :, start:end], K, V, causal_mask(end - start, ctx, q.device), impl)[0])
         if md.block_tables is not None:
             qd = q[0, :, md.num_prefill_tokens:].transpose(0, 1)           # (B_dec, h, d_k)
             parts.append(paged_decode(qd, kc, vc, md.block_tables, md.context_lens).transpose(0, 1)[None])
