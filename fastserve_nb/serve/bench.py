@@ -50,10 +50,14 @@ def run_workload(engine, workload: list[Request], rate_scale: float = 1.0, oracl
             s = engine.add_request(r.prompt, SamplingParams(max_tokens=r.max_tokens, ignore_eos=True), arrival_time=start + r.arrival / rate_scale)
             if oracle: s.oracle_output_len = r.max_tokens          # only the SRPT oracle reads it
             seqs.append(s); i += 1
-        if engine.has_unfinished(): engine.step()
+        if engine.has_unfinished():
+            for o in engine.step():                      # the iteration counts: what a policy decides, free of timing noise
+                if o.seq.num_output_tokens == 1: o.seq.first_iteration = engine.num_iterations
+                if o.finished: o.seq.finish_iteration = engine.num_iterations
         elif i < len(pending): time.sleep(max(0.0, pending[i].arrival / rate_scale - (time.perf_counter() - start)))
     from fastserve_nb.serve.engine import request_metrics
-    return [request_metrics(s) | {"itl": _itl(s)} for s in seqs]
+    return [request_metrics(s) | {"itl": _itl(s), "first_iteration": getattr(s, "first_iteration", None),
+                                  "finish_iteration": getattr(s, "finish_iteration", None)} for s in seqs]
 
 def _itl(s) -> list[float]:
     t = getattr(s, "token_times", None) or []
