@@ -7,6 +7,7 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/serve.html.md"""
 # %% ../../nbs/05_serve.ipynb #6b61e3b1
 from __future__ import annotations
 import time, math, logging, threading, queue, asyncio
+from collections import deque
 from dataclasses import dataclass, field
 from typing import AsyncIterator
 
@@ -43,10 +44,11 @@ class EngineConfig:
     scheduler: dict = field(default_factory=dict)   # extra SchedulerConfig fields (quanta, α, reserve, ...)
     pipeline_parallel_size: int = 1      # K > 1: K stage processes, each with its layers and their KV (05j_pipeline)
     pipeline: dict = field(default_factory=dict)    # extra PipelineRunner arguments (micro_batches, devices, ...)
+    pipeline_depth: int = 1              # iterations in flight at once (pipeline only): each batch from the rest
 
     def __post_init__(self):
         if self.policy not in ("fcfs", "mlfq", "srpt"): raise ValueError(f"policy must be fcfs, mlfq or srpt, got {self.policy!r}")
-        for k in ("max_num_seqs", "max_num_batched_tokens", "max_model_len", "block_size", "pipeline_parallel_size"):
+        for k in ("max_num_seqs", "max_num_batched_tokens", "max_model_len", "block_size", "pipeline_parallel_size", "pipeline_depth"):
             if getattr(self, k) < 1: raise ValueError(f"{k} must be ≥ 1, got {getattr(self, k)}")
         if self.num_blocks is None: self.num_blocks = self.max_num_seqs * math.ceil(self.max_model_len / self.block_size)
 
@@ -134,6 +136,7 @@ class LLMEngine:
         self.scheduler = Scheduler(sc, self.block_manager, prefill_time, eos_token_ids=sorted(eos))
         self.seqs: dict[int, Sequence] = {}
         self.num_iterations = 0
+        self.inflight: deque = deque()       # (batch, runner handle, submit time) of iterations still in the pipeline
         self.timings = dict(schedule=0.0, execute=0.0, update=0.0)   # seconds spent in each phase of `step`
         self.counters = dict(swapped_out_blocks=0, swapped_in_blocks=0, preempted=0)
 
@@ -169,20 +172,45 @@ class LLMEngine:
         if seq_id in self.seqs and self.seqs[seq_id].status != SequenceStatus.FINISHED: self.scheduler.abort(seq_id)
         self.seqs.pop(seq_id, None)
 
-    def has_unfinished(self) -> bool: return self.scheduler.has_unfinished()
+    def has_unfinished(self) -> bool: return self.scheduler.has_unfinished() or bool(self.inflight)
 
     # -- one iteration --
     def step(self) -> list[StepOutput]:
+        if self.config.pipeline_depth > 1 and hasattr(self.runner, "submit"): return self._step_in_flight()
         t = time.perf_counter()
         batch = self.scheduler.schedule(t)
         if batch.is_empty: return []
         t0 = time.perf_counter()
         new = self.runner.execute(batch.entries, batch.swap_out, batch.swap_in)
         now = time.perf_counter()
+        self.timings["schedule"] += t0 - t; self.timings["execute"] += now - t0
+        return self._advance(batch, new, t0, now)
+
+    def _step_in_flight(self) -> list[StepOutput]:
+        "Keep `pipeline_depth` iterations in the pipeline; return the oldest one's outputs once it comes back."
+        D = self.config.pipeline_depth
+        while len(self.inflight) < D:
+            t = time.perf_counter()
+            busy = {s.seq_id for b, _, _ in self.inflight for s, _ in b.entries}
+            share = -(-min(len(self.scheduler.seqs), self.config.max_num_seqs) // D)   # each iteration ~1/D of the jobs
+            batch = self.scheduler.schedule(t, busy, share)
+            if batch.is_empty: break
+            t0 = time.perf_counter()
+            self.inflight.append((batch, self.runner.submit(batch.entries, batch.swap_out, batch.swap_in), t0))
+            self.timings["schedule"] += t0 - t
+        if not self.inflight: return []
+        batch, handle, t0 = self.inflight.popleft()
+        t = time.perf_counter()
+        new = self.runner.collect(handle)
+        now = time.perf_counter()
+        self.timings["execute"] += now - t
+        return self._advance(batch, new, t0, now)
+
+    def _advance(self, batch, new: dict, t0: float, now: float) -> list[StepOutput]:
+        "Apply one iteration's tokens: the scheduler's update, stop strings, incremental text."
         finished = {s.seq_id for s in self.scheduler.update(batch, new, now, now - t0)}
         self.num_iterations += 1
-        tm = self.timings
-        tm["schedule"] += t0 - t; tm["execute"] += now - t0; tm["update"] += time.perf_counter() - now
+        self.timings["update"] += time.perf_counter() - now
         c = self.counters
         c["swapped_out_blocks"] += len(batch.swap_out); c["swapped_in_blocks"] += len(batch.swap_in); c["preempted"] += len(batch.preempted)
         outs = []

@@ -273,6 +273,7 @@ class PipelineRunner:
         self.error: str | None = None
         self.restarts, self.num_steps = 0, 0
         self._seqs, self._sent = {}, {}                    # seq_id -> Sequence, token ids its mirrors already have
+        self._results: dict[int, list] = {}                # results of submitted iterations that arrived before asked for
         self._forget: list[int] = []                       # mirrors to drop with the next message
         self.ended: dict[int, str] = {}                    # stage -> how it ended, as first seen by `_fail`
         self._finalizer = weakref.finalize(self, _kill, self.procs, self.conns)   # also at interpreter exit
@@ -371,7 +372,7 @@ class PipelineRunner:
     def restart(self):
         "Kill whatever is left and start K fresh stage processes, or wait for K to connect again (with empty KV pools)."
         _kill(self.procs, self.conns)
-        self.error, self._seqs, self._sent, self._forget = None, {}, {}, []
+        self.error, self._seqs, self._sent, self._forget, self._results = None, {}, {}, [], {}
         self.restarts += 1
         self.start()
 
@@ -405,6 +406,7 @@ class PipelineRunner:
             for c in wait_any(self.conns, timeout=0.05):
                 msg = self._recv(c, what)
                 if match(msg): got.append(msg)
+                elif msg[0] in ("tokens", "logits"): self._results.setdefault(msg[1], []).append(msg)   # another iteration's
             if any(p.poll() is not None for p in self.procs): self._fail(f"a stage process ended while {what}")
             if time.monotonic() > deadline: self._fail(f"no answer within {self.step_timeout_s:g} s while {what}: a stage is hung")
         return got
@@ -441,10 +443,19 @@ class PipelineRunner:
     # ---- the runner interface ----
     def execute(self, entries, swap_out=(), swap_in=()) -> dict[int, int | None]:
         "Swap blocks on every stage, run the batch as ≤ `micro_batches` micro-batches: {seq_id: new token or None}."
+        return self.collect(self.submit(entries, swap_out, swap_in))
+
+    def submit(self, entries, swap_out=(), swap_in=()) -> tuple[int, int]:
+        """Send one iteration to the stages and return at once: a handle for `collect`. Stages run iterations in the
+        order they were sent, so a later iteration may reuse blocks an earlier one released or swapped."""
         groups = split_micro_batches(list(entries), self.micro_batches) if entries else []
-        if not groups and not (swap_out or swap_in): return {}
+        if not groups and not (swap_out or swap_in): return (-1, 0)
+        return self._send(groups, swap_out, swap_in, False), len(groups)
+
+    def collect(self, handle: tuple[int, int]) -> dict[int, int | None]:
+        "Wait for a submitted iteration's tokens: {seq_id: new token or None}."
         out = {}
-        for msg in self._step(groups, swap_out, swap_in, False): out.update(msg[3])
+        for msg in self._collect(*handle, "running iteration"): out.update(msg[3])
         return out
 
     def forward(self, entries) -> tuple[list, torch.Tensor]:
@@ -456,7 +467,7 @@ class PipelineRunner:
             self._seqs.pop(i, None); self._sent.pop(i, None); self._forget.append(i)
         return [by_id[i] for i in ids], torch.from_numpy(logits)
 
-    def _step(self, groups, swap_out, swap_in, want_logits: bool) -> list:
+    def _send(self, groups, swap_out, swap_in, want_logits: bool) -> int:
         self._check()
         step, self.num_steps = self.num_steps, self.num_steps + 1
         released = [i for i, s in self._seqs.items() if getattr(s, "is_finished", False)]
@@ -478,9 +489,18 @@ class PipelineRunner:
         for k, c in enumerate(self.conns):
             try: c.send_bytes(msg)
             except OSError: self._fail(f"stage {k} is unreachable")
-        got = self._await(len(mbs), time.monotonic() + self.step_timeout_s, f"running iteration {step}",
-                          lambda m: m[0] in ("tokens", "logits") and m[1] == step)
+        return step
+
+    def _collect(self, step: int, count: int, what: str) -> list:
+        "The `count` result messages of iteration `step`, in micro-batch order; other iterations' are kept for later."
+        got = self._results.pop(step, [])
+        if len(got) < count:
+            got += self._await(count - len(got), time.monotonic() + self.step_timeout_s, f"{what} {step}",
+                               lambda m: m[0] in ("tokens", "logits") and m[1] == step)
         return sorted(got, key=lambda m: m[2])
+
+    def _step(self, groups, swap_out, swap_in, want_logits: bool) -> list:
+        return self._collect(self._send(groups, swap_out, swap_in, want_logits), len(groups), "running iteration")
 
     # ---- timelines ----
     def record(self, on: bool = True):

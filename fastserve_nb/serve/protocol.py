@@ -41,6 +41,7 @@ class ServeConfig:
     pp: int = 1                            # pipeline stages: K > 1 runs the layers in K processes (stage k on cuda:k on GPUs)
     pp_listen: str | None = None           # HOST:PORT: wait for the K stages torchrun starts (any hosts) instead of starting them
     pp_micro_batches: int = 0              # micro-batches per iteration in flight across the stages (0: K); busy ≤ M/(M+K-1)
+    pp_depth: int = 1                      # iterations in flight across the stages: each next batch from the requests not in flight
     max_num_seqs: int = 32                 # most requests in one running batch
     max_num_batched_tokens: int = 1024     # most tokens one iteration computes (prefill chunks + decodes)
     max_model_len: int = 512               # longest prompt + completion, in tokens
@@ -316,6 +317,8 @@ def check_config(cfg: ServeConfig) -> ServeConfig:
     for k, allowed in _CHOICES.items():
         if getattr(cfg, k) is not None and getattr(cfg, k) not in allowed: raise ValueError(f"{k} must be one of {allowed}, got {getattr(cfg, k)!r}")
     if cfg.api_key is not None and len(cfg.api_key) < 8: raise ValueError("api_key must be at least 8 characters")
+    if cfg.pp_depth < 1: raise ValueError(f"pp_depth must be ≥ 1, got {cfg.pp_depth}")
+    if cfg.pp_depth > 1 and cfg.pp < 2: raise ValueError(f"pp_depth keeps iterations in flight across pipeline stages: it needs pp ≥ 2, got pp={cfg.pp}")
     if cfg.pp > 1 and cfg.quantize: raise ValueError(f"quantize={cfg.quantize!r} works with pp=1 only (the stages load plain weights), got pp={cfg.pp}")
     if cfg.pp_listen is not None:
         host, _, port = cfg.pp_listen.rpartition(":")

@@ -136,10 +136,13 @@ class Scheduler:
         return (total - s.num_output_tokens, s.arrival_time, s.seq_id)
 
     # ---- one iteration ----
-    def schedule(self, now: float) -> ScheduledBatch:
-        "Pick this iteration's batch at time `now` and tell the block manager what to allocate and swap."
-        self.block_manager.free_swapped_in()             # last iteration's copy-ins are done
-        batch = self._schedule_fcfs() if self.config.policy == "fcfs" else self._schedule_preemptive(now)
+    def schedule(self, now: float, busy: set[int] = frozenset(), max_seqs: int | None = None) -> ScheduledBatch:
+        """Pick this iteration's batch at time `now` and tell the block manager what to allocate and swap.
+        `busy`: ids of sequences still in flight in earlier iterations (a pipeline with several iterations in flight):
+        they are neither scheduled, preempted nor swapped. `max_seqs`: at most this many sequences in this batch."""
+        self.block_manager.free_swapped_in()             # last iteration's copy-ins are done (or queued before ours)
+        limit = min(self.config.max_num_seqs, max_seqs or self.config.max_num_seqs)
+        batch = self._schedule_fcfs(busy, limit) if self.config.policy == "fcfs" else self._schedule_preemptive(now, busy, limit)
         for s, _ in batch.entries:
             if s.first_scheduled_time is None: s.first_scheduled_time = now
         return batch
@@ -148,13 +151,15 @@ class Scheduler:
         "Tokens to compute this iteration: the rest of the (cached-prefix-trimmed) sequence, capped by the budget."
         return min(seq.num_tokens - seq.num_computed_tokens - self.block_manager.get_num_cached_tokens(seq), budget)
 
-    def _schedule_fcfs(self) -> ScheduledBatch:
+    def _schedule_fcfs(self, busy=frozenset(), limit: int | None = None) -> ScheduledBatch:
         cfg, bm, batch = self.config, self.block_manager, ScheduledBatch()
-        budget, i = cfg.max_num_batched_tokens, 0
-        while i < len(self.running) and budget > 0:            # running sequences first, in arrival order
+        budget, i, limit, stalled = cfg.max_num_batched_tokens, 0, limit or cfg.max_num_seqs, False
+        while i < len(self.running) and budget > 0 and len(batch.entries) < limit:   # running first, in arrival order
             seq = self.running[i]
+            if seq.seq_id in busy: i += 1; continue              # in flight: its next step waits for its result
             n = self._new_tokens(seq, budget)
             while not bm.can_allocate(seq, n):                   # out of blocks: recompute the latest arrival
+                if self.running[-1].seq_id in busy: stalled = True; break   # ... once it is back from the pipeline
                 victim = self.running.pop()
                 self._preempt_by_recompute(victim, batch)
                 self.waiting.appendleft(victim)
@@ -163,7 +168,7 @@ class Scheduler:
                 bm.allocate(seq, n); batch.entries.append((seq, n)); budget -= n; i += 1
                 continue
             break
-        while not batch.preempted and self.waiting and len(self.running) < cfg.max_num_seqs and budget > 0:
+        while not (batch.preempted or stalled) and self.waiting and len(self.running) < cfg.max_num_seqs and budget > 0 and len(batch.entries) < limit:
             seq = self.waiting[0]                                # admit in arrival order while blocks allow
             n = self._new_tokens(seq, budget)
             reserve = cfg.reserve_blocks if self.running else 0
@@ -173,13 +178,13 @@ class Scheduler:
             batch.entries.append((seq, n)); budget -= n
         return batch
 
-    def _schedule_preemptive(self, now: float) -> ScheduledBatch:
+    def _schedule_preemptive(self, now: float, busy=frozenset(), limit: int | None = None) -> ScheduledBatch:
         cfg, bm, batch = self.config, self.block_manager, ScheduledBatch()
         if cfg.policy == "mlfq": self._promote_starved(now)
         order = self.priority_order()
-        budget, chosen, moved = cfg.max_num_batched_tokens, set(), set()  # moved: evicted in this iteration
+        budget, chosen, moved = cfg.max_num_batched_tokens, set(), set(busy)  # moved: evicted now, or in flight: untouchable
         for i, seq in enumerate(order):
-            if len(batch.entries) >= cfg.max_num_seqs or budget == 0: break
+            if len(batch.entries) >= (limit or cfg.max_num_seqs) or budget == 0: break
             if seq.seq_id in moved: continue
             if self._try_run(seq, order[i + 1:], budget, batch, moved): budget -= batch.entries[-1][1]; chosen.add(seq.seq_id)
         if not batch.entries and self.seqs:              # nobody could get memory: the oldest job may evict anyone
@@ -188,8 +193,8 @@ class Scheduler:
             if oldest.seq_id not in moved and self._try_run(oldest, by_arrival[1:], budget, batch, moved): chosen.add(oldest.seq_id)
         if cfg.enable_swap: self._proactive_swap(order, batch, chosen | moved)
         for s in self.running:                                     # ran last iteration, kept its KV, not now
-            if s.status == RUNNING and s.seq_id not in chosen: s.status = PREEMPTED
-        self.running = batch.seqs
+            if s.status == RUNNING and s.seq_id not in chosen and s.seq_id not in busy: s.status = PREEMPTED
+        self.running = batch.seqs + [self.seqs[i] for i in busy if i in self.seqs]
         return batch
 
     def _try_run(self, seq: Sequence, lower: list[Sequence], budget: int, batch: ScheduledBatch, moved: set) -> bool:
@@ -343,33 +348,44 @@ class Scheduler:
 
 # %% ../../nbs/05c_scheduler.ipynb #6deb4f9a
 def simulate(scheduler: Scheduler, requests: list[Sequence], step_time: Callable[[ScheduledBatch], float] | None = None,
-             sample: Callable[[Sequence], int] | None = None, check: bool = False, max_steps: int = 1_000_000) -> list[tuple]:
+             sample: Callable[[Sequence], int] | None = None, check: bool = False, max_steps: int = 1_000_000,
+             depth: int = 1) -> list[tuple]:
     """Serve `requests` (each at its `arrival_time`) with a fake runner; return the timeline [(start, end, seq_ids)].
     `step_time(batch)` is an iteration's duration (default: `prefill_time` of its token count); `sample(seq)` the token
-    it emits (default 0). `check` verifies the invariants, the batch limits and every sequence's KV (via `ShadowKV`)."""
+    it emits (default 0). `check` verifies the invariants, the batch limits and every sequence's KV (via `ShadowKV`).
+    `depth` > 1: that many iterations in flight, as in a pipeline — each new batch is chosen among the sequences not
+    in flight (at most 1/depth of the unfinished ones), its KV written at once (stages run in order), its tokens applied
+    when it comes back, oldest first."""
     cfg, bm = scheduler.config, scheduler.block_manager
     step_time = step_time or (lambda b: scheduler.prefill_time(b.num_batched_tokens))
     sample = sample or (lambda s: 0)
     kv = ShadowKV(bm) if check else None
     pending = deque(sorted(requests, key=lambda s: (s.arrival_time, s.seq_id)))
-    now, timeline, idle = (pending[0].arrival_time if pending else 0.0), [], 0
+    now, timeline, idle, inflight = (pending[0].arrival_time if pending else 0.0), [], 0, deque()
     for _ in range(max_steps):
         while pending and pending[0].arrival_time <= now: scheduler.add(pending.popleft())
-        if not scheduler.has_unfinished():
+        if not scheduler.has_unfinished() and not inflight:
             if not pending: return timeline
             now = pending[0].arrival_time; continue
-        batch = scheduler.schedule(now)
-        if check: _check_batch(scheduler, batch)
-        if kv: kv.swap(batch.swap_out, batch.swap_in)
-        if not batch.entries:                          # nothing could run: let time pass (arrivals, promotions)
+        while len(inflight) < depth:                   # fill the pipeline
+            busy = {s.seq_id for b, _ in inflight for s in b.seqs}
+            share = -(-min(len(scheduler.seqs), cfg.max_num_seqs) // depth) if depth > 1 else None
+            batch = scheduler.schedule(now, busy, share) if depth > 1 else scheduler.schedule(now)
+            if check: _check_batch(scheduler, batch, busy)
+            if kv: kv.swap(batch.swap_out, batch.swap_in)
+            if not batch.entries: break
+            tokens = {}
+            for s, n in batch.entries:
+                if kv: kv.compute(s, n)
+                tokens[s.seq_id] = sample(s) if s.num_computed_tokens + n == s.num_tokens else None
+            inflight.append((batch, tokens))
+        if not inflight:                               # nothing could run: let time pass (arrivals, promotions)
             idle += 1
             if idle > 10_000: raise RuntimeError(f"no progress at t={now}: {scheduler.priority_order()}")
             now = min(now + cfg.base_quantum, pending[0].arrival_time if pending else math.inf)
             continue
-        idle, dt, tokens = 0, step_time(batch), {}
-        for s, n in batch.entries:
-            if kv: kv.compute(s, n)
-            tokens[s.seq_id] = sample(s) if s.num_computed_tokens + n == s.num_tokens else None
+        batch, tokens = inflight.popleft()
+        idle, dt = 0, step_time(batch)
         timeline.append((now, now + dt, [s.seq_id for s in batch.seqs]))
         now += dt
         scheduler.update(batch, tokens, now, dt)
@@ -379,10 +395,13 @@ def simulate(scheduler: Scheduler, requests: list[Sequence], step_time: Callable
                 if kv.read(s) != s.token_ids[:s.num_computed_tokens]: raise AssertionError(f"{s} lost its KV contents")
     raise RuntimeError(f"requests still unfinished after {max_steps} steps")
 
-def _check_batch(scheduler: Scheduler, batch: ScheduledBatch):
-    "The limits every batch must respect, and tables that cover what the runner will write."
+def _check_batch(scheduler: Scheduler, batch: ScheduledBatch, busy: set[int] = frozenset()):
+    "The limits every batch must respect, tables that cover what the runner will write, and in-flight sequences untouched."
     cfg, bm = scheduler.config, scheduler.block_manager
     ids = [s.seq_id for s in batch.seqs]
+    if busy & ({*ids} | {s.seq_id for s in batch.preempted}): raise AssertionError(f"a sequence in flight was scheduled or preempted: {busy}")
+    if busy and any(scheduler.seqs[i].status != RUNNING for i in busy if i in scheduler.seqs):
+        raise AssertionError("a sequence in flight lost its RUNNING state (swapped or preempted)")
     if sorted(bm.host_blocks_in_flight) != sorted(hb for hb, _ in batch.swap_in):
         raise AssertionError(f"host blocks in flight {bm.host_blocks_in_flight} are not this batch's swap-ins {batch.swap_in}")
     if len(ids) > cfg.max_num_seqs or len(set(ids)) < len(ids): raise AssertionError(f"bad batch size or duplicates: {ids}")

@@ -44,7 +44,8 @@ def load_engine(cfg: ServeConfig):
                               cfg.reserved_memory_bytes, dtype_bytes)
     eng = LLMEngine(model, tok, EngineConfig(policy=cfg.policy, max_num_seqs=cfg.max_num_seqs, max_num_batched_tokens=cfg.max_num_batched_tokens,
                                              max_model_len=cfg.max_model_len, block_size=cfg.block_size, num_blocks=plan.num_blocks,
-                                             num_host_blocks=cfg.num_host_blocks, pipeline_parallel_size=cfg.pp), runner=runner)
+                                             num_host_blocks=cfg.num_host_blocks, pipeline_parallel_size=cfg.pp,
+                                             pipeline_depth=cfg.pp_depth), runner=runner)
     budget = KVBudget(eng.block_manager, cfg.kv_policy, min_blocks=math.ceil(cfg.max_model_len / cfg.block_size))
     where = f"{cfg.pp} stages (layers {runner.bounds} on {runner.devices})" if runner else device
     log.info("engine: %s on %s%s, policy %s, %d KV blocks of %d tokens (%.1f MiB, sized by %s), KV policy %s", cfg.model, where,
