@@ -11,6 +11,7 @@ and the engine's time in schedule / execute / update:
 * pp1_proc   — one stage process behind `PipelineRunner`: what the process boundary alone costs;
 * pp2_m1     — 2 stage processes (GPU 0, GPU 1), one micro-batch per iteration;
 * pp2_m2, pp2_m4 — 2 stage processes, the iteration split into 2 (4) micro-batches in flight;
+* pp2_m1_d2 — 2 stage processes, two iterations in flight (`EngineConfig.pipeline_depth`), each of about half the requests;
 * pp4_m1, pp4_m4, pp4_m8 — the same over 4 stage processes (GPUs 0-3), added to the default list on a 4-GPU machine.
 
 Stage processes replay CUDA graphs for decode micro-batches (`--stage-eager` turns that off). Every configuration's
@@ -48,7 +49,7 @@ if smoke:
     torch.set_num_threads(1)         # a shared CPU: more threads than cores is many times slower
 if not smoke and torch.cuda.device_count() < 2: sys.exit(f"needs 2 GPUs, found {torch.cuda.device_count()} (use --smoke on a CPU)")
 if args.configs is None:
-    args.configs = "pp1_graphs," + ("pp4_m1,pp4_m4,pp4_m8," if smoke or torch.cuda.device_count() >= 4 else "") + "pp2_m1,pp2_m2,pp2_m4,pp1_stage,pp1_proc,pp1_eager"
+    args.configs = "pp1_graphs," + ("pp4_m1,pp4_m1_d4,pp4_m4," if smoke or torch.cuda.device_count() >= 4 else "") + "pp2_m1,pp2_m1_d2,pp2_m2,pp2_m4,pp1_stage,pp1_proc,pp1_eager"
 out_dir = os.environ.get("OUT", os.path.dirname(os.path.abspath(__file__)))
 res = {"command": "PYTHONPATH=. python bench/pipeline_gpu.py " + " ".join(sys.argv[1:]), "torch": torch.__version__,
        "device": "cpu (smoke test)" if smoke else f"{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}",
@@ -92,7 +93,9 @@ def make_engine(name):
         stage = StageModel(load_stage(folder, "cpu" if smoke else "cuda:0", model.dtype))
         return LLMEngine(model, None, c, runner=ModelRunner(stage, c.num_blocks, c.block_size, c.num_host_blocks, c.max_model_len,
                                                             cuda_graphs=not args.stage_eager, max_graph_batch=args.requests))
-    K, M = (1, 1) if name == "pp1_proc" else map(int, name.removeprefix("pp").split("_m"))
+    spec = "1_m1" if name == "pp1_proc" else name.removeprefix("pp")             # ppK_mM[_dD]
+    K, M, D = (list(map(int, spec.replace("_m", " ").replace("_d", " ").split())) + [1])[:3]
+    c.pipeline_depth = D
     runner = PipelineRunner(model.to("cpu"), K, c.num_blocks, c.block_size, c.num_host_blocks, c.max_model_len, micro_batches=M,
                             devices=["cpu"] * K if smoke else [f"cuda:{k}" for k in range(K)], threads=1 if smoke else 4,
                             cuda_graphs=not args.stage_eager, max_graph_batch=args.requests)
