@@ -187,7 +187,8 @@ class LLMEngine:
         return self._advance(batch, new, t0, now)
 
     def _step_in_flight(self) -> list[StepOutput]:
-        "Keep `pipeline_depth` iterations in the pipeline; return the oldest one's outputs once it comes back."
+        """Keep `pipeline_depth` iterations in the pipeline; return the oldest one's outputs once it comes back. The time
+        an iteration is charged (MLFQ's quanta) runs from its submission to its return: what its jobs waited for it."""
         D = self.config.pipeline_depth
         while len(self.inflight) < D:
             t = time.perf_counter()
