@@ -17,8 +17,8 @@ from .compression import linear_layers
 # %% auto #0
 __all__ = ['log', 'SCHEMES', 'quantize_absmax', 'dequantize_absmax', 'quantize_zeropoint', 'dequantize_zeropoint',
            'quantize_groupwise', 'dequantize_groupwise', 'pack_int4', 'unpack_int4', 'quantize_per_token',
-           'int8_matmul', 'QuantLinear', 'Int4Linear', 'int8_wo_mm', 'Int8Linear', 'quantize', 'model_nbytes',
-           'disk_nbytes', 'layer_errors']
+           'int8_matmul', 'int8_linear', 'QuantLinear', 'Int4Linear', 'int8_wo_mm', 'Int8Linear', 'quantize',
+           'model_nbytes', 'disk_nbytes', 'layer_errors']
 
 # %% ../nbs/01a_quantization.ipynb #790f6c7d
 log = logging.getLogger(__name__)
@@ -92,6 +92,11 @@ def int8_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 # %% ../nbs/01a_quantization.ipynb #fd15a19f
 SCHEMES = ("int8", "int8-asym", "int4", "w8a8")
 
+def int8_linear(x, qweight, scale, bias=None):
+    "y_n = s_n Σ_k x_k q_nk (+ b_n): the int8 weight-only product, scale applied after the matmul. scale: (N, 1)."
+    y = F.linear(x, qweight.to(x.dtype)) * scale[:, 0].to(x.dtype)
+    return y if bias is None else y + bias.to(x.dtype)
+
 class QuantLinear(nn.Module):
     "nn.Linear whose weight is stored quantized: int8 absmax, int8 zero-point, group-wise int4 (packed), or W8A8."
     def __init__(self, in_features: int, out_features: int, bias: bool = False, scheme: str = "int8",
@@ -133,10 +138,8 @@ class QuantLinear(nn.Module):
         return dequantize_groupwise(self.codes(), self.scale, self.zero, dtype)[:, :self.in_features]
 
     def forward(self, x):  # x: (..., K) -> (..., N)
+        if self.scheme == "int8": return int8_linear(x, self.qweight, self.scale, self.bias)
         b = None if self.bias is None else self.bias.to(x.dtype)
-        if self.scheme == "int8":                                            # y_n = s_n Σ_k x_k q_nk: scale after the matmul
-            y = F.linear(x, self.qweight.to(x.dtype)) * self.scale[:, 0].to(x.dtype)
-            return y if b is None else y + b
         if self.scheme != "w8a8": return F.linear(x, self.dequantize(x.dtype), b)
         qx, sx = quantize_per_token(x.reshape(-1, self.in_features))        # (M, K) int8, (M, 1)
         acc = int8_matmul(qx, self.qweight.t())                             # (M, N) int32
@@ -237,8 +240,7 @@ class Int8Linear(nn.Module):
         x2 = x.reshape(-1, self.in_features)                             # (M, K)
         if triton is not None and (x.is_cuda or _INTERPRET) and x2.shape[0] <= self.max_rows:
             return int8_wo_mm(x2, self.qweight, self.scale, self.bias).reshape(*x.shape[:-1], self.out_features)
-        y = F.linear(x, self.qweight.to(x.dtype)) * self.scale[:, 0].to(x.dtype)   # QuantLinear's int8 forward
-        return y if self.bias is None else y + self.bias.to(x.dtype)
+        return int8_linear(x, self.qweight, self.scale, self.bias)               # QuantLinear's int8 forward
 
     def extra_repr(self): return f"{self.in_features}, {self.out_features}, max_rows={self.max_rows}"
 
