@@ -1,9 +1,10 @@
-"""Pipeline-parallel serving (05j_pipeline): PP = 1 vs PP = 2 on the same requests.
+"""Pipeline-parallel serving (05j_pipeline): PP = 1 vs PP = 2 (and 4) on the same requests.
 
-Llama-shaped model with random bf16 weights, ~1B parameters (hidden 2048, 16 layers, 32 heads / 8 KV heads, FFN 8192,
-vocab 32000, tied). Every configuration serves the same requests, all queued at t = 0 (prompts of 64-512 tokens,
+Llama-shaped model with random bf16 weights: `--shape 1b` ~1B parameters (hidden 2048, 16 layers, 32 heads / 8 KV heads,
+FFN 8192, vocab 32000, tied); `--shape 8b` ~7B (hidden 4096, 32 layers, 32 / 8 heads, FFN 14336, vocab 32000, tied: with a random untied head the
+logits are so flat that bf16 rounding flips near-tied argmaxes, and greedy outputs could not be compared). Every configuration serves the same requests, all queued at t = 0 (prompts of 64-512 tokens,
 `--new-tokens` each, FCFS) through `LLMEngine.generate`, and reports output tokens/s, TTFT and TPOT (mean, p50, p90)
-and the engine's time in schedule / execute / update:
+and the engine's time in schedule / execute / update (of the median of `--repeats` runs; every run's tokens/s is kept):
 
 * pp1_graphs — one process, `ModelRunner` with CUDA graphs for decode (the normal engine);
 * pp1_eager  — the same without CUDA graphs (what graphs are worth);
@@ -11,17 +12,20 @@ and the engine's time in schedule / execute / update:
 * pp1_proc   — one stage process behind `PipelineRunner`: what the process boundary alone costs;
 * pp2_m1     — 2 stage processes (GPU 0, GPU 1), one micro-batch per iteration;
 * pp2_m2, pp2_m4 — 2 stage processes, the iteration split into 2 (4) micro-batches in flight;
-* pp2_m1_d2 — 2 stage processes, two iterations in flight (`EngineConfig.pipeline_depth`), each of about half the requests;
-* pp4_m1, pp4_m4, pp4_m8 — the same over 4 stage processes (GPUs 0-3), added to the default list on a 4-GPU machine.
+* pp2_m1_d2, pp2_m1_d3 — 2 stage processes, two (three) iterations in flight (`EngineConfig.pipeline_depth`), each of
+  about half (a third) of the requests; pp2_m2_d2 — two iterations of two micro-batches each;
+* pp4_m1, pp4_m1_d4, pp4_m4 — the same over 4 stage processes (GPUs 0-3), added to the default list on a 4-GPU machine.
 
 Stage processes replay CUDA graphs for decode micro-batches (`--stage-eager` turns that off). Every configuration's
 greedy tokens are compared with pp1_graphs' (random weights in bf16: near-ties may flip an argmax, so the JSON reports
 the fraction of requests whose tokens are identical rather than asserting it).
 
-For the pipelined ones a shorter second run records every stage's compute intervals: the per-stage busy fraction
-(compute time / span) and a timeline of the last iterations (pipeline_gpu.png).
+For the pipelined ones the measured run itself is recorded (CUDA events on each stage's stream: no synchronization
+added): the per-stage busy fraction (compute time / span) over the whole run and over its second half (decode only, at
+saturation: every request running), and a timeline of six iterations from the middle of the run (pipeline_gpu.png).
 
     PYTHONPATH=. python bench/pipeline_gpu.py            # 2 or 4 GPUs; writes $OUT (else bench/) pipeline_gpu.json + .png
+    PYTHONPATH=. python bench/pipeline_gpu.py --shape 8b # the 7B shape: pipeline_gpu_8b.json + .png
     PYTHONPATH=. python bench/pipeline_gpu.py --smoke    # a tiny shape on the CPU (gloo), to check the script itself
 """
 import argparse, json, os, random, statistics, sys, tempfile, time, traceback
@@ -37,7 +41,9 @@ from fastserve_nb.parallel import save_stages, load_stage
 from fastserve_nb.pipeline_parallel import plot_timeline
 
 ap = argparse.ArgumentParser()
-ap.add_argument("--requests", type=int, default=128)
+ap.add_argument("--requests", type=int, default=256)
+ap.add_argument("--shape", choices=("1b", "8b"), default="1b")
+ap.add_argument("--repeats", type=int, default=3, help="timed runs per configuration; the median is reported, all are kept")
 ap.add_argument("--new-tokens", type=int, default=128)
 ap.add_argument("--configs", default=None, help="comma-separated, run in this order (ppK_mM: K stages, M micro-batches)")
 ap.add_argument("--smoke", action="store_true", help="a tiny shape on the CPU with gloo, to check the script")
@@ -49,21 +55,27 @@ if smoke:
     torch.set_num_threads(1)         # a shared CPU: more threads than cores is many times slower
 if not smoke and torch.cuda.device_count() < 2: sys.exit(f"needs 2 GPUs, found {torch.cuda.device_count()} (use --smoke on a CPU)")
 if args.configs is None:
-    args.configs = "pp1_graphs," + ("pp4_m1,pp4_m1_d4,pp4_m4," if smoke or torch.cuda.device_count() >= 4 else "") + "pp2_m1,pp2_m1_d2,pp2_m2,pp2_m4,pp1_stage,pp1_proc,pp1_eager"
+    args.configs = "pp1_graphs," + ("pp4_m1,pp4_m1_d4,pp4_m4," if smoke or torch.cuda.device_count() >= 4 else "") + "pp2_m1,pp2_m1_d2,pp2_m1_d3,pp2_m2_d2,pp1_proc"
 out_dir = os.environ.get("OUT", os.path.dirname(os.path.abspath(__file__)))
 res = {"command": "PYTHONPATH=. python bench/pipeline_gpu.py " + " ".join(sys.argv[1:]), "torch": torch.__version__,
        "device": "cpu (smoke test)" if smoke else f"{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}",
        "requests": args.requests, "new_tokens": args.new_tokens, "configs": {}}
 
+stem = "pipeline_gpu" + ("_8b" if args.shape == "8b" else "")
+
 def save():
-    json.dump(res, open(os.path.join(out_dir, "pipeline_gpu.json"), "w"), indent=1)
+    json.dump(res, open(os.path.join(out_dir, stem + ".json"), "w"), indent=1)
 
 shape = dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32, num_key_value_heads=8, vocab_size=32000)
+if args.shape == "8b":
+    shape = dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8, vocab_size=32000)
 if smoke: shape = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, vocab_size=1000)
 cfg = ModelConfig(**shape, max_position_embeddings=4096, tie_word_embeddings=True)
 torch.manual_seed(0)
 t = time.perf_counter()
-model = Decoder(cfg).to(torch.bfloat16).eval()             # on the CPU: the pipeline writes its stages from here
+with torch.device("cpu" if smoke else "cuda:0"):          # random init is slow on a CPU; the values do not matter
+    model = Decoder(cfg).to(torch.bfloat16).eval()
+model = model.to("cpu")                                     # the pipeline writes its stages from the CPU copy
 res["shape"], res["params_B"] = shape, sum(p.numel() for p in model.parameters()) / 1e9
 res["model_init_s"] = time.perf_counter() - t
 
@@ -111,24 +123,32 @@ for name in args.configs.split(","):
         eng = make_engine(name)
         r["init_s"] = time.perf_counter() - t
         eng.generate(prompts, SamplingParams(max_tokens=min(16, args.new_tokens), ignore_eos=True))   # warm up on every prompt shape (Triton JIT, cuBLAS)
-        eng.timings = dict.fromkeys(eng.timings, 0.0); it0 = eng.num_iterations
-        t = time.perf_counter()
-        outs = eng.generate(prompts, params)
-        r |= summary(outs, time.perf_counter() - t)
+        runner, runs = eng.runner, []
+        for i in range(args.repeats):                      # the last run is recorded; the median run is reported
+            if i == args.repeats - 1 and hasattr(runner, "record"): runner.record(True)
+            eng.timings = dict.fromkeys(eng.timings, 0.0); it0 = eng.num_iterations
+            t = time.perf_counter()
+            outs = eng.generate(prompts, params)
+            runs.append((time.perf_counter() - t, outs, dict(eng.timings), eng.num_iterations - it0))
+        r["tok_s_runs"] = [sum(len(c.token_ids) for c in o) / w for w, o, _, _ in runs]
+        wall, outs, timings, iterations = sorted(runs, key=lambda x: x[0])[len(runs) // 2]
+        r |= summary(outs, wall)
         tokens = [c.token_ids for c in outs]                 # in request order
         if name == "pp1_graphs": reference = tokens
-        elif reference: r["same_tokens_as_pp1_graphs"] = sum(a == b for a, b in zip(tokens, reference)) / len(reference)
-        r["iterations"] = eng.num_iterations - it0
-        r["engine_s"] = dict(eng.timings)
-        runner = eng.runner
-        if hasattr(runner, "record"):                       # a shorter recorded run: busy fractions and the timeline
-            n = max(2, args.requests // 4)
-            runner.record(True)
-            eng.generate(prompts[:n], SamplingParams(max_tokens=max(4, args.new_tokens // 4), ignore_eos=True))
+        elif reference:
+            r["same_tokens_as_pp1_graphs"] = sum(a == b for a, b in zip(tokens, reference)) / len(reference)
+            first = [next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), None) for a, b in zip(tokens, reference)]
+            r["first_difference_at"] = sorted(i for i in first if i is not None)      # token positions where outputs part
+        r["iterations"], r["engine_s"] = iterations, timings
+        r["engine_ms_per_iteration"] = {k: 1e3 * v / max(1, iterations) for k, v in timings.items()}
+        if hasattr(runner, "record"):                       # the measured run's intervals: busy fractions and the timeline
             ev = runner.events()
             runner.record(False)
+            tags = sorted({e.tag for e in ev})
+            later = set(tags[len(tags) // 2:])
             r["busy_fraction"] = {str(k): v for k, v in busy_fraction(ev).items()}
-            r["recorded_run"] = dict(requests=n, iterations=len({e.tag for e in ev}))
+            r["busy_fraction_second_half"] = {str(k): v for k, v in busy_fraction([e for e in ev if e.tag in later]).items()}
+            r["recorded_iterations"] = len(tags)
             timelines[name] = ev
         print(json.dumps(r, indent=1), flush=True)
     except Exception:
@@ -146,11 +166,12 @@ if timelines:
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(len(timelines), 1, figsize=(11, 2.4 * len(timelines)), squeeze=False)
     for ax, (name, ev) in zip(axes[:, 0], timelines.items()):
-        decode = sorted({e.tag for e in ev})[-6:]                      # the last iterations: decode steps
+        tags = sorted({e.tag for e in ev})
+        mid = tags[len(tags) // 2:len(tags) // 2 + 6]                 # six decode iterations from the middle of the run
         busy = ", ".join(f"stage {k} {v:.0%}" for k, v in busy_fraction(ev).items())
-        plot_timeline([e for e in ev if e.tag in decode], ax=ax, title=f"{name}: last {len(decode)} iterations (busy over the run: {busy})")
+        plot_timeline([e for e in ev if e.tag in mid], ax=ax, title=f"{name}: iterations {mid[0]}-{mid[-1]} (busy over the run: {busy})")
     fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, "pipeline_gpu.png"), dpi=120)
-    res["plot"] = "pipeline_gpu.png"
+    fig.savefig(os.path.join(out_dir, stem + ".png"), dpi=120)
+    res["plot"] = stem + ".png"
 save()
-print(json.dumps({k: {m: v.get(m) for m in ("tok_s", "ttft_ms", "tpot_ms", "busy_fraction", "error")} for k, v in res["configs"].items()}, indent=1))
+print(json.dumps({k: {m: v.get(m) for m in ("tok_s", "ttft_ms", "tpot_ms", "busy_fraction_second_half", "error")} for k, v in res["configs"].items()}, indent=1))
