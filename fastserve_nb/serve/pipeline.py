@@ -78,9 +78,27 @@ class _Row:
     @property
     def num_tokens(self) -> int: return len(self.token_ids)
 
-def _now(device, sync: bool) -> float:
-    if sync and device.type == "cuda": torch.cuda.synchronize(device)   # time finished work, not launches
-    return time.perf_counter()                                           # one monotonic clock for all processes of a host
+class _Clock:
+    """Stamps of a stage's work in seconds of the host's monotonic clock (`time.perf_counter`, shared by the processes of
+    one host). On CUDA a stamp is an event recorded on the stream, read later against a reference event: recording adds
+    no synchronization, so a recorded run runs as fast as any other, and a bar starts when the GPU got to the work."""
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        if self.cuda:
+            torch.cuda.synchronize(device)
+            self.ref = torch.cuda.Event(enable_timing=True)
+            self.ref.record(); self.ref.synchronize()
+            self.t_ref = time.perf_counter()
+
+    def mark(self):
+        if not self.cuda: return time.perf_counter()
+        e = torch.cuda.Event(enable_timing=True)
+        e.record()
+        return e
+
+    def seconds(self, mark) -> float:
+        "A mark as host seconds (on CUDA it must have completed: synchronize first)."
+        return mark if not self.cuda else self.t_ref + self.ref.elapsed_time(mark) / 1e3
 
 class StageWorker:
     "A stage process's loop: batch metadata from the engine, hidden states from the previous stage, results onward."
@@ -89,7 +107,8 @@ class StageWorker:
         m = runner.model
         self.first, self.last, self.d, self.dtype = m.is_first, m.is_last, m.config.hidden_size, m.dtype
         self.rows: dict[int, _Row] = {}
-        self.events: list[Event] | None = None          # a list while the engine asked to record
+        self.events: list | None = None                 # a list while the engine asked to record
+        self.clock: _Clock | None = None
 
     def serve(self):
         "Handle the engine's messages until it says stop (or goes away: EOFError)."
@@ -98,12 +117,18 @@ class StageWorker:
             kind = msg[0]
             if kind == "stop": return
             if kind == "step": self.step(*msg[1:])
-            elif kind == "record": self.events = [] if msg[1] else None
-            elif kind == "events":
-                self.conn.send(("events", self.rank, self.events or []))
-                if self.events is not None: self.events = []
+            elif kind == "record":
+                self.events, self.clock = ([], _Clock(self.runner.device)) if msg[1] else (None, None)
+            elif kind == "events": self.send_events()
             elif kind == "weights": self.set_weights(msg[1])
             else: raise ValueError(f"unknown message {kind!r}; expected step, record, events, weights or stop")
+
+    def send_events(self):
+        "Our recorded intervals as `Event`s (host seconds), then start a new list."
+        if self.clock is not None and self.clock.cuda: torch.cuda.synchronize(self.runner.device)
+        s = self.clock.seconds if self.clock else None
+        self.conn.send(("events", self.rank, [Event(self.rank, m, s(a), s(b), i) for m, a, b, i in self.events or []]))
+        if self.events is not None: self.events = []
 
     @torch.no_grad()
     def set_weights(self, tensors: dict):
@@ -117,17 +142,17 @@ class StageWorker:
         for i in released: self.rows.pop(i, None)
         for i, p in new.items(): self.rows[i] = _Row(i, p)
         self.runner.pool.swap(swap_out, swap_in)        # before any micro-batch of this iteration touches those blocks
-        dev, rec = self.runner.device, self.events is not None
+        rec = self.events is not None
         for m, mb in enumerate(micro_batches):
             entries = [self._advance(*row) for row in mb]
             x = None if self.first else self.link.recv((1, sum(n for _, n in entries), self.d), self.dtype, self.rank - 1)
-            t0 = _now(dev, rec)
+            if rec: t0 = self.clock.mark()                   # after the wait for x: the bar starts when the input is here
             if not self.last: out = self.runner.forward(entries, x)[1]          # (1, T, d)
             elif want_logits:
                 order, logits = self.runner.forward(entries, x)                  # (R, V), sent as numpy: plain pickle
                 out = ("logits", step_id, m, [r.seq_id for r in order], logits.float().cpu().numpy())
             else: out = ("tokens", step_id, m, self.runner.execute(entries, hidden=x))
-            if rec: self.events.append(Event(self.rank, m, t0, _now(dev, True), step_id))   # compute only: before sending
+            if rec: self.events.append((m, t0, self.clock.mark(), step_id))               # compute only: before sending
             if self.last: self.conn.send(out)
             else: self.link.send(out, self.rank + 1)
 

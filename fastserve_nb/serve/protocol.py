@@ -19,7 +19,8 @@ from .sequence import SamplingParams
 __all__ = ['log', 'NEUTRAL', 'FALLBACK_CHAT_TEMPLATE', 'TTFT_BUCKETS', 'ITL_BUCKETS', 'LATENCY_BUCKETS', 'MAX_TEXT',
            'ServeConfig', 'APIError', 'bad_request', 'StreamOptions', 'CompletionRequest', 'ChatMessage',
            'ChatCompletionRequest', 'parse_request', 'sampling_params', 'chat_prompt', 'Histogram', 'Metrics',
-           'FeedbackRequest', 'AdapterRequest', 'ExplainRequest', 'add_serve_args', 'config_from_args', 'check_config']
+           'FeedbackRequest', 'AdapterRequest', 'ExplainRequest', 'add_serve_args', 'config_from_args', 'check_config',
+           'pipeline_shape']
 
 # %% ../../nbs/05ea_protocol.ipynb #bbf4655c
 log = logging.getLogger(__name__)
@@ -40,8 +41,8 @@ class ServeConfig:
     num_threads: int = 0                   # torch CPU threads per process (0: torch's default)
     pp: int = 1                            # pipeline stages: K > 1 runs the layers in K processes (stage k on cuda:k on GPUs)
     pp_listen: str | None = None           # HOST:PORT: wait for the K stages torchrun starts (any hosts) instead of starting them
-    pp_micro_batches: int = 0              # micro-batches per iteration in flight across the stages (0: K); busy ≤ M/(M+K-1)
-    pp_depth: int = 1                      # iterations in flight across the stages: each next batch from the requests not in flight
+    pp_micro_batches: int = 0              # micro-batches per iteration (0: 1 with iterations in flight, else K); busy ≤ M/(M+K-1) per iteration
+    pp_depth: int = 0                      # iterations in flight across the stages, each from the requests not in flight (0: 2 when pp ≥ 2)
     max_num_seqs: int = 32                 # most requests in one running batch
     max_num_batched_tokens: int = 1024     # most tokens one iteration computes (prefill chunks + decodes)
     max_model_len: int = 512               # longest prompt + completion, in tokens
@@ -310,14 +311,13 @@ def check_config(cfg: ServeConfig) -> ServeConfig:
     "Raise ValueError naming the first field that cannot work."
     for k in ("max_num_seqs", "max_num_batched_tokens", "max_model_len", "block_size", "max_n", "max_prompts", "max_body_bytes", "max_explain_tokens", "learn_min_feedback", "pp"):
         if getattr(cfg, k) < 1: raise ValueError(f"{k} must be ≥ 1, got {getattr(cfg, k)}")
-    for k in ("num_host_blocks", "max_queue_len", "reserved_memory_bytes", "max_stop", "pp_micro_batches"):
+    for k in ("num_host_blocks", "max_queue_len", "reserved_memory_bytes", "max_stop", "pp_micro_batches", "pp_depth"):
         if getattr(cfg, k) < 0: raise ValueError(f"{k} must be ≥ 0, got {getattr(cfg, k)}")
     if not 0 <= cfg.port < 65536: raise ValueError(f"port must be in [0, 65535], got {cfg.port}")
     if not 0 < cfg.memory_fraction <= 1: raise ValueError(f"memory_fraction must be in (0, 1], got {cfg.memory_fraction}")
     for k, allowed in _CHOICES.items():
         if getattr(cfg, k) is not None and getattr(cfg, k) not in allowed: raise ValueError(f"{k} must be one of {allowed}, got {getattr(cfg, k)!r}")
     if cfg.api_key is not None and len(cfg.api_key) < 8: raise ValueError("api_key must be at least 8 characters")
-    if cfg.pp_depth < 1: raise ValueError(f"pp_depth must be ≥ 1, got {cfg.pp_depth}")
     if cfg.pp_depth > 1 and cfg.pp < 2: raise ValueError(f"pp_depth keeps iterations in flight across pipeline stages: it needs pp ≥ 2, got pp={cfg.pp}")
     if cfg.pp > 1 and cfg.quantize: raise ValueError(f"quantize={cfg.quantize!r} works with pp=1 only (the stages load plain weights), got pp={cfg.pp}")
     if cfg.pp_listen is not None:
@@ -327,3 +327,10 @@ def check_config(cfg: ServeConfig) -> ServeConfig:
         if len(os.environ.get("FASTSERVE_STAGE_KEY", "")) < 16:
             raise ValueError("pp_listen needs FASTSERVE_STAGE_KEY: a shared secret of at least 16 characters, given to the server and every stage")
     return cfg
+
+def pipeline_shape(cfg: ServeConfig) -> tuple[int, int]:
+    """(micro-batches per iteration, iterations in flight) that `--pp K` runs. Left at 0, they are what served most
+    tokens/s on two H200s (`bench/README.md`): two iterations in flight of one micro-batch each; with one iteration in
+    flight, K micro-batches."""
+    depth = cfg.pp_depth or (2 if cfg.pp > 1 else 1)
+    return cfg.pp_micro_batches or (1 if depth > 1 else cfg.pp), depth

@@ -13,7 +13,7 @@ import uvicorn
 
 from .sequence import SamplingParams
 from .engine import EngineDeadError
-from .protocol import ServeConfig, APIError, add_serve_args, config_from_args
+from .protocol import ServeConfig, APIError, add_serve_args, config_from_args, pipeline_shape
 from .api import EngineClient, TokenDelta, build_app
 
 # %% auto #0
@@ -45,7 +45,7 @@ def load_engine(cfg: ServeConfig):
     eng = LLMEngine(model, tok, EngineConfig(policy=cfg.policy, max_num_seqs=cfg.max_num_seqs, max_num_batched_tokens=cfg.max_num_batched_tokens,
                                              max_model_len=cfg.max_model_len, block_size=cfg.block_size, num_blocks=plan.num_blocks,
                                              num_host_blocks=cfg.num_host_blocks, pipeline_parallel_size=cfg.pp,
-                                             pipeline_depth=cfg.pp_depth), runner=runner)
+                                             pipeline_depth=pipeline_shape(cfg)[1]), runner=runner)
     budget = KVBudget(eng.block_manager, cfg.kv_policy, min_blocks=math.ceil(cfg.max_model_len / cfg.block_size))
     where = f"{cfg.pp} stages (layers {runner.bounds} on {runner.devices})" if runner else device
     log.info("engine: %s on %s%s, policy %s, %d KV blocks of %d tokens (%.1f MiB, sized by %s), KV policy %s", cfg.model, where,
@@ -76,7 +76,7 @@ def start_pipeline(cfg: ServeConfig, model, device: str, dtype_bytes: int):
             raise ValueError(f"pp={K} puts one stage on each GPU, and this machine has {torch.cuda.device_count()}")
         devices = [f"cuda:{k}" for k in range(K)] if device.startswith("cuda") else ["cpu"] * K
     return PipelineRunner(model, K, lambda stages: plan_stage_pools(cfg, model.config, stages, dtype_bytes), cfg.block_size,
-                          cfg.num_host_blocks, cfg.max_model_len, micro_batches=cfg.pp_micro_batches or K, devices=devices,
+                          cfg.num_host_blocks, cfg.max_model_len, micro_batches=pipeline_shape(cfg)[0], devices=devices,
                           threads=cfg.num_threads or max(1, (os.cpu_count() or 1) // K),
                           listen=cfg.pp_listen, model_source=cfg.model, log_level=cfg.log_level.upper())
 
