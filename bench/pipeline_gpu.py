@@ -1,8 +1,9 @@
 """Pipeline-parallel serving (05j_pipeline): PP = 1 vs PP = 2 (and 4) on the same requests.
 
 Llama-shaped model with random bf16 weights: `--shape 1b` ~1B parameters (hidden 2048, 16 layers, 32 heads / 8 KV heads,
-FFN 8192, vocab 32000, tied); `--shape 8b` ~7B (hidden 4096, 32 layers, 32 / 8 heads, FFN 14336, vocab 32000, tied: with a random untied head the
-logits are so flat that bf16 rounding flips near-tied argmaxes, and greedy outputs could not be compared). Every configuration serves the same requests, all queued at t = 0 (prompts of 64-512 tokens,
+FFN 8192, vocab 32000, tied); `--shape 8b` ~7B (hidden 4096, 32 layers, 32 / 8 heads, FFN 14336, vocab 32000, tied:
+with a random untied head the logits are so flat that bf16 rounding flips near-tied argmaxes, and greedy outputs could
+not be compared). Every configuration serves the same requests, all queued at t = 0 (prompts of 64-512 tokens,
 `--new-tokens` each, FCFS) through `LLMEngine.generate`, and reports output tokens/s, TTFT and TPOT (mean, p50, p90)
 and the engine's time in schedule / execute / update (of the median of `--repeats` runs; every run's tokens/s is kept):
 
