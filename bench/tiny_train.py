@@ -16,7 +16,8 @@ from pathlib import Path
 
 import torch
 
-from fastserve_nb.tiny import EOT, is_heldout, load_data, train_tiny
+from fastserve_nb.corpus import EOT, is_heldout
+from fastserve_nb.tiny import load_data, train_tiny
 
 DATA, VAL_DATA = Path(".carry/data"), Path(".carry/val_data")
 SWEEP = [dict(steps=300, lr=3e-3), dict(steps=600, lr=3e-3), dict(steps=1200, lr=3e-3), dict(steps=600, lr=1e-3)]
@@ -24,7 +25,7 @@ FIXED = dict(batch_size=32, seq_len=512, warmup=50, weight_decay=0.1, seed=0)
 
 
 def prepare():
-    data = load_data(DATA)
+    data = load_data(DATA, tokenizer="train")
     docs = (DATA / "train.txt").read_text().split(EOT)
     val = [is_heldout("validation:" + d) for d in docs]
     VAL_DATA.mkdir(parents=True, exist_ok=True)
@@ -67,7 +68,7 @@ def record(src: Path, command: str):
     from fastserve_nb.core import load_model, perplexity, tiny_path
     from fastserve_nb.tiny import unigram_perplexity
     dst = tiny_path(); dst.mkdir(parents=True, exist_ok=True)
-    for f in (src / "run1").iterdir(): shutil.copy(f, dst / f.name)
+    for f in (src / "run1").iterdir(): shutil.copyfile(f, dst / f.name)   # contents only: the files that came back are read-only
     for f in (DATA / "tokenizer").iterdir(): shutil.copy(f, dst / f.name)
     summary, meta = json.loads((src / "summary.json").read_text()), json.loads((dst / "train_meta.json").read_text())
     run2 = json.loads((src / "run2_meta.json").read_text())

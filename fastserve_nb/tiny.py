@@ -6,7 +6,7 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/tiny.html.md"""
 
 # %% ../nbs/00a_tiny.ipynb #3bd766ac
 from __future__ import annotations
-import hashlib, importlib, inspect, json, logging, math, os, platform, shutil, subprocess, sys, tempfile, time, warnings
+import json, logging, math, platform, shutil, time
 from pathlib import Path
 from typing import Iterable, NamedTuple
 
@@ -15,124 +15,16 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .core import Decoder, ModelConfig, cache_dir, from_pretrained, perplexity, save_pretrained, tiny_path
+from .corpus import EOT, corpus_documents, corpus_key, corpus_sha256, split_documents
+
 
 # %% auto #0
-__all__ = ['log', 'EOT', 'DOC_MODULES', 'module_documents', 'corpus_documents', 'documents_in_this_process', 'is_heldout',
-           'split_documents', 'corpus_sha256', 'train_tokenizer', 'save_tokenizer', 'encode', 'TinyData', 'load_data',
-           'unigram_perplexity', 'tiny_config', 'init_weights', 'lr_at', 'random_windows', 'heldout_loss', 'train_tiny']
+__all__ = ['log', 'train_tokenizer', 'save_tokenizer', 'encode', 'TinyData', 'load_data', 'unigram_perplexity', 'tiny_config',
+           'init_weights', 'lr_at', 'random_windows', 'heldout_loss', 'train_tiny']
 
 # %% ../nbs/00a_tiny.ipynb #c90021c3
 log = logging.getLogger(__name__)
-EOT = "<|endoftext|>"   # ends every document; also the tokenizer's bos, eos and pad token
 
-# %% ../nbs/00a_tiny.ipynb #bacf6f69
-DOC_MODULES = (
-    "abc", "argparse", "array", "ast", "asyncio", "base64", "bdb", "binascii", "bisect", "builtins", "bz2",
-    "calendar", "cgi", "cmath", "cmd", "code", "codecs", "codeop", "collections", "collections.abc", "colorsys",
-    "compileall", "concurrent.futures", "concurrent.futures.process", "configparser", "contextlib",
-    "contextvars", "copy", "csv", "ctypes", "dataclasses", "datetime", "dbm", "decimal", "difflib", "dis",
-    "doctest", "email.charset", "email.generator", "email.header", "email.headerregistry", "email.message",
-    "email.parser", "email.policy", "email.utils", "encodings", "enum", "filecmp", "fileinput", "fnmatch",
-    "fractions", "ftplib", "functools", "gc", "getopt", "getpass", "gettext", "glob", "graphlib", "gzip",
-    "hashlib", "heapq", "hmac", "html", "html.parser", "http", "http.client", "http.cookiejar", "http.cookies",
-    "http.server", "imaplib", "importlib", "importlib.abc", "importlib.machinery", "importlib.metadata",
-    "importlib.resources", "importlib.util", "inspect", "io", "ipaddress", "itertools", "json", "json.decoder",
-    "json.encoder", "keyword", "linecache", "locale", "logging", "logging.config", "logging.handlers", "lzma",
-    "mailbox", "marshal", "math", "mimetypes", "multiprocessing", "multiprocessing.connection",
-    "multiprocessing.managers", "multiprocessing.pool", "multiprocessing.process",
-    "multiprocessing.shared_memory", "netrc", "nntplib", "numbers", "operator", "optparse", "os", "os.path",
-    "pathlib", "pdb", "pickle", "pickletools", "pkgutil", "platform", "plistlib", "poplib", "pprint", "profile",
-    "pstats", "py_compile", "pyclbr", "pydoc", "queue", "quopri", "random", "re", "reprlib", "runpy", "sched",
-    "secrets", "select", "selectors", "shelve", "shlex", "shutil", "signal", "site", "smtplib", "socket",
-    "socketserver", "sqlite3", "ssl", "stat", "statistics", "string", "struct", "subprocess", "symtable", "sys",
-    "sysconfig", "tabnanny", "tarfile", "telnetlib", "tempfile", "textwrap", "threading", "time", "timeit",
-    "token", "tokenize", "tomllib", "trace", "traceback", "tracemalloc", "types", "typing", "unicodedata",
-    "unittest", "unittest.mock", "urllib.error", "urllib.parse", "urllib.request", "urllib.response",
-    "urllib.robotparser", "uuid", "warnings", "wave", "weakref", "webbrowser", "wsgiref.simple_server",
-    "wsgiref.util", "xml.dom.minidom", "xml.dom.pulldom", "xml.etree.ElementTree", "xml.parsers.expat",
-    "xml.sax", "xml.sax.handler", "xml.sax.saxutils", "xmlrpc.client", "xmlrpc.server", "zipapp", "zipfile",
-    "zipimport", "zlib", "zoneinfo")
-
-def _docstring(obj) -> str:
-    d = getattr(obj, "__doc__", None)
-    return inspect.cleandoc(d) if isinstance(d, str) and d.strip() else ""
-
-class _Elided:
-    def __repr__(self): return "..."
-
-def _literal(v) -> bool: return v is None or (type(v) in (bool, int, float, str, bytes) and len(repr(v)) <= 40)
-
-def _signature(obj) -> str:
-    "`(a, b=1)`; defaults other than short literals (objects, `os.environ`, live handler lists) print as `...`."
-    try: sig = inspect.signature(obj)
-    except (TypeError, ValueError, RuntimeError): return ""
-    ps = [p if p.default is p.empty or _literal(p.default) else p.replace(default=_Elided()) for p in sig.parameters.values()]
-    return str(sig.replace(parameters=ps))
-
-def _stdlib(obj) -> bool:
-    "False for what a third-party package attached to a stdlib module or class (transformers adds `Logger.warning_once`)."
-    m = getattr(obj, "__module__", None)
-    return not isinstance(m, str) or m.split(".")[0] in sys.stdlib_module_names
-
-def module_documents(name: str) -> list[tuple[str, str]]:
-    "(heading, docstring) for module `name`, its public classes and functions, and the classes' public methods."
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        mod = importlib.import_module(name)
-    out = [(name, _docstring(mod))]
-    public = getattr(mod, "__all__", None) or [n for n in dir(mod) if not n.startswith("_")]
-    for n in sorted(set(public)):
-        obj = getattr(mod, n, None)
-        if not (inspect.isclass(obj) or inspect.isroutine(obj)) or not _stdlib(obj): continue
-        out.append((f"{name}.{n}{_signature(obj)}", _docstring(obj)))
-        if inspect.isclass(obj):
-            out += [(f"{name}.{n}.{k}{_signature(v)}", _docstring(v))
-                    for k, v in sorted(vars(obj).items()) if not k.startswith("_") and _stdlib(v)]
-    return [(h, d) for h, d in out if d]
-
-# %% ../nbs/00a_tiny.ipynb #726391f2
-def corpus_documents(modules: Iterable[str] = DOC_MODULES) -> list[str]:
-    "Every document of the corpus, in a fixed order, read in a fresh Python process (see `documents_in_this_process`)."
-    with tempfile.TemporaryDirectory() as d:
-        out = Path(d) / "docs.json"
-        code = ("import json, sys; from fastserve_nb.tiny import documents_in_this_process as f; "
-                f"json.dump(f({list(modules)!r}), open(sys.argv[1], 'w'))")
-        # the child sees only the standard library and this package: no test runner's or kernel's paths, no cwd modules
-        import fastserve_nb
-        env = {"PATH": os.environ.get("PATH", ""), "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8",   # nothing of the caller's
-               "PYTHONPATH": str(Path(fastserve_nb.__file__).resolve().parent.parent)}
-        r = subprocess.run([sys.executable, "-s", "-c", code, str(out)], env=env, capture_output=True, text=True, cwd=d)
-        if r.returncode: raise RuntimeError(f"building the corpus failed:\n{r.stderr[-2000:]}")
-        return json.loads(out.read_text())
-
-def documents_in_this_process(modules: Iterable[str] = DOC_MODULES) -> list[str]:
-    "pydoc's topic pages, then the modules' docstrings, repeats dropped (as this process sees them)."
-    from pydoc_data.topics import topics
-    docs, seen = [topics[k].strip() for k in sorted(topics)], set()
-    for name in modules:
-        try: pairs = module_documents(name)
-        except ImportError as e:
-            log.info("skipping %s: %s", name, e)
-            continue
-        for head, doc in pairs:
-            if doc in seen: continue
-            seen.add(doc)
-            docs.append(f"{head}\n\n{doc}")
-    return docs
-
-def is_heldout(doc: str, every: int = 20) -> bool:
-    "A document is held out when its SHA-256, read as a number, is 0 mod `every`: about 1 in `every`."
-    return int(hashlib.sha256(doc.encode()).hexdigest()[:16], 16) % every == 0
-
-def split_documents(docs: list[str], every: int = 20) -> tuple[str, str]:
-    "(train_text, heldout_text), each side's documents joined by EOT."
-    if every < 2: raise ValueError(f"every must be ≥ 2 (hold out 1 in `every` documents), got {every}")
-    held = [is_heldout(d, every) for d in docs]
-    return EOT.join(d for d, h in zip(docs, held) if not h), EOT.join(d for d, h in zip(docs, held) if h)
-
-def corpus_sha256(train_text: str, heldout_text: str) -> str:
-    "One fingerprint for a (train, held-out) split."
-    return hashlib.sha256(f"{train_text}\0{heldout_text}".encode()).hexdigest()
 
 # %% ../nbs/00a_tiny.ipynb #bcc3e285
 def train_tokenizer(texts: Iterable[str], vocab_size: int = 4096):
@@ -171,18 +63,19 @@ class TinyData(NamedTuple):
     tokenizer_dir: Path
     meta: dict                   # sha256, python, documents, characters, vocab_size
 
-def load_data(folder=None, vocab_size: int = 4096, every: int = 20) -> TinyData:
-    "Corpus split + tokenizer from `folder`, built there first if missing (default: the cache dir, per Python and vocab)."
-    if folder is None:
-        modules = hashlib.sha256(" ".join(DOC_MODULES).encode()).hexdigest()[:8]
-        folder = cache_dir() / f"tiny-data-py{sys.version_info[0]}{sys.version_info[1]}-{modules}-v{vocab_size}-e{every}-t2"
+def load_data(folder=None, vocab_size: int = 4096, every: int = 20, tokenizer: str = "shipped") -> TinyData:
+    """Corpus split + tokenizer from `folder`, built there first if missing (default: the cache dir, per corpus and vocab).
+    `tokenizer="shipped"` encodes with the shipped model's tokenizer when its vocabulary has `vocab_size` entries;
+    `"train"` trains a new one on the training documents (what training a new `tiny` from scratch needs)."""
+    if tokenizer not in ("shipped", "train"): raise ValueError(f"tokenizer must be 'shipped' or 'train', got {tokenizer!r}")
+    if folder is None: folder = cache_dir() / f"tiny-data-{corpus_key()}-v{vocab_size}-e{every}-{tokenizer}"
     folder = Path(folder)
     meta_path = folder / "data.json"
     if not meta_path.exists():
         docs = corpus_documents()
         train_text, heldout_text = split_documents(docs, every)
         shipped = tiny_path() / "tokenizer.json"
-        if vocab_size == json.loads((tiny_path() / "config.json").read_text())["vocab_size"] and shipped.exists():
+        if tokenizer == "shipped" and shipped.exists() and vocab_size == json.loads((tiny_path() / "config.json").read_text())["vocab_size"]:
             shutil.copytree(tiny_path(), folder / "tokenizer", ignore=lambda d, names: [n for n in names if "token" not in n])
         else: save_tokenizer(train_tokenizer(train_text.split(EOT), vocab_size), folder / "tokenizer")
         (folder / "train.txt").write_text(train_text); (folder / "heldout.txt").write_text(heldout_text)

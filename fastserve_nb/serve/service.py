@@ -372,7 +372,8 @@ class DrainingServer(uvicorn.Server):
 
 def run_server(cfg: ServeConfig) -> int:
     "Serve `cfg` until SIGTERM/SIGINT; returns the exit status."
-    logging.basicConfig(level=cfg.log_level.upper(), format="%(asctime)s api %(levelname)s %(name)s: %(message)s")
+    # the server's --log-level rules this process, whatever a caller (the `fastserve` CLI) configured before
+    logging.basicConfig(level=cfg.log_level.upper(), format="%(asctime)s api %(levelname)s %(name)s: %(message)s", force=True)
     if cfg.num_threads:
         import torch; torch.set_num_threads(cfg.num_threads)
     if cfg.host not in ("127.0.0.1", "localhost", "::1") and not cfg.api_key:
