@@ -6,7 +6,7 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/runner.html.md"""
 
 # %% ../../nbs/05d_runner.ipynb #d79faf7c
 from __future__ import annotations
-import contextlib, math, logging
+import math, logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,8 +18,8 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from ..core import Decoder, attention, causal_mask, sample, compile_ops
 
 # %% auto #0
-__all__ = ['log', 'PREFIX_BACKENDS', 'KVPool', 'paged_decode_reference', 'paged_decode', 'BatchMeta', 'PagedAttention',
-           'ModelRunner']
+__all__ = ['log', 'PREFIX_BACKENDS', 'block_runs', 'KVPool', 'paged_decode_reference', 'paged_decode', 'BatchMeta',
+           'PagedAttention', 'ModelRunner']
 
 # %% ../../nbs/05d_runner.ipynb #88bcd7df
 log = logging.getLogger(__name__)
@@ -31,17 +31,29 @@ except ImportError:  # CPU-only installs have no Triton; the gather path below s
     triton = None
 
 # %% ../../nbs/05d_runner.ipynb #a27598f0
+def block_runs(pairs: list[tuple[int, int]]) -> list[tuple[int, int, int]]:
+    "Group (src, dst) block pairs into runs (src, dst, n) of consecutive ids on both sides: one copy per run."
+    runs: list[list[int]] = []
+    for s, d in pairs:
+        if runs and s == runs[-1][0] + runs[-1][2] and d == runs[-1][1] + runs[-1][2]: runs[-1][2] += 1
+        else: runs.append([s, d, 1])
+    return [tuple(r) for r in runs]
+
 class KVPool:
-    "K and V blocks for all layers on the device, a host pool for swapped blocks, and the copies between them."
+    "K and V of every layer in blocks on the device, a pinned host pool for swapped blocks, and the copies between them."
     def __init__(self, cfg, num_blocks: int, block_size: int, num_host_blocks: int = 0, device="cpu", dtype=torch.float32):
-        shape = lambda n: (cfg.num_hidden_layers, n, block_size, cfg.num_key_value_heads, cfg.head_dim)
-        self.k = torch.zeros(shape(num_blocks + 1), device=device, dtype=dtype)   # (L, N+1, B, h_kv, d_k)
-        self.v = torch.zeros_like(self.k)
-        pin = torch.device(device).type == "cuda"
-        self.host_k = torch.zeros(shape(num_host_blocks), dtype=dtype, pin_memory=pin)
-        self.host_v = torch.zeros_like(self.host_k, pin_memory=pin)
+        self.block_shape = (cfg.num_hidden_layers, 2, block_size, cfg.num_key_value_heads, cfg.head_dim)   # (L, 2, B, h_kv, d_k)
+        self.kv = torch.zeros((num_blocks + 1, *self.block_shape), device=device, dtype=dtype)             # (N+1, L, 2, B, h_kv, d_k)
+        cuda = torch.device(device).type == "cuda"
+        self.host = torch.zeros((num_host_blocks, *self.block_shape), dtype=dtype, pin_memory=cuda)        # (N_host, L, 2, B, h_kv, d_k)
         self.num_blocks, self.block_size, self.scratch = num_blocks, block_size, num_blocks
-        self.stream = torch.cuda.Stream(device) if pin else None
+        self.num_layers = cfg.num_hidden_layers
+        self.stream = torch.cuda.Stream(device) if cuda else None
+        self.timeline: list | None = None   # a list: each swap appends (bytes, start, end) CUDA events (benchmarks)
+
+    def layer(self, l: int) -> tuple[torch.Tensor, torch.Tensor]:
+        "Layer `l`'s K and V caches, each (N+1, B, h_kv, d_k): strided views into the blocks."
+        return self.kv[:, l, 0], self.kv[:, l, 1]
 
     @staticmethod
     def bytes_per_block(cfg, block_size: int, dtype=torch.float32) -> int:
@@ -49,20 +61,23 @@ class KVPool:
         return 2 * cfg.num_hidden_layers * block_size * cfg.num_key_value_heads * cfg.head_dim * torch.empty(0, dtype=dtype).element_size()
 
     def swap(self, swap_out: list[tuple[int, int]], swap_in: list[tuple[int, int]]):
-        "Copy (device, host) pairs out, then (host, device) pairs in; on CUDA on a side stream the compute stream waits for."
+        """Copy (device, host) block pairs out, then (host, device) pairs in, one copy per run of consecutive blocks. On
+        CUDA the copies run on the pool's stream after the work already queued; the compute stream waits for them."""
         if not (swap_out or swap_in): return
-        ctx = torch.cuda.stream(self.stream) if self.stream is not None else contextlib.nullcontext()
-        if self.stream is not None: self.stream.wait_stream(torch.cuda.current_stream())
-        with ctx:
-            if swap_out:
-                d, h = (torch.tensor(x) for x in zip(*swap_out))
-                for src, dst in ((self.k, self.host_k), (self.v, self.host_v)):
-                    dst[:, h] = src[:, d.to(src.device)].to("cpu", non_blocking=True)
-            if swap_in:
-                h, d = (torch.tensor(x) for x in zip(*swap_in))
-                for src, dst in ((self.host_k, self.k), (self.host_v, self.v)):
-                    dst[:, d.to(dst.device)] = src[:, h].to(dst.device, non_blocking=True)
-        if self.stream is not None: torch.cuda.current_stream().wait_stream(self.stream)
+        if self.stream is None:
+            self._copy(swap_out, swap_in); return
+        self.stream.wait_stream(torch.cuda.current_stream())     # copy out only what earlier iterations wrote
+        with torch.cuda.stream(self.stream):
+            if self.timeline is not None: start = torch.cuda.Event(enable_timing=True); start.record()
+            self._copy(swap_out, swap_in)
+            if self.timeline is not None:
+                end = torch.cuda.Event(enable_timing=True); end.record()
+                self.timeline.append(((len(swap_out) + len(swap_in)) * self.kv[0].nbytes, start, end))
+        torch.cuda.current_stream().wait_stream(self.stream)     # the batch reads swapped-in blocks, may reuse swapped-out ones
+
+    def _copy(self, swap_out, swap_in):
+        for d, h, n in block_runs(swap_out): self.host[h:h + n].copy_(self.kv[d:d + n], non_blocking=True)
+        for h, d, n in block_runs(swap_in): self.kv[d:d + n].copy_(self.host[h:h + n], non_blocking=True)
 
 # %% ../../nbs/05d_runner.ipynb #6078b8b1
 def paged_decode_reference(q, k_cache, v_cache, block_tables, context_lens):
@@ -124,7 +139,7 @@ def paged_decode(q, k_cache, v_cache, block_tables, context_lens):
 @dataclass
 class BatchMeta:
     "What attention needs to know about the flat batch of one iteration."
-    slot_mapping: torch.Tensor                    # (T,) where each new token's k, v go
+    slot_mapping: torch.Tensor                    # (2, T) block and offset where each new token's k, v go
     prefills: list = field(default_factory=list)  # (start, end, context_len, block_ids tensor) per prefill chunk
     num_prefill_tokens: int = 0
     block_tables: torch.Tensor | None = None      # (B_dec, max_blocks) for decode rows
@@ -138,10 +153,10 @@ class PagedAttention:
 
     def attend(self, layer, q, k, v, positions, impl="sdpa"):
         # q: (1, h, T, d_k); k, v: (1, h_kv, T, d_k) in the flat layout, prefill tokens first
-        md, kc, vc = self.meta, self.pool.k[layer], self.pool.v[layer]
-        hkv, dk = kc.shape[2], kc.shape[3]
-        kc.view(-1, hkv, dk).index_copy_(0, md.slot_mapping, k[0].transpose(0, 1).to(kc.dtype))
-        vc.view(-1, hkv, dk).index_copy_(0, md.slot_mapping, v[0].transpose(0, 1).to(vc.dtype))
+        md, (kc, vc) = self.meta, self.pool.layer(layer)                   # (N+1, B, h_kv, d_k) each
+        slot = (md.slot_mapping[0], md.slot_mapping[1])                    # block, offset
+        kc.index_put_(slot, k[0].transpose(0, 1).to(kc.dtype))            # (T, h_kv, d_k) into T slots
+        vc.index_put_(slot, v[0].transpose(0, 1).to(vc.dtype))
         parts = []
         for start, end, ctx, blocks in md.prefills:   # a prompt chunk sees its cached prefix and itself, causally
             K = kc[blocks].flatten(0, 1)[:ctx].transpose(0, 1)[None]       # (1, h_kv, ctx, d_k)
@@ -181,7 +196,7 @@ class ModelRunner:
             a, b = s.num_computed_tokens, s.num_computed_tokens + n
             p = np.arange(a, b)
             ids += s.token_ids[a:b]; pos.append(p)
-            slots.append(np.asarray(s.block_table)[p // B] * B + p % B)
+            slots.append(np.stack([np.asarray(s.block_table)[p // B], p % B]))
             prefills.append((t, t + n, b, torch.tensor(s.block_table[:math.ceil(b / B)], device=self.device)))
             t += n
         meta = BatchMeta(None, prefills, t)
@@ -192,10 +207,10 @@ class ModelRunner:
             for i, s in enumerate(dec): bt[i, :len(s.block_table)] = s.block_table
             p = lens - 1
             ids += [s.token_ids[-1] for s in dec]; pos.append(p)
-            slots.append(bt[np.arange(len(dec)), p // B].astype(np.int64) * B + p % B)
+            slots.append(np.stack([bt[np.arange(len(dec)), p // B].astype(np.int64), p % B]))
             meta.block_tables = torch.from_numpy(bt).to(self.device, non_blocking=True)
             meta.context_lens = torch.from_numpy(lens.astype(np.int32)).to(self.device, non_blocking=True)
-        meta.slot_mapping = torch.from_numpy(np.concatenate(slots)).to(self.device, non_blocking=True)
+        meta.slot_mapping = torch.from_numpy(np.concatenate(slots, 1)).to(self.device, non_blocking=True)   # (2, T)
         order = [s for s, _ in pre] + dec
         ids = torch.tensor([ids], device=self.device)
         return ids, torch.from_numpy(np.concatenate(pos))[None].to(self.device, non_blocking=True), meta, order
@@ -254,14 +269,14 @@ class ModelRunner:
         "Capture the decode forward once per padded batch size 1, 2, 4, 8, 16, 32, ... ≤ max_batch."
         dev, B = self.device, max_batch
         io = self.graph_io = dict(ids=torch.zeros(1, B, dtype=torch.long, device=dev), pos=torch.zeros(1, B, dtype=torch.long, device=dev),
-                                  slots=torch.full((B,), self.pool.scratch * self.block_size, dtype=torch.long, device=dev),
+                                  slots=torch.tensor([[self.pool.scratch], [0]], device=dev).expand(2, B).contiguous(),   # (2, B)
                                   bt=torch.full((B, self.max_blocks), self.pool.scratch, dtype=torch.int32, device=dev),
                                   lens=torch.ones(B, dtype=torch.int32, device=dev))
         if not self.has_embed: io["x"] = torch.zeros(1, B, self.model.config.hidden_size, dtype=self.model.dtype, device=dev)
         sizes = [b for b in (1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 160, 192, 224, 256, 320, 384, 448, 512) if b <= B]
         pool = None
         for b in reversed(sizes):
-            meta = BatchMeta(io["slots"][:b], [], 0, io["bt"][:b], io["lens"][:b])
+            meta = BatchMeta(io["slots"][:, :b], [], 0, io["bt"][:b], io["lens"][:b])
             self.cache.meta = meta
             with torch.inference_mode():
                 for _ in range(2): self._graph_body(io, b)          # warm up (Triton compile, allocator)
@@ -284,7 +299,7 @@ class ModelRunner:
         io = self.graph_io
         io["ids"][:, :n] = ids; io["pos"][:, :n] = pos
         if hidden is not None: io["x"][:, :n] = hidden
-        io["slots"][:n] = meta.slot_mapping; io["slots"][n:b] = self.pool.scratch * self.block_size
+        io["slots"][:, :n] = meta.slot_mapping; io["slots"][0, n:b] = self.pool.scratch; io["slots"][1, n:b] = 0
         io["bt"][:n].fill_(self.pool.scratch); io["bt"][:n, :meta.block_tables.shape[1]] = meta.block_tables
         io["bt"][n:b] = self.pool.scratch
         io["lens"][:n] = meta.context_lens; io["lens"][n:b] = 1
