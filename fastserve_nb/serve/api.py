@@ -14,15 +14,16 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from .sequence import SamplingParams
 from .engine import AsyncEngine, EngineDeadError
 from .resources import AdmissionController, engine_stats
 from .protocol import (ServeConfig, APIError, bad_request, CompletionRequest, ChatCompletionRequest,
-    FeedbackRequest, AdapterRequest, ExplainRequest, MAX_TEXT, parse_request, sampling_params, chat_prompt, Metrics)
+    FeedbackRequest, AdapterRequest, ExplainRequest, MAX_TEXT, loads_json, parse_request, sampling_params, chat_prompt, Metrics)
 
 # %% auto #0
-__all__ = ['log', 'TokenDelta', 'EngineClient', 'AsyncEngineClient', 'read_json', 'APIKeyMiddleware', 'build_app',
+__all__ = ['log', 'TokenDelta', 'EngineClient', 'AsyncEngineClient', 'read_json', 'APIKeyMiddleware', 'build_app', 'end_requests',
            'serve_in_thread']
 
 # %% ../../nbs/05f_api.ipynb #c02107cb
@@ -86,6 +87,12 @@ class _Request:
     def __init__(self, app_state, n: int):
         self.s, self.n, self.t0, self.streams, self.closed = app_state, n, time.perf_counter(), [], False
         self.usage = {"prompt_tokens": 0, "completion_tokens": 0}
+        self.q, self.loop = asyncio.Queue(), asyncio.get_running_loop()      # (choice index, delta | None at its end | error)
+        app_state.running.add(self)
+
+    def end(self, error: APIError):
+        "End this request from any thread: a stream sends `error` as its last frame, a whole response becomes `error`."
+        self.loop.call_soon_threadsafe(self.q.put_nowait, (None, error))
 
     async def open(self, prompts: list[list[int]], params: list[SamplingParams]):
         "Submit one stream per choice; a ValueError closes the ones already open and becomes a 400."
@@ -100,7 +107,7 @@ class _Request:
 
     async def deltas(self) -> AsyncIterator[tuple[int, TokenDelta]]:
         "(choice index, delta) from all streams as they come; metrics observed on the way."
-        q: asyncio.Queue = asyncio.Queue()
+        q = self.q
         async def pump(i, stream):
             try:
                 async for d in stream: q.put_nowait((i, d))
@@ -132,6 +139,7 @@ class _Request:
         "Abort unfinished streams and give the admission slot back (idempotent)."
         if self.closed: return
         self.closed = True
+        self.s.running.discard(self)
         for st in self.streams: await st.aclose()
         self.s.metrics.inc("prompt_tokens_total", self.usage["prompt_tokens"])
         self.s.admission.release(self.n, held=time.perf_counter() - self.t0)
@@ -145,18 +153,27 @@ class _AppState:
     admission: AdmissionController
     feedback: Any = None        # serve.learn.FeedbackStore
     started: float = field(default_factory=time.time)
+    running: set = field(default_factory=set)          # the _Requests in flight
 
-async def read_json(request: Request, limit: int) -> Any:
-    "The request body decoded as JSON, refused past `limit` bytes (checked while reading, not only by Content-Length)."
-    n = request.headers.get("content-length")
-    if n is not None and (not n.isdigit() or int(n) > limit): raise bad_request(f"the request body is over the limit of {limit} bytes", None)
+def _too_large(limit: int, what: str) -> APIError: return APIError(f"the request body is over the limit of {limit} bytes ({what})", 413)
+
+async def _body(request: Request, limit: int) -> bytes:
     chunks, size = [], 0
     async for c in request.stream():
         size += len(c)
-        if size > limit: raise bad_request(f"the request body is over the limit of {limit} bytes", None)
+        if size > limit: raise _too_large(limit, f"more than {limit} bytes arrived")
         chunks.append(c)
-    try: return json.loads(b"".join(chunks))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e: raise bad_request(f"the body is not valid JSON: {e}", None) from None
+    return b"".join(chunks)
+
+async def read_json(request: Request, cfg: ServeConfig) -> Any:
+    "The body, parsed by `loads_json` in a thread: 413 past `max_body_bytes` (announced or counted), 408 if it takes over `body_timeout` s."
+    n = request.headers.get("content-length")
+    if n is not None and not (n.isascii() and n.isdigit()): raise bad_request(f"Content-Length must be a number of bytes, got {n!r}")
+    if n is not None and int(n) > cfg.max_body_bytes: raise _too_large(cfg.max_body_bytes, f"Content-Length: {n}")
+    try: raw = await asyncio.wait_for(_body(request, cfg.max_body_bytes), cfg.body_timeout)
+    except asyncio.TimeoutError: raise APIError(f"the request body did not all arrive within body_timeout={cfg.body_timeout} s", 408) from None
+    except ClientDisconnect: raise bad_request("the client disconnected while sending the body") from None
+    return await asyncio.to_thread(loads_json, raw)
 
 class APIKeyMiddleware:
     "ASGI middleware: /v1/* needs `Authorization: Bearer <key>`, compared in constant time (no timing oracle)."
@@ -210,16 +227,16 @@ def build_app(client: EngineClient, cfg: ServeConfig, feedback=None) -> FastAPI:
 
     @app.post("/v1/completions")
     async def completions(request: Request):
-        req = parse_request(CompletionRequest, await read_json(request, cfg.max_body_bytes))
-        prompts = _completion_prompts(req, client.tokenizer, cfg)
+        req = parse_request(CompletionRequest, await read_json(request, cfg))
+        prompts = await asyncio.to_thread(_completion_prompts, req, client.tokenizer, cfg)
         return await _generate(request, st, req, prompts, chat=False)
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request):
-        req = parse_request(ChatCompletionRequest, await read_json(request, cfg.max_body_bytes))
+        req = parse_request(ChatCompletionRequest, await read_json(request, cfg))
         if req.max_tokens is not None and req.max_completion_tokens is not None and req.max_tokens != req.max_completion_tokens:
             raise bad_request("send max_completion_tokens or max_tokens, not two different values", "max_tokens")
-        return await _generate(request, st, req, [chat_prompt(client.tokenizer, req.messages)], chat=True)
+        return await _generate(request, st, req, [await asyncio.to_thread(chat_prompt, client.tokenizer, req.messages)], chat=True)
 
     _add_model_routes(app, st)
     return app
@@ -234,17 +251,14 @@ def _completion_prompts(req: CompletionRequest, tok, cfg: ServeConfig) -> list[l
 
 # %% ../../nbs/05f_api.ipynb #e0c9a890
 async def _generate(request: Request, st: _AppState, req, prompts: list[list[int]], chat: bool):
-    params = sampling_params(req, st.cfg, st.client.vocab_size)
-    if chat and getattr(req, "max_completion_tokens", None) is None and req.max_tokens is None:
-        room = st.client.max_model_len - len(prompts[0])
-        for p in params: p.max_tokens = max(room, 1)
-    n = len(prompts) * len(params)
+    per_prompt = [sampling_params(req, st.cfg, st.client.vocab_size, room=st.client.max_model_len - len(ids)) for ids in prompts]
+    n = len(prompts) * req.n
     if not st.admission.try_admit(n):
         st.metrics.inc("requests_rejected_total", reason="queue_full")
         raise APIError(f"the server is at its queue limit ({st.admission.limit} requests); retry later", 429,
                        headers={"Retry-After": str(st.admission.retry_after())})
     r = _Request(st, n)
-    await r.open([ids for ids in prompts for _ in params], [p for _ in prompts for p in params])
+    await r.open([ids for ids, ps in zip(prompts, per_prompt) for _ in ps], [p for ps in per_prompt for p in ps])
     rid, created = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex, int(time.time())
     obj = "chat.completion" if chat else "text_completion"
     if req.stream:
@@ -283,8 +297,8 @@ async def _stream_frames(r: _Request, rid, created, obj, model, chat: bool, incl
             yield _sse(chunk([{"index": i, **body, "logprobs": None, "finish_reason": d.finish_reason if d.finished else None}]))
         if include_usage:
             yield _sse(dict(chunk([]), usage=dict(r.usage, total_tokens=r.usage["prompt_tokens"] + r.usage["completion_tokens"])))
-    except EngineDeadError as e:
-        yield _sse(APIError(f"the engine failed while generating: {e}", 503).body())
+    except EngineDeadError as e: yield _sse(APIError(f"the engine failed while generating: {e}", 503).body())
+    except APIError as e: yield _sse(e.body())
     finally: await r.close()
     yield "data: [DONE]\n\n"
 
@@ -297,13 +311,20 @@ class _Stream(StreamingResponse):
         try: await super().__call__(scope, receive, send)
         finally: await self._on_close()
 
+# %% ../../nbs/05f_api.ipynb #867c1ca1
+def end_requests(app: FastAPI, message: str) -> int:
+    "End every request in flight with a 503 `message` (streams: an error frame, then [DONE]); from any thread. Returns how many."
+    running = list(app.state.fs.running)       # one copy under the GIL while the event loop adds and removes
+    for r in running: r.end(APIError(message, 503))
+    return len(running)
+
 # %% ../../nbs/05f_api.ipynb #041ca9eb
 def _add_model_routes(app: FastAPI, st: _AppState):
     cfg, client = st.cfg, st.client
 
     @app.post("/v1/feedback")
     async def feedback(request: Request):
-        req = parse_request(FeedbackRequest, await read_json(request, cfg.max_body_bytes))
+        req = parse_request(FeedbackRequest, await read_json(request, cfg))
         if st.feedback is None: raise APIError("this server keeps no feedback (start it with --feedback-db)", 404)
         if req.model not in (None, cfg.model_name): raise APIError(f"model {req.model!r} does not exist; this server serves {cfg.model_name!r}", 404, "model")
         if req.rating is None and req.correction is None: raise bad_request("send a rating (-1, 0, 1) or a correction", "rating")
@@ -321,21 +342,22 @@ def _add_model_routes(app: FastAPI, st: _AppState):
 
     @app.post("/v1/adapters")
     async def change_adapter(request: Request):
-        req = parse_request(AdapterRequest, await read_json(request, cfg.max_body_bytes))
+        req = parse_request(AdapterRequest, await read_json(request, cfg))
         if req.action == "activate" and not req.version: raise bad_request("activate needs a version", "version")
         return await client.adapters(req.action, req.version)
 
     @app.post("/v1/explain")
     async def explain(request: Request):
-        req = parse_request(ExplainRequest, await read_json(request, cfg.max_body_bytes))
+        req = parse_request(ExplainRequest, await read_json(request, cfg))
         if req.model != cfg.model_name: raise APIError(f"model {req.model!r} does not exist; this server serves {cfg.model_name!r}", 404, "model")
-        ids = client.tokenizer.encode(req.prompt, add_special_tokens=False)
+        encode = lambda text: client.tokenizer.encode(text, add_special_tokens=False)
+        ids = await asyncio.to_thread(encode, req.prompt)
         limit = min(cfg.max_explain_tokens, client.max_model_len - 1)
         if not ids: raise bad_request("prompt must not be empty", "prompt")
         if len(ids) > limit: raise bad_request(f"prompt has {len(ids)} tokens; /v1/explain takes at most {limit}", "prompt")
         target = None
         if req.target is not None:
-            t = client.tokenizer.encode(req.target, add_special_tokens=False)
+            t = await asyncio.to_thread(encode, req.target)
             if not t: raise bad_request("target must hold at least one token", "target")
             target = t[0]
         if not st.admission.try_admit(1): raise APIError("the server is at its queue limit; retry later", 429, headers={"Retry-After": str(st.admission.retry_after())})
@@ -346,8 +368,9 @@ def _add_model_routes(app: FastAPI, st: _AppState):
 # %% ../../nbs/05f_api.ipynb #35731f96
 class serve_in_thread:
     "Run `app` with uvicorn on host:port (0: a free port) in a daemon thread; a context manager; `.url` is its base URL."
-    def __init__(self, app, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning"):
-        self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, lifespan="off"))
+    def __init__(self, app, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning", timeout_keep_alive: int = 5):
+        self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, lifespan="off",
+                                                    timeout_keep_alive=timeout_keep_alive))
         self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
 
     def __enter__(self):

@@ -16,11 +16,11 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from .sequence import SamplingParams
 
 # %% auto #0
-__all__ = ['log', 'NEUTRAL', 'FALLBACK_CHAT_TEMPLATE', 'TTFT_BUCKETS', 'ITL_BUCKETS', 'LATENCY_BUCKETS', 'MAX_TEXT',
-           'ServeConfig', 'APIError', 'bad_request', 'StreamOptions', 'CompletionRequest', 'ChatMessage',
-           'ChatCompletionRequest', 'parse_request', 'sampling_params', 'chat_prompt', 'Histogram', 'Metrics',
-           'FeedbackRequest', 'AdapterRequest', 'ExplainRequest', 'add_serve_args', 'config_from_args', 'check_config',
-           'pipeline_shape']
+__all__ = ['log', 'MAX_JSON_DEPTH', 'NEUTRAL', 'FALLBACK_CHAT_TEMPLATE', 'TTFT_BUCKETS', 'ITL_BUCKETS', 'LATENCY_BUCKETS',
+           'MAX_TEXT', 'ServeConfig', 'APIError', 'bad_request', 'json_depth', 'invalid_text', 'loads_json',
+           'StreamOptions', 'CompletionRequest', 'ChatMessage', 'ChatCompletionRequest', 'parse_request',
+           'sampling_params', 'chat_prompt', 'Histogram', 'Metrics', 'FeedbackRequest', 'AdapterRequest',
+           'ExplainRequest', 'add_serve_args', 'config_from_args', 'check_config', 'pipeline_shape']
 
 # %% ../../nbs/05ea_protocol.ipynb #bbf4655c
 log = logging.getLogger(__name__)
@@ -33,7 +33,8 @@ class ServeConfig:
     served_model_name: str | None = None   # the name clients send as `model` (default: `model`)
     host: str = "127.0.0.1"                # loopback unless told otherwise
     port: int = 8000                       # 0: any free port
-    api_key: str | None = None             # when set, /v1/* needs `Authorization: Bearer <key>`
+    api_key: str | None = None             # when set, /v1/* needs `Authorization: Bearer <key>`; a flag shows in `ps`: prefer FASTSERVE_API_KEY or --api-key-file
+    api_key_file: str | None = None        # a file whose content is the API key (read at start, never on the command line)
     policy: str = "mlfq"                   # scheduler: mlfq | fcfs | srpt
     quantize: str | None = None            # weight-only int8 or int4 (01a_quantization)
     device: str | None = None              # cpu | cuda | cuda:N (default: cuda when there is one)
@@ -52,7 +53,9 @@ class ServeConfig:
     memory_fraction: float = 0.9           # share of available memory the KV pool may take
     reserved_memory_bytes: int = 0         # kept out of the KV pool (activations, other processes)
     max_queue_len: int = 256               # requests waiting beyond the running batch before 429
-    max_body_bytes: int = 1 << 20          # request bodies above this are refused
+    max_body_bytes: int = 1 << 20          # request bodies above this are refused (413) before they are read
+    body_timeout: float = 30.0             # seconds a request body may take to arrive (then 408)
+    keep_alive_timeout: int = 5            # seconds an idle client connection stays open
     max_n: int = 8                         # most choices per prompt
     max_prompts: int = 16                  # most prompts in one /v1/completions request
     max_stop: int = 4                      # most stop strings
@@ -71,7 +74,8 @@ class ServeConfig:
 class APIError(Exception):
     "An HTTP error with OpenAI's body: {'error': {'message', 'type', 'param', 'code'}}."
     TYPES = {400: "BadRequestError", 401: "AuthenticationError", 404: "NotFoundError", 405: "MethodNotAllowedError",
-             429: "RateLimitError", 500: "InternalServerError", 503: "ServiceUnavailableError"}
+             408: "RequestTimeoutError", 413: "ContentTooLargeError", 429: "RateLimitError", 500: "InternalServerError",
+             503: "ServiceUnavailableError"}
     def __init__(self, message: str, status: int = 400, param: str | None = None, headers: dict | None = None):
         super().__init__(message)
         self.message, self.status, self.param, self.headers = message, status, param, headers
@@ -82,6 +86,50 @@ class APIError(Exception):
     def response(self) -> JSONResponse: return JSONResponse(self.body(), self.status, headers=self.headers)
 
 def bad_request(message: str, param: str | None = None) -> APIError: return APIError(message, 400, param)
+
+# %% ../../nbs/05ea_protocol.ipynb #8a4944d7
+MAX_JSON_DEPTH = 32                    # deepest nesting of arrays/objects in a request body (OpenAI's bodies need ≤ 6)
+_JSON_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')      # a whole string (skipped) or one bracket
+
+def json_depth(raw: bytes, stop: int | None = None) -> int:
+    "How deep arrays and objects nest in `raw`, brackets inside strings not counted; the count ends once it passes `stop`."
+    depth = deepest = 0
+    for m in _JSON_TOKEN.finditer(raw):
+        c = m[0][:1]
+        if c in b"[{":
+            depth += 1; deepest = max(deepest, depth)
+            if stop is not None and deepest > stop: break
+        elif c in b"]}": depth -= 1
+    return deepest
+
+# %% ../../nbs/05ea_protocol.ipynb #2fa36ff7
+def _utf8(s: str) -> bool:
+    try: s.encode("utf-8"); return True
+    except UnicodeEncodeError: return False
+
+def invalid_text(v: Any, path: str = "") -> str | None:
+    "Where (`messages.0.content`) the first string or key of `v` that UTF-8 cannot encode (a lone surrogate) is, else None."
+    if isinstance(v, str): return None if v.isascii() or _utf8(v) else path
+    items = v.items() if isinstance(v, dict) else enumerate(v) if isinstance(v, list) else ()
+    for k, x in items:
+        p = f"{path}.{k}" if path else str(k)
+        if not _utf8(p): return p.encode("utf-8", "backslashreplace").decode()      # a bad key: named in escapes
+        if (bad := invalid_text(x, p)) is not None: return bad
+    return None
+
+# %% ../../nbs/05ea_protocol.ipynb #8d0c6232
+def _no_constant(name: str): raise ValueError(f"{name} is not a JSON number")
+
+def loads_json(raw: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    "`raw` decoded as JSON, or a 400 saying why not: not JSON, NaN/Infinity, nested deeper than `max_depth`, or text that is not Unicode."
+    if json_depth(raw, stop=max_depth) > max_depth:
+        raise bad_request(f"the body nests arrays/objects more than {max_depth} levels deep; at most {max_depth} are allowed")
+    try: body = json.loads(raw, parse_constant=_no_constant)
+    except ValueError as e: raise bad_request(f"the body is not valid JSON: {e}") from None   # also bad UTF-8, 4,300+ digit integers
+    if (where := invalid_text(body)) is not None:
+        raise bad_request(f"{where or 'the body'}: holds a lone surrogate (an escape in \\ud800-\\udfff without its pair), "
+                          "which is not Unicode text; send valid UTF-8", where or None)
+    return body
 
 # %% ../../nbs/05ea_protocol.ipynb #0baf9650
 class _Strict(BaseModel):
@@ -151,8 +199,11 @@ def parse_request(cls: type[BaseModel], body: Any) -> BaseModel:
         what = "is not a parameter of this endpoint" if err["type"] == "extra_forbidden" else err["msg"].lower()
         raise bad_request(f"{param}: {what} (got {_short(err.get('input'))})", param) from None
     for name, ok in NEUTRAL.items():
-        if name in req.model_fields_set and getattr(req, name) not in ok:
-            raise bad_request(f"{name}={_short(getattr(req, name))} is not supported by this server (allowed: {ok[-1]!r})", name)
+        v = getattr(req, name, None)
+        if name in req.model_fields_set and not any(type(v) is type(x) and v == x for x in ok):     # 0 is not False here
+            raise bad_request(f"{name}={_short(v)} is not supported by this server (allowed: {' or '.join(json.dumps(x) for x in ok)})", name)
+    if getattr(req, "stream_options", None) is not None and not req.stream:
+        raise bad_request(f"stream_options applies to streamed responses only: send it with stream=true, got stream={json.dumps(req.stream)}", "stream_options")
     return req
 
 def _short(v, n: int = 60) -> str:
@@ -160,13 +211,13 @@ def _short(v, n: int = 60) -> str:
     return s if len(s) <= n else s[:n] + "…"
 
 # %% ../../nbs/05ea_protocol.ipynb #4ee131ca
-def sampling_params(req: CompletionRequest | ChatCompletionRequest, cfg: ServeConfig, vocab_size: int) -> list[SamplingParams]:
-    "One `SamplingParams` per choice (n of them; seeds seed, seed+1, ...); raises APIError naming a bad field."
+def sampling_params(req: CompletionRequest | ChatCompletionRequest, cfg: ServeConfig, vocab_size: int, room: int | None = None) -> list[SamplingParams]:
+    "One `SamplingParams` per choice (n of them; seeds seed, seed+1, ...); raises APIError naming a bad field. `room`: context left after the prompt."
     if req.model != cfg.model_name: raise APIError(f"model {req.model!r} does not exist; this server serves {cfg.model_name!r}", 404, "model")
     if not 1 <= req.n <= cfg.max_n: raise bad_request(f"n must be in [1, {cfg.max_n}], got {req.n}", "n")
-    max_tokens = getattr(req, "max_completion_tokens", None) or req.max_tokens
-    key = "max_completion_tokens" if getattr(req, "max_completion_tokens", None) else "max_tokens"
-    if max_tokens is None: max_tokens = cfg.max_model_len                     # chat: up to the context, cut below
+    key = "max_completion_tokens" if getattr(req, "max_completion_tokens", None) is not None else "max_tokens"
+    max_tokens = getattr(req, key)
+    if max_tokens is None: max_tokens = max(1, cfg.max_model_len if room is None else room)    # null: the rest of the context
     if max_tokens < 1: raise bad_request(f"{key} must be ≥ 1, got {max_tokens}", key)
     t = 1.0 if req.temperature is None else req.temperature
     if not 0 <= t <= 2: raise bad_request(f"temperature must be in [0, 2], got {t}", "temperature")
@@ -305,15 +356,22 @@ def add_serve_args(p: argparse.ArgumentParser, env: dict | None = None):
                        help=f"{notes[f.name] + ' ' if f.name in notes else ''}(env FASTSERVE_{f.name.upper()}; default {f.default!r})")
 
 def config_from_args(args: argparse.Namespace) -> ServeConfig:
-    return check_config(ServeConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ServeConfig)}))
+    "The checked ServeConfig of parsed flags, the API key read from `api_key_file` when one is named."
+    cfg = ServeConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ServeConfig)})
+    if cfg.api_key_file is not None:
+        if cfg.api_key is not None: raise ValueError("give the API key once: api_key (or FASTSERVE_API_KEY) or api_key_file, not both")
+        try: cfg.api_key = open(cfg.api_key_file, encoding="utf-8").read().strip()
+        except (OSError, UnicodeDecodeError) as e: raise ValueError(f"api_key_file {cfg.api_key_file!r} cannot be read: {e}") from None
+    return check_config(cfg)
 
 def check_config(cfg: ServeConfig) -> ServeConfig:
     "Raise ValueError naming the first field that cannot work."
-    for k in ("max_num_seqs", "max_num_batched_tokens", "max_model_len", "block_size", "max_n", "max_prompts", "max_body_bytes", "max_explain_tokens", "learn_min_feedback", "pp"):
+    for k in ("max_num_seqs", "max_num_batched_tokens", "max_model_len", "block_size", "max_n", "max_prompts", "max_body_bytes", "max_explain_tokens", "learn_min_feedback", "pp", "keep_alive_timeout"):
         if getattr(cfg, k) < 1: raise ValueError(f"{k} must be ≥ 1, got {getattr(cfg, k)}")
     for k in ("num_host_blocks", "max_queue_len", "reserved_memory_bytes", "max_stop", "pp_micro_batches", "pp_depth"):
         if getattr(cfg, k) < 0: raise ValueError(f"{k} must be ≥ 0, got {getattr(cfg, k)}")
     if not 0 <= cfg.port < 65536: raise ValueError(f"port must be in [0, 65535], got {cfg.port}")
+    if not 0 < cfg.body_timeout < math.inf: raise ValueError(f"body_timeout must be a number of seconds > 0, got {cfg.body_timeout}")
     if not 0 < cfg.memory_fraction <= 1: raise ValueError(f"memory_fraction must be in (0, 1], got {cfg.memory_fraction}")
     for k, allowed in _CHOICES.items():
         if getattr(cfg, k) is not None and getattr(cfg, k) not in allowed: raise ValueError(f"{k} must be one of {allowed}, got {getattr(cfg, k)!r}")

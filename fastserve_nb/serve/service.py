@@ -14,7 +14,7 @@ import uvicorn
 from .sequence import SamplingParams
 from .engine import EngineDeadError
 from .protocol import ServeConfig, APIError, add_serve_args, config_from_args, pipeline_shape
-from .api import EngineClient, TokenDelta, build_app
+from .api import EngineClient, TokenDelta, build_app, end_requests
 
 # %% auto #0
 __all__ = ['log', 'load_engine', 'plan_stage_pools', 'start_pipeline', 'EngineWorker', 'worker_main', 'WorkerClient',
@@ -163,7 +163,8 @@ class EngineWorker:
 
 def worker_main(cfg: ServeConfig, conn):
     "Entry point of the spawned worker process."
-    signal.signal(signal.SIGINT, signal.SIG_IGN)              # Ctrl-C reaches the API process, which stops us
+    for s in (signal.SIGINT, signal.SIGTERM): signal.signal(s, signal.SIG_IGN)   # the API process drains, then stops us
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})     # blocked by `_spawn` until now
     logging.basicConfig(level=cfg.log_level.upper(), format=f"%(asctime)s worker[{os.getpid()}] %(levelname)s %(name)s: %(message)s")
     try: EngineWorker(cfg, conn).run()
     except (EOFError, OSError): log.warning("the API process went away; exiting")      # its end of the pipe closed
@@ -234,7 +235,10 @@ class WorkerClient(EngineClient):
             self.generation += 1
             gen = self.generation
             self.proc = self.ctx.Process(target=worker_main, args=(self.cfg, child), name=f"fastserve-worker-{gen}", daemon=True)
-            self.proc.start(); self.conn = parent
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})   # inherited until worker_main ignores them
+            try: self.proc.start()
+            finally: signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            self.conn = parent
         child.close()
         self.started_at = self.last_seen = time.monotonic()
         threading.Thread(target=self._read, args=(parent, self.proc, gen), name=f"fastserve-reader-{gen}", daemon=True).start()
@@ -301,6 +305,8 @@ class WorkerClient(EngineClient):
             self.lost.clear()
             backoff = min(30.0, max(1.0, 2 * backoff)) if time.monotonic() - self.started_at < 60 and self.restarts else 0.0
             time.sleep(backoff)
+            if self.draining or self.closed:
+                log.warning("the engine worker is gone and the server is stopping: no restart"); return
             self.restarts += 1
             log.warning("restarting the engine worker (restart %d)", self.restarts)
             try: self._spawn()
@@ -353,8 +359,8 @@ class WorkerClient(EngineClient):
 # %% ../../nbs/05h_service.ipynb #6d215ca4
 class DrainingServer(uvicorn.Server):
     "uvicorn.Server whose SIGTERM/SIGINT marks the engine client as draining, and which exits 0 after the drain."
-    def __init__(self, config: uvicorn.Config, client: WorkerClient):
-        super().__init__(config); self.client = client
+    def __init__(self, config: uvicorn.Config, client: WorkerClient, drain_timeout: float):
+        super().__init__(config); self.client, self.drain_timeout = client, drain_timeout
 
     @contextlib.contextmanager
     def capture_signals(self):
@@ -366,9 +372,16 @@ class DrainingServer(uvicorn.Server):
             for s, h in old.items(): signal.signal(s, h)
 
     def handle_exit(self, sig, frame):
-        if not self.client.draining: log.warning("signal %d: draining (up to %.0f s for running requests)", sig, self.config.timeout_graceful_shutdown)
+        if not self.client.draining: log.warning("signal %d: draining (up to %.0f s for running requests)", sig, self.drain_timeout)
         self.client.draining = True
         super().handle_exit(sig, frame)
+
+    async def shutdown(self, sockets=None):
+        "uvicorn's drain; requests still running after `drain_timeout` are ended with a 503 error, which uvicorn then sends."
+        late = asyncio.get_running_loop().call_later(self.drain_timeout, end_requests, self.config.app,
+                                                     f"the server is stopping and its drain timeout ({self.drain_timeout} s) has passed; retry the request")
+        try: await super().shutdown(sockets)
+        finally: late.cancel()
 
 def run_server(cfg: ServeConfig) -> int:
     "Serve `cfg` until SIGTERM/SIGINT; returns the exit status."
@@ -385,8 +398,9 @@ def run_server(cfg: ServeConfig) -> int:
         feedback = FeedbackStore(cfg.feedback_db)
         if cfg.adapters_dir: learner = Learner.for_server(cfg, feedback, client).start()
     app = build_app(client, cfg, feedback)
-    server = DrainingServer(uvicorn.Config(app, host=cfg.host, port=cfg.port, log_level=cfg.log_level, access_log=False,
-                                           timeout_graceful_shutdown=cfg.drain_timeout, lifespan="off"), client)
+    server = DrainingServer(uvicorn.Config(app, host=cfg.host, port=cfg.port, log_level=cfg.log_level, access_log=False, lifespan="off",
+                                           timeout_keep_alive=cfg.keep_alive_timeout, timeout_graceful_shutdown=cfg.drain_timeout + 5),
+                            client, cfg.drain_timeout)       # 5 s more: the ended requests send their error
     log.info("serving %s on http://%s:%d (policy %s)", cfg.model_name, cfg.host, cfg.port, cfg.policy)
     try: server.run()
     finally:
@@ -404,12 +418,12 @@ def main(argv: list[str] | None = None) -> int:
     return run_server(cfg)
 
 def launch(*flags: str, env: dict | None = None, timeout: float = 180, command: list[str] | None = None) -> tuple:
-    "Start the server (`command`, default `python -m fastserve_nb.serve.service`) with `flags` on a free loopback port; (process, URL) once healthy."
+    "Start the server (`command`, default `python -m fastserve_nb.serve.service`) in its own process group with `flags` on a free loopback port; (process, URL) once healthy."
     import socket, subprocess, sys, urllib.request
     with socket.socket() as s: s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
     command = command or [sys.executable, "-m", "fastserve_nb.serve.service"]
     proc = subprocess.Popen([*command, "--port", str(port), *flags],
-                            env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     url, t0 = f"http://127.0.0.1:{port}", time.monotonic()
     while time.monotonic() - t0 < timeout:
         try:
