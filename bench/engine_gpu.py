@@ -140,8 +140,15 @@ del e
 pol, raw = {}, {}
 for name, policy, host in (("fcfs", "fcfs", 0), ("mlfq", "mlfq", 4096), ("mlfq_recompute", "mlfq", 0), ("srpt", "srpt", 4096)):
     e = LLMEngine(ours, None, EngineConfig(policy=policy, num_host_blocks=host, **kw))
+    if host and dev == "cuda": e.runner.pool.timeline = []   # CUDA events around every swap's copies
+    t0 = time.perf_counter()
     raw[name] = run_workload(e, wl, rate_scale=rate)
     pol[name] = summarize(raw[name]); pol[name]["iterations"] = e.num_iterations; pol[name]["counters"] = dict(e.counters)
+    if host and dev == "cuda":
+        tl = e.runner.pool.timeline
+        copy_s = sum(s.elapsed_time(t) for _, s, t in tl) / 1e3
+        pol[name]["swap_copies"] = dict(copy_s=copy_s, wall_s=time.perf_counter() - t0, GB=sum(b for b, _, _ in tl) / 1e9,
+                                        GBps=sum(b for b, _, _ in tl) / 1e9 / max(copy_s, 1e-9))
     res["policies"] = pol; save()
     del e; (torch.cuda.empty_cache() if dev == 'cuda' else None)
 json.dump({k: [dict(e2e=m["e2e"], normalized_latency=m["normalized_latency"], ttft=m["ttft"], output_tokens=m["output_tokens"]) for m in v]
