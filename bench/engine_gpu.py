@@ -22,6 +22,7 @@ ap.add_argument("--skip-hf", action="store_true")
 ap.add_argument("--policy-requests", type=int, default=400)
 ap.add_argument("--smoke", action="store_true", help="a small model on the CPU, to check the script itself")
 ap.add_argument("--only-policies", action="store_true", help="re-run only the policy comparison, merging into the JSON")
+ap.add_argument("--policies", default="fcfs,mlfq,mlfq_recompute,srpt", help="which of the policy runs to make (comma-separated)")
 args = ap.parse_args()
 dev = "cpu" if args.smoke else "cuda"
 sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
@@ -137,8 +138,10 @@ rate = 0.9 * cap
 res["policy_setup"] = dict(slots=slots, device_blocks=kw["num_blocks"], capacity_req_s=cap, rate_req_s=rate,
                            requests=len(wl), mean_output=64, output="log-normal sigma 1.2, max 512", prompts="16-512")
 del e
-pol, raw = {}, {}
-for name, policy, host in (("fcfs", "fcfs", 0), ("mlfq", "mlfq", 4096), ("mlfq_recompute", "mlfq", 0), ("srpt", "srpt", 4096)):
+pol, raw = {}, {}                                             # ratios only between runs of this process
+RUNS = {"fcfs": ("fcfs", 0), "mlfq": ("mlfq", 4096), "mlfq_recompute": ("mlfq", 0), "srpt": ("srpt", 4096)}
+for name in args.policies.split(","):
+    policy, host = RUNS[name]
     e = LLMEngine(ours, None, EngineConfig(policy=policy, num_host_blocks=host, **kw))
     if host and dev == "cuda": e.runner.pool.timeline = []   # CUDA events around every swap's copies
     t0 = time.perf_counter()
@@ -154,6 +157,7 @@ for name, policy, host in (("fcfs", "fcfs", 0), ("mlfq", "mlfq", 4096), ("mlfq_r
 json.dump({k: [dict(e2e=m["e2e"], normalized_latency=m["normalized_latency"], ttft=m["ttft"], output_tokens=m["output_tokens"]) for m in v]
            for k, v in raw.items()}, open(os.path.join(out_dir, "engine_gpu_requests.json"), "w"))
 P = pol
+if not {"fcfs", "mlfq", "mlfq_recompute"} <= set(P): sys.exit(0)              # a ratio needs both of its runs
 res["mlfq_vs_fcfs_mean_normalized_latency"] = P["fcfs"]["normalized_latency"]["mean"] / P["mlfq"]["normalized_latency"]["mean"]
 res["mlfq_vs_fcfs_mean_jct"] = P["fcfs"]["e2e"]["mean"] / P["mlfq"]["e2e"]["mean"]
 res["swap_vs_recompute_mean_jct"] = P["mlfq_recompute"]["e2e"]["mean"] / P["mlfq"]["e2e"]["mean"]
