@@ -29,6 +29,7 @@ sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
 out_dir = os.environ.get("OUT", os.path.dirname(__file__))
 prev = os.path.join(os.path.dirname(os.path.abspath(__file__)), "engine_gpu.json")
 res = json.load(open(prev)) if args.only_policies and os.path.exists(prev) else {}
+res = {k: v for k, v in res.items() if not k.startswith(("policy", "policies", "mlfq_vs", "swap_vs"))}   # this run's own
 res |= {"torch": torch.__version__, "transformers": transformers.__version__, "gpu": torch.cuda.get_device_name() if dev == "cuda" else "cpu (smoke test)",
        "command": "PYTHONPATH=. python bench/engine_gpu.py " + " ".join(sys.argv[1:])}
 
