@@ -265,8 +265,8 @@ def recv(shape, dtype, src: int, device=None, timeout_s: float | None = None, gr
     return t
 
 # %% ../nbs/02_parallel.ipynb #e09956ef
-def init_distributed(backend: str | None = None, timeout_s: float = 60.0) -> tuple[int, int, torch.device]:
-    "Join the process group described by torchrun's environment variables; returns (rank, world_size, device)."
+def init_distributed(backend: str | None = None, timeout_s: float = 60.0, store=None) -> tuple[int, int, torch.device]:
+    "Join the process group described by torchrun's environment variables (met in `store`, default MASTER_ADDR:MASTER_PORT); returns (rank, world_size, device)."
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
     if backend == "nccl":
@@ -274,7 +274,7 @@ def init_distributed(backend: str | None = None, timeout_s: float = 60.0) -> tup
         torch.cuda.set_device(device)
     else: device = torch.device("cpu")
     if not dist.is_initialized():
-        dist.init_process_group(backend, rank=rank, world_size=world, timeout=datetime.timedelta(seconds=timeout_s),
+        dist.init_process_group(backend, store=store, rank=rank, world_size=world, timeout=datetime.timedelta(seconds=timeout_s),
                                 device_id=device if backend == "nccl" else None)
     return rank, world, device
 

@@ -6,7 +6,8 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/api.html.md"""
 
 # %% ../../nbs/05f_api.ipynb #5b987ab7
 from __future__ import annotations
-import asyncio, hmac, json, logging, threading, time, uuid
+import asyncio, hashlib, hmac, json, logging, re, threading, time, uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
 
@@ -20,11 +21,11 @@ from .sequence import SamplingParams
 from .engine import AsyncEngine, EngineDeadError
 from .resources import AdmissionController, engine_stats
 from .protocol import (ServeConfig, APIError, bad_request, CompletionRequest, ChatCompletionRequest,
-    FeedbackRequest, AdapterRequest, ExplainRequest, MAX_TEXT, loads_json, parse_request, sampling_params, chat_prompt, Metrics)
+    FeedbackRequest, AdapterRequest, ExplainRequest, MAX_ID, loads_json, parse_request, sampling_params, chat_prompt, Metrics)
 
 # %% auto #0
-__all__ = ['log', 'TokenDelta', 'EngineClient', 'AsyncEngineClient', 'read_json', 'APIKeyMiddleware', 'build_app', 'end_requests',
-           'serve_in_thread']
+__all__ = ['log', 'TokenDelta', 'EngineClient', 'AsyncEngineClient', 'read_json', 'is_admin_route', 'APIKeyMiddleware',
+           'RateLimiter', 'client_id', 'build_app', 'end_requests', 'serve_in_thread']
 
 # %% ../../nbs/05f_api.ipynb #c02107cb
 log = logging.getLogger(__name__)
@@ -152,6 +153,7 @@ class _AppState:
     metrics: Metrics
     admission: AdmissionController
     feedback: Any = None        # serve.learn.FeedbackStore
+    feedback_limiter: Any = None                       # RateLimiter of feedback rows per client
     started: float = field(default_factory=time.time)
     running: set = field(default_factory=set)          # the _Requests in flight
 
@@ -175,15 +177,49 @@ async def read_json(request: Request, cfg: ServeConfig) -> Any:
     except ClientDisconnect: raise bad_request("the client disconnected while sending the body") from None
     return await asyncio.to_thread(loads_json, raw)
 
+def is_admin_route(method: str, path: str) -> bool:
+    "Adapter control (any method on /v1/adapters) and the feedback export (GET /v1/feedback): what changes or reads every user's data."
+    path = re.sub("/+", "/", path).rstrip("/")
+    return path == "/v1/adapters" or (method == "GET" and path == "/v1/feedback")
+
 class APIKeyMiddleware:
-    "ASGI middleware: /v1/* needs `Authorization: Bearer <key>`, compared in constant time (no timing oracle)."
-    def __init__(self, app, key: str): self.app, self.expected = app, f"Bearer {key}".encode()
+    """ASGI middleware, keys compared in constant time (no timing oracle): /v1/* needs `Authorization: Bearer <key>`
+    when there is an API key; the admin routes need the admin key, and refuse everyone when there is none."""
+    def __init__(self, app, key: str | None, admin_key: str | None = None):
+        self.app = app
+        self.expected, self.admin = (f"Bearer {k}".encode() if k else None for k in (key, admin_key))
+    def error(self, method: str, path: str, auth: bytes) -> APIError | None:
+        if is_admin_route(method, path):
+            if self.admin is None: return APIError("adapter control and the feedback export are off: start the server with an admin key (--admin-key-file or FASTSERVE_ADMIN_KEY)", 403)
+            if not hmac.compare_digest(auth, self.admin): return APIError("this endpoint needs the admin key: send 'Authorization: Bearer <admin key>'", 401)
+        elif self.expected is not None and not hmac.compare_digest(auth, self.expected):
+            return APIError("missing or wrong API key: send 'Authorization: Bearer <key>'", 401)
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and scope["path"].startswith("/v1"):
-            auth = dict(scope["headers"]).get(b"authorization", b"")
-            if not hmac.compare_digest(auth, self.expected):
-                return await APIError("missing or wrong API key: send 'Authorization: Bearer <key>'", 401).response()(scope, receive, send)
+            e = self.error(scope["method"], scope["path"], dict(scope["headers"]).get(b"authorization", b""))
+            if e is not None: return await e.response()(scope, receive, send)
         await self.app(scope, receive, send)
+
+class RateLimiter:
+    "A token bucket per client: `per_minute` rows a minute, in bursts of as many; the least recently seen clients are forgotten first."
+    def __init__(self, per_minute: int, max_clients: int = 100_000):
+        self.rate, self.cap, self.max_clients = per_minute / 60, float(per_minute), max_clients
+        self.buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()      # client -> (tokens, when)
+        self.lock = threading.Lock()
+    def take(self, client: str, now: float | None = None) -> float:
+        "0 if `client` may go on (one token taken), else the seconds until it may."
+        now = time.monotonic() if now is None else now
+        with self.lock:
+            tokens, t = self.buckets.pop(client, (self.cap, now))
+            tokens = min(self.cap, tokens + (now - t) * self.rate)
+            self.buckets[client] = (tokens - 1 if tokens >= 1 else tokens, now)
+            while len(self.buckets) > self.max_clients: self.buckets.popitem(last=False)
+        return 0.0 if tokens >= 1 else (1 - tokens) / self.rate
+
+def client_id(request: Request) -> str:
+    "Who sent `request`, for rate limits and distinct-client counts: a hash of its credentials and its address (never stored in the clear)."
+    who = f"{request.headers.get('authorization', '')}|{request.client.host if request.client else ''}"
+    return hashlib.sha256(who.encode()).hexdigest()[:16]
 
 async def _until_disconnect(request: Request):
     while (await request.receive())["type"] != "http.disconnect": pass
@@ -194,9 +230,10 @@ def _sse(obj) -> str: return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
 def build_app(client: EngineClient, cfg: ServeConfig, feedback=None) -> FastAPI:
     "The OpenAI-compatible FastAPI app over `client`."
     app = FastAPI(title="fastserve", version="0.1")
-    st = app.state.fs = _AppState(client, cfg, Metrics(cfg.model_name), AdmissionController(cfg.max_num_seqs + cfg.max_queue_len), feedback)
+    st = app.state.fs = _AppState(client, cfg, Metrics(cfg.model_name), AdmissionController(cfg.max_num_seqs + cfg.max_queue_len), feedback,
+                                  RateLimiter(cfg.feedback_per_minute))
 
-    if cfg.api_key: app.add_middleware(APIKeyMiddleware, key=cfg.api_key)
+    app.add_middleware(APIKeyMiddleware, key=cfg.api_key, admin_key=cfg.admin_key)     # the admin routes are closed without an admin key
 
     @app.exception_handler(APIError)
     async def api_error(request, e: APIError): return e.response()
@@ -329,13 +366,25 @@ def _add_model_routes(app: FastAPI, st: _AppState):
         if req.model not in (None, cfg.model_name): raise APIError(f"model {req.model!r} does not exist; this server serves {cfg.model_name!r}", 404, "model")
         if req.rating is None and req.correction is None: raise bad_request("send a rating (-1, 0, 1) or a correction", "rating")
         if req.rating not in (None, -1, 0, 1): raise bad_request(f"rating must be -1, 0 or 1, got {req.rating}", "rating")
-        for k in ("prompt", "completion", "correction"):
-            v = getattr(req, k)
-            if v is not None and len(v) > MAX_TEXT: raise bad_request(f"{k} is over {MAX_TEXT} characters", k)
         if not req.prompt: raise bad_request("prompt must not be empty", "prompt")
-        fid = await asyncio.to_thread(st.feedback.add, req.prompt, req.completion, req.rating, req.correction, req.request_id)
+        key = request.headers.get("idempotency-key")
+        if key is not None and not re.fullmatch(r"[\x21-\x7e]{1,%d}" % MAX_ID, key):
+            raise bad_request(f"the Idempotency-Key header must be 1 to {MAX_ID} printable ASCII characters, got {len(key)} characters", "Idempotency-Key")
+        who = client_id(request)
+        if (wait := st.feedback_limiter.take(who)) > 0:
+            raise APIError(f"at most {cfg.feedback_per_minute} feedback rows a minute per client; retry in {wait:.0f} s", 429, headers={"Retry-After": str(max(1, round(wait)))})
+        fid = await asyncio.to_thread(st.feedback.add, req.prompt, req.completion, req.rating, req.correction, req.request_id, who, key)
         st.metrics.inc("feedback_total")
         return {"id": fid, "object": "feedback", "stored": True}          # only after the row is committed to disk
+
+    @app.get("/v1/feedback")
+    async def export_feedback(after: str = "0", limit: str = "100"):
+        "The rows after id `after`, oldest first (admin only: the prompts of every user)."
+        if st.feedback is None: raise APIError("this server keeps no feedback (start it with --feedback-db)", 404)
+        if not (after.isascii() and after.isdigit() and len(after) < 19): raise bad_request(f"after must be a row id ≥ 0, got {after[:24]!r}", "after")
+        if not (limit.isascii() and limit.isdigit() and 1 <= int(limit) <= 1000): raise bad_request(f"limit must be in [1, 1000], got {limit[:24]!r}", "limit")
+        rows = await asyncio.to_thread(st.feedback.rows, int(after), int(limit))
+        return {"object": "list", "data": rows, "last_id": rows[-1]["id"] if rows else int(after)}
 
     @app.get("/v1/adapters")
     async def list_adapters(): return await client.adapters()

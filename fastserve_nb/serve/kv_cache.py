@@ -36,6 +36,7 @@ class BlockManager:
         self.blocks = [Block(i) for i in range(num_blocks)]
         self.free_block_ids: OrderedDict[int, None] = OrderedDict.fromkeys(range(num_blocks))  # LRU: take from the front
         self.hash_to_block_id: dict[int, int] = {}
+        self.hash_salt: int | None = None             # parent of every first block: what else the KV depends on (the adapter's weights)
         self.free_host_block_ids: deque[int] = deque(range(num_host_blocks))
         self.host_block_info: dict[int, tuple] = {}   # used host block -> (hash, token_ids) of what it holds
         self.host_blocks_in_flight: list[int] = []     # emptied by swap_in; free again at `free_swapped_in`
@@ -84,7 +85,7 @@ class BlockManager:
     def _prefix_hits(self, seq: Sequence) -> list[int]:
         "Cached blocks matching the sequence's leading full blocks (first allocation only; never the last token's block)."
         if not self.enable_prefix_caching or seq.block_table or seq.host_block_table or seq.num_computed_tokens: return []
-        B, h, hits = self.block_size, None, []
+        B, h, hits = self.block_size, self.hash_salt, []
         for i in range((seq.num_tokens - 1) // B):
             toks = tuple(seq.token_ids[i * B:(i + 1) * B])
             h = hash_block(h, toks)
@@ -104,7 +105,7 @@ class BlockManager:
         n_full = min(seq.num_computed_tokens // B, len(bt))
         start = n_full
         while start > 0 and self.blocks[bt[start - 1]].hash is None: start -= 1
-        h = self.blocks[bt[start - 1]].hash if start else None
+        h = self.blocks[bt[start - 1]].hash if start else self.hash_salt
         for i in range(start, n_full):
             toks = tuple(seq.token_ids[i * B:(i + 1) * B])
             h = hash_block(h, toks)

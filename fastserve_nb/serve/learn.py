@@ -6,19 +6,22 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/learn.html.md"""
 
 # %% ../../nbs/05i_learn.ipynb #5f3c673f
 from __future__ import annotations
-import json, logging, math, os, sqlite3, threading, time
+import hashlib, json, logging, math, os, re, sqlite3, threading, time
 from pathlib import Path
 from typing import Callable
 
 import torch
+from torch import nn
 
-from ..lora import (add_adapter, adapters, load_lora, lora_layers, merge_adapter, remove_adapter, save_lora,
+from ..lora import (LoraLinear, add_adapter, adapters, load_lora, lora_layers, merge_adapter, remove_adapter, save_lora,
                                set_adapter, train_lora, use_adapter)
-from ..finetune import evaluate_loss
+from ..finetune import evaluate_loss, logits_of
+from .protocol import ADAPTER_VERSION, APIError
 
 # %% auto #0
-__all__ = ['log', 'FeedbackStore', 'training_pairs', 'AdapterRegistry', 'apply_adapter', 'adapter_action', 'Learner',
-           'explain_tokens']
+__all__ = ['log', 'FeedbackStore', 'training_pairs', 'AdapterRegistry', 'check_adapter', 'adapter_salt', 'apply_adapter',
+           'serving_adapter', 'adapter_action', 'load_canary', 'answer_logprobs', 'canary_reference', 'canary_drift',
+           'Learner', 'explain_tokens']
 
 # %% ../../nbs/05i_learn.ipynb #b62d7248
 log = logging.getLogger(__name__)
@@ -28,32 +31,62 @@ class FeedbackStore:
     "Feedback rows in SQLite (WAL, synchronous=FULL); `add` returns only once the row is on disk."
     SCHEMA = ("CREATE TABLE IF NOT EXISTS feedback (id INTEGER PRIMARY KEY AUTOINCREMENT, created REAL NOT NULL, "
               "prompt TEXT NOT NULL, completion TEXT NOT NULL, rating INTEGER, correction TEXT, request_id TEXT)")
-    def __init__(self, path):
+    COLUMNS = {"client": "TEXT", "digest": "TEXT", "idempotency_key": "TEXT"}     # added to older databases too
+    FIELDS = ("id", "created", "prompt", "completion", "rating", "correction", "request_id", "client")
+    def __init__(self, path, max_bytes: int | None = None):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.path, self.lock = str(path), threading.Lock()
+        self.path, self.lock, self.max_bytes = str(path), threading.Lock(), max_bytes
         self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)   # autocommit: one transaction per INSERT
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")                                          # fsync the WAL at every commit
         self.db.execute(self.SCHEMA)
+        have = {r[1] for r in self.db.execute("PRAGMA table_info(feedback)")}
+        for name, kind in self.COLUMNS.items():
+            if name not in have: self.db.execute(f"ALTER TABLE feedback ADD COLUMN {name} {kind}")
+        self.db.execute("CREATE INDEX IF NOT EXISTS feedback_by_client ON feedback (client, digest)")
 
-    def add(self, prompt: str, completion: str, rating: int | None = None, correction: str | None = None, request_id: str | None = None) -> int:
-        "Insert and commit one row; returns its id."
-        with self.lock:
-            return self.db.execute("INSERT INTO feedback (created, prompt, completion, rating, correction, request_id) VALUES (?, ?, ?, ?, ?, ?)",
-                                   (time.time(), prompt, completion, rating, correction, request_id)).lastrowid
+    def size_bytes(self) -> int:
+        "The database and its write-ahead log on disk."
+        return sum(os.path.getsize(p) for p in (self.path, self.path + "-wal") if os.path.exists(p))
 
-    def rows(self, after: int = 0) -> list[dict]:
+    def add(self, prompt: str, completion: str, rating: int | None = None, correction: str | None = None, request_id: str | None = None,
+            client: str | None = None, idempotency_key: str | None = None) -> int:
+        """Insert and commit one row; returns its id. The same feedback again from the same client, or a retry with the
+        same `idempotency_key`, returns the first row's id and stores nothing; 409 if the key came with other feedback,
+        507 once the database holds `max_bytes`."""
+        digest = hashlib.sha256(json.dumps([prompt, completion, rating, correction]).encode()).hexdigest()
         with self.lock:
-            cur = self.db.execute("SELECT id, prompt, completion, rating, correction FROM feedback WHERE id > ? ORDER BY id", (after,))
-            return [dict(zip(("id", "prompt", "completion", "rating", "correction"), r)) for r in cur.fetchall()]
+            if idempotency_key is not None:
+                row = self.db.execute("SELECT id, digest FROM feedback WHERE client IS ? AND idempotency_key = ?", (client, idempotency_key)).fetchone()
+                if row is not None and row[1] != digest:
+                    raise APIError("this Idempotency-Key was already used for other feedback; send new feedback with a new key", 409, "Idempotency-Key")
+                if row is not None: return row[0]
+            row = self.db.execute("SELECT id FROM feedback WHERE client IS ? AND digest = ?", (client, digest)).fetchone()
+            if row is not None: return row[0]                                  # a duplicate: counted once
+            if self.max_bytes is not None and self.size_bytes() >= self.max_bytes:
+                raise APIError(f"the feedback database is full (its cap is {self.max_bytes} bytes); no more feedback is stored until an operator makes room", 507)
+            return self.db.execute("INSERT INTO feedback (created, prompt, completion, rating, correction, request_id, client, digest, idempotency_key) "
+                                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                   (time.time(), prompt, completion, rating, correction, request_id, client, digest, idempotency_key)).lastrowid
+
+    def rows(self, after: int = 0, limit: int = -1) -> list[dict]:
+        "Rows with id > `after`, oldest first (at most `limit`; -1: all)."
+        with self.lock:
+            cur = self.db.execute(f"SELECT {', '.join(self.FIELDS)} FROM feedback WHERE id > ? ORDER BY id LIMIT ?", (after, limit))
+            return [dict(zip(self.FIELDS, r)) for r in cur.fetchall()]
 
     def pragmas(self) -> tuple[str, int]:
         with self.lock: return self.db.execute("PRAGMA journal_mode").fetchone()[0], self.db.execute("PRAGMA synchronous").fetchone()[0]
 
 def training_pairs(rows: list[dict]) -> list[tuple[int, str, str]]:
-    "(id, prompt, target): the correction when there is one, else the completion of a +1 rating; other rows teach nothing."
-    return [(r["id"], r["prompt"], r["correction"] if r["correction"] is not None else r["completion"])
-            for r in rows if r["correction"] is not None or r["rating"] == 1]
+    """(id, prompt, target): the correction when there is one, else the completion of a +1 rating; other rows teach
+    nothing. A (prompt, target) pair counts once, however many rows repeat it."""
+    pairs, seen = [], set()
+    for r in rows:
+        if r["correction"] is None and r["rating"] != 1: continue
+        p = (r["prompt"], r["correction"] if r["correction"] is not None else r["completion"])
+        if p not in seen: seen.add(p); pairs.append((r["id"], *p))
+    return pairs
 
 # %% ../../nbs/05i_learn.ipynb #1740bbf8
 class AdapterRegistry:
@@ -74,41 +107,81 @@ class AdapterRegistry:
     def active(self) -> str | None: return self._state()["active"]
 
     def versions(self) -> list[dict]:
-        return [{"id": d.name, **json.loads((d / "meta.json").read_text())} for d in sorted(self.root.glob("v[0-9]*")) if (d / "meta.json").exists()]
+        return [{"id": d.name, **json.loads((d / "meta.json").read_text())} for d in sorted(self.root.glob("v[0-9]*"))
+                if re.fullmatch(ADAPTER_VERSION, d.name) and (d / "meta.json").is_file()]
 
     def add(self, adapter, meta: dict) -> str:
         "Store a trained adapter as the next version; returns its name."
-        n = max((int(d.name[1:]) for d in self.root.glob("v[0-9]*")), default=0) + 1
+        n = max((int(d.name[1:]) for d in self.root.glob("v[0-9]*") if re.fullmatch(ADAPTER_VERSION, d.name)), default=0) + 1
         version = f"v{n:04d}"
         save_lora(adapter, self.root / version)
         (self.root / version / "meta.json").write_text(json.dumps({**meta, "created": time.time()}))
         return version
 
+    def path(self, version: str) -> Path:
+        "The folder of `version`: a registry name (`ADAPTER_VERSION`) inside the registry's folder, never a path from a request."
+        if not isinstance(version, str) or not re.fullmatch(ADAPTER_VERSION, version):
+            raise ValueError(f"an adapter version is a registry name matching {ADAPTER_VERSION} (v0001), got {str(version)[:24]!r}")
+        folder = self.root / version
+        if folder.resolve().parent != self.root.resolve(): raise ValueError(f"adapter version {version!r} is not in the registry")   # a link out
+        return folder
+
     def load(self, version: str):
-        "The adapter of `version` (read from safetensors only)."
-        if not (self.root / version / "meta.json").exists(): raise ValueError(f"no adapter version {version!r}; have {[v['id'] for v in self.versions()]}")
-        return load_lora(self.root / version)
+        "The adapter of `version`, read from safetensors only; errors name the version, never a file."
+        folder = self.path(version)
+        if not (folder / "meta.json").is_file(): raise ValueError(f"no adapter version {version!r}; the registry has {[v['id'] for v in self.versions()]}")
+        try: return load_lora(folder)
+        except Exception as e: raise ValueError(f"adapter version {version!r} does not load ({type(e).__name__}): it is not a valid LoRA adapter") from None
 
     def activate(self, version: str | None):
-        if version is not None: self.load(version)                          # exists and loads
+        "Record `version` (None: the base model) as active; it must exist and load. Call once the engine serves it."
+        if version is not None: self.load(version)
         s = self._state()
         if s["active"] != version: s["history"].append(s["active"]); s["active"] = version; self._write(s)
+
+    def previous(self) -> str | None:
+        "The version a rollback returns to (None: the base model)."
+        s = self._state()
+        if not s["history"]: raise ValueError("nothing to roll back to: the history is empty")
+        return s["history"][-1]
 
     def rollback(self) -> str | None:
         "Go back to the version active before the current one (None: the base model)."
         s = self._state()
-        if not s["history"]: raise ValueError("nothing to roll back to: the history is empty")
-        s["active"] = s["history"].pop(); self._write(s)
+        s["active"] = self.previous(); s["history"].pop(); self._write(s)
         return s["active"]
 
     def state(self) -> dict: return {"object": "list", "active": self.active, "data": self.versions()}
 
+# %% ../../nbs/05i_learn.ipynb #96da1c6a
+def check_adapter(model: nn.Module, adapter) -> None:
+    "Raise ValueError unless every (A (r, k), B (d, r)) of `adapter` fits a linear layer W (d, k) of `model` and is finite."
+    if not adapter.weights: raise ValueError("the adapter holds no LoRA matrices")
+    for name, (A, B) in adapter.weights.items():
+        try: layer = model.get_submodule(name)
+        except AttributeError: raise ValueError(f"the adapter changes {name[:80]!r}, which this model does not have") from None
+        layer = layer.base_layer if isinstance(layer, LoraLinear) else layer
+        if not isinstance(layer, nn.Linear): raise ValueError(f"the adapter changes {name!r}, which is not a linear layer")
+        d, k = layer.weight.shape
+        if tuple(A.shape) != (adapter.r, k) or tuple(B.shape) != (d, adapter.r):
+            raise ValueError(f"the adapter's matrices for {name!r} are {tuple(A.shape)} and {tuple(B.shape)}; this model needs ({adapter.r}, {k}) and ({d}, {adapter.r})")
+        if not (torch.isfinite(A).all() and torch.isfinite(B).all()): raise ValueError(f"the adapter's matrices for {name!r} hold NaN or infinity")
+    if not math.isfinite(adapter.alpha / adapter.r): raise ValueError(f"the adapter's alpha / r = {adapter.alpha} / {adapter.r} is not finite")
+
 # %% ../../nbs/05i_learn.ipynb #09deda10
+def adapter_salt(version: str | None) -> int | None:
+    "The prefix-cache salt of serving `version`: a 64-bit number of its name (None for the base model), the same in every process."
+    return None if version is None else int.from_bytes(hashlib.sha256(version.encode()).digest()[:8], "big")
+
 def apply_adapter(engine, registry: AdapterRegistry, version: str | None):
-    "Serve `version` (None: the base model) in `engine`'s model; call between engine iterations."
+    "Serve `version` (None: the base model) in `engine`'s model; call between engine iterations. A version that does not fit changes nothing (ValueError)."
     model = engine.model
+    if version is not None and version not in adapters(model):
+        adapter = registry.load(version)
+        try: check_adapter(model, adapter)                                   # before the model is touched
+        except ValueError as e: raise ValueError(f"adapter version {version!r} does not fit this model: {e}") from None
+        add_adapter(model, version, adapter)
     touched = set(lora_layers(model))
-    if version is not None and version not in adapters(model): add_adapter(model, version, registry.load(version))
     set_adapter(model, version)
     if version is not None: merge_adapter(model)
     for old in adapters(model):
@@ -118,27 +191,70 @@ def apply_adapter(engine, registry: AdapterRegistry, version: str | None):
         engine.runner.update_weights({f"{n}.weight": (now[n].base_layer if n in now else model.get_submodule(n)).weight
                                       for n in sorted(touched | set(now))})
     bm = engine.block_manager
-    if hasattr(bm, "reset_prefix_cache"): bm.reset_prefix_cache()
-    else: bm.hash_to_block_id.clear()                                        # no prefix can hit any more
+    bm.hash_to_block_id.clear()                                              # no prefix of the old weights can hit any more...
+    bm.hash_salt = adapter_salt(version)                                     # ...not even one a swapped-out sequence brings back
     log.info("serving adapter %s", version or "none (base model)")
 
+def serving_adapter(engine) -> str | None:
+    "The adapter merged into `engine`'s weights (None: the base model)."
+    return next(iter(adapters(engine.model)), None)
+
 def adapter_action(engine, registry: AdapterRegistry | None, action: str | None = None, version: str | None = None) -> dict:
-    "GET/POST /v1/adapters in the worker: list, activate, deactivate or roll back."
+    "GET/POST /v1/adapters in the worker: list, activate, deactivate or roll back; registry.json changes only once the engine serves the version."
     if registry is None: raise ValueError("this server has no adapter registry (start it with --adapters-dir)")
-    if action == "activate": registry.activate(version); apply_adapter(engine, registry, version)
-    elif action == "deactivate": registry.activate(None); apply_adapter(engine, registry, None)
-    elif action == "rollback": apply_adapter(engine, registry, registry.rollback())
+    if action == "activate": apply_adapter(engine, registry, version); registry.activate(version)
+    elif action == "deactivate": apply_adapter(engine, registry, None); registry.activate(None)
+    elif action == "rollback": apply_adapter(engine, registry, registry.previous()); registry.rollback()
     elif action is not None: raise ValueError(f"action must be activate, deactivate or rollback, got {action!r}")
     return registry.state()
 
+# %% ../../nbs/05i_learn.ipynb #33582125
+def load_canary(path) -> list[str]:
+    "The operator's canary prompts: a JSON list of non-empty strings."
+    try: prompts = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e: raise ValueError(f"canary_file {str(path)!r} cannot be read as JSON: {e}") from None
+    if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) and p for p in prompts):
+        raise ValueError(f"canary_file {str(path)!r} must hold a JSON list of non-empty prompt strings")
+    return prompts
+
+@torch.no_grad()
+def answer_logprobs(model, ids: list[int], n_prompt: int) -> torch.Tensor:
+    "log p(· | ids[:t]) for every answer position t ≥ n_prompt: (len(ids) - n_prompt, V)."
+    x = torch.tensor([ids], device=next(model.parameters()).device)          # (1, T)
+    return logits_of(model(x))[0, n_prompt - 1:-1].float().log_softmax(-1)
+
+def canary_reference(model, tokenizer, prompts: list[str], max_new_tokens: int = 16) -> list[tuple[list[int], int, torch.Tensor]]:
+    "(prompt + the base model's greedy answer, prompt length, the base model's log-probs along the answer) per canary prompt."
+    model.eval()
+    ref = []
+    for p in prompts:
+        ids = tokenizer.encode(p, add_special_tokens=False) or [tokenizer.bos_token_id or 0]
+        full = list(ids)
+        with torch.no_grad():
+            for _ in range(max_new_tokens):                                       # greedy, the whole sequence each step: few, short
+                full.append(int(logits_of(model(torch.tensor([full], device=next(model.parameters()).device)))[0, -1].argmax()))
+        ref.append((full, len(ids), answer_logprobs(model, full, len(ids))))
+    return ref
+
+def canary_drift(model, reference) -> float:
+    "D: mean KL(p_0 ‖ p_model) in nats per answer token over the canary answers."
+    model.eval()
+    kls = []
+    for ids, n, base in reference:
+        cand = answer_logprobs(model, ids, n)                                   # (|a|, V)
+        kls.append(float((base.exp() * (base - cand)).sum(-1).mean()))
+    return sum(kls) / len(kls)
+
 # %% ../../nbs/05i_learn.ipynb #7acc25c5
 class Learner:
-    "Background LoRA training on new feedback, with a held-out gate; `activate(version)` hot-swaps a promoted one."
+    "Background LoRA training on new feedback, with a held-out gate and a canary gate; `activate(version)` hot-swaps a promoted one."
     def __init__(self, store: FeedbackStore, registry: AdapterRegistry, model, tokenizer, activate: Callable[[str], object],
-                 min_new: int = 16, holdout_every: int = 4, steps: int = 30, lr: float = 2e-3, r: int = 8, alpha: float = 16,
-                 tolerance: float = 0.0, poll: float = 1.0):
+                 canary: list[str], max_drift: float = 0.25, min_new: int = 16, min_clients: int = 3, holdout_every: int = 4,
+                 steps: int = 30, lr: float = 2e-3, r: int = 8, alpha: float = 16, tolerance: float = 0.0, poll: float = 1.0):
+        if not canary: raise ValueError("a learner needs canary prompts: the operator's fixed test a promoted adapter must pass")
         self.store, self.registry, self.model, self.tok, self.activate = store, registry, model, tokenizer, activate
-        self.min_new, self.holdout_every, self.steps, self.lr, self.r, self.alpha = min_new, holdout_every, steps, lr, r, alpha
+        self.canary, self.max_drift, self.canary_ref = canary, max_drift, None      # the reference: computed at the first round
+        self.min_new, self.min_clients, self.holdout_every, self.steps, self.lr, self.r, self.alpha = min_new, min_clients, holdout_every, steps, lr, r, alpha
         self.tolerance, self.poll = tolerance, poll
         self.trained_upto = max((v.get("upto_id", 0) for v in registry.versions()), default=0)
         self._stop, self._thread, self.rounds = threading.Event(), None, []
@@ -149,7 +265,8 @@ class Learner:
         from fastserve_nb.core import load_model
         model, tok = load_model(cfg.model, "cpu")
         return cls(store, AdapterRegistry(cfg.adapters_dir), model, tok, lambda v: client.call("adapters", "activate", v),
-                   min_new=cfg.learn_min_feedback)
+                   canary=load_canary(cfg.canary_file), max_drift=cfg.canary_max_drift, min_new=cfg.learn_min_feedback,
+                   min_clients=cfg.learn_min_clients)
 
     def holdout_loss(self, version: str | None, pairs) -> float:
         "L_H of the base model with `version` applied."
@@ -160,29 +277,32 @@ class Learner:
         finally: remove_adapter(self.model, "_current")
 
     def run_once(self) -> dict | None:
-        "One round if at least `min_new` rows arrived since the last: train, evaluate, store, maybe promote."
+        "One round once `min_new` rows from `min_clients` clients arrived since the last: train, evaluate, store, maybe promote."
         rows = self.store.rows()
-        if sum(r["id"] > self.trained_upto for r in rows) < self.min_new: return None
+        new = [r for r in rows if r["id"] > self.trained_upto]
+        if len(new) < self.min_new or len({r["client"] for r in new}) < self.min_clients: return None
         pairs = training_pairs(rows)
         hold = [(p, t) for i, p, t in pairs if i % self.holdout_every == 0]
         train = [(p, t) for i, p, t in pairs if i % self.holdout_every != 0]
         upto = rows[-1]["id"]
         if not hold or not train: self.trained_upto = upto; return None
+        if self.canary_ref is None: self.canary_ref = canary_reference(self.model, self.tok, self.canary)    # the base model's answers
         current = self.registry.active
         loss_current = self.holdout_loss(current, hold)
         cand = train_lora(self.model, self.tok, train, r=self.r, alpha=self.alpha, steps=self.steps, lr=self.lr, name="_candidate")
         try:
-            with use_adapter(self.model, "_candidate"): loss_cand = evaluate_loss(self.model, self.tok, hold)
+            with use_adapter(self.model, "_candidate"): loss_cand, drift = evaluate_loss(self.model, self.tok, hold), canary_drift(self.model, self.canary_ref)
         finally: remove_adapter(self.model, "_candidate")
-        promote = math.isfinite(loss_cand) and loss_cand <= loss_current + self.tolerance     # a diverged run (NaN) never passes
+        better = math.isfinite(loss_cand) and loss_cand <= loss_current + self.tolerance     # a diverged run (NaN) never passes
+        kept = math.isfinite(drift) and drift <= self.max_drift                              # the canary answers stay the base model's
         finite = lambda x: x if math.isfinite(x) else None                                  # JSON has no NaN
         report = dict(upto_id=upto, n_train=len(train), n_holdout=len(hold), holdout_loss=finite(loss_cand), holdout_loss_before=finite(loss_current),
-                      base=current, steps=self.steps, lr=self.lr, promoted=promote)
+                      canary_drift=finite(drift), canary_max_drift=self.max_drift, base=current, steps=self.steps, lr=self.lr, promoted=better and kept)
         version = self.registry.add(cand, report)
-        if promote: self.activate(version)
+        if better and kept: self.activate(version)
         self.trained_upto = upto
-        log.info("learning round %s: held-out loss %.4f -> %.4f on %d pairs (%d trained): %s", version, loss_current, loss_cand,
-                 len(hold), len(train), "promoted" if promote else "kept back")
+        log.info("learning round %s: held-out loss %.4f -> %.4f on %d pairs (%d trained), canary drift %.4f (bound %g): %s", version, loss_current,
+                 loss_cand, len(hold), len(train), drift, self.max_drift, "promoted" if better and kept else "kept back")
         self.rounds.append({"version": version, **report})
         return self.rounds[-1]
 

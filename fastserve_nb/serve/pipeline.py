@@ -6,7 +6,7 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/pipeline.html.md"""
 
 # %% ../../nbs/05j_pipeline.ipynb #420ffcbd
 from __future__ import annotations
-import argparse, logging, os, pickle, secrets, signal, socket, subprocess, sys, tempfile, threading, time, traceback, weakref
+import argparse, datetime, logging, os, pickle, secrets, signal, socket, subprocess, sys, tempfile, threading, time, traceback, weakref
 from dataclasses import replace
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client, Listener, wait as wait_any
@@ -168,6 +168,18 @@ def _address(text: str) -> tuple[str, int]:
     if not host or not port.isdigit() or not 0 < int(port) < 65536: raise ValueError(f"address must be HOST:PORT, got {text!r}")
     return host, int(port)
 
+def _group_store(master: tuple[str, int], rank: int, world: int, timeout_s: float):
+    "The stages' TCPStore: stage 0 hosts it on the master address only (torch's own would listen on every interface)."
+    host, port = master
+    timeout = datetime.timedelta(seconds=timeout_s)
+    if rank != 0: return dist.TCPStore(host, port, world, False, timeout)
+    sock = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+    return dist.TCPStore(host, port, world, True, timeout, master_listen_fd=sock.detach())
+
+def _loopback() -> str:
+    "The loopback interface's name (lo on Linux), for gloo's and NCCL's sockets between stages of one host."
+    return next((n for _, n in socket.if_nameindex() if n.startswith("lo")), "lo")
+
 def _route_to(address: tuple[str, int]) -> str:
     "This host's IP address on the route to `address` (what the other stages can reach us at); no packet is sent."
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -213,9 +225,8 @@ def stage_main(argv: list[str] | None = None):
         kind, spec = conn.recv()
         if kind == "reject": raise ValueError(spec)
         torch.set_num_threads(args.threads or spec["threads"] or torch.get_num_threads())
-        os.environ.update(MASTER_ADDR=spec["master"][0], MASTER_PORT=str(spec["master"][1]))   # a new group for every engine:
-        os.environ.pop("TORCHELASTIC_USE_AGENT_STORE", None)                                 # stage 0 hosts its store
-        _, world, device = init_distributed(spec["backend"], spec["timeout_s"])   # NCCL: cuda:LOCAL_RANK
+        store = _group_store(tuple(spec["master"]), rank, world, spec["timeout_s"])   # a new group for every engine: stage 0 hosts its store
+        _, world, device = init_distributed(spec["backend"], spec["timeout_s"], store)  # NCCL: cuda:LOCAL_RANK
         device, dtype, (a, b) = torch.device(spec["device"] or device), DTYPES[spec["dtype"]], spec["layers"]
         if spec["folder"]: stage = load_stage(spec["folder"], device, dtype)
         else: stage = load_stage_from_checkpoint(resolve(args.model or spec["model"]), a, b, device, dtype)
@@ -340,7 +351,8 @@ class PipelineRunner:
     def _launch(self, address, key: str):
         "Start the K stage processes on this host."
         env = {**os.environ, "OMP_NUM_THREADS": str(self.threads), "NCCL_NVLS_ENABLE": "0", "WORLD_SIZE": str(self.K), "FASTSERVE_STAGE_KEY": key,
-               "FASTSERVE_STAGE_ADDRESS": f"{address[0]}:{address[1]}", "FASTSERVE_STAGE_LOG": self.log_level}
+               "FASTSERVE_STAGE_ADDRESS": f"{address[0]}:{address[1]}", "FASTSERVE_STAGE_LOG": self.log_level,
+               "GLOO_SOCKET_IFNAME": _loopback(), "NCCL_SOCKET_IFNAME": _loopback()}                  # stages of one host talk over the loopback only
         for k in range(self.K):
             dev = torch.device(self.devices[k])
             self.procs.append(subprocess.Popen([sys.executable, "-m", "fastserve_nb.serve.pipeline"],

@@ -11,16 +11,16 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from starlette.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .sequence import SamplingParams
 
 # %% auto #0
 __all__ = ['log', 'MAX_JSON_DEPTH', 'NEUTRAL', 'FALLBACK_CHAT_TEMPLATE', 'TTFT_BUCKETS', 'ITL_BUCKETS', 'LATENCY_BUCKETS',
-           'MAX_TEXT', 'ServeConfig', 'APIError', 'bad_request', 'json_depth', 'invalid_text', 'loads_json',
-           'StreamOptions', 'CompletionRequest', 'ChatMessage', 'ChatCompletionRequest', 'parse_request',
-           'sampling_params', 'chat_prompt', 'Histogram', 'Metrics', 'FeedbackRequest', 'AdapterRequest',
-           'ExplainRequest', 'add_serve_args', 'config_from_args', 'check_config', 'pipeline_shape']
+           'MAX_TEXT', 'MAX_ID', 'ADAPTER_VERSION', 'ServeConfig', 'APIError', 'bad_request', 'json_depth',
+           'invalid_text', 'loads_json', 'StreamOptions', 'CompletionRequest', 'ChatMessage', 'ChatCompletionRequest',
+           'parse_request', 'sampling_params', 'chat_prompt', 'Histogram', 'Metrics', 'FeedbackRequest',
+           'AdapterRequest', 'ExplainRequest', 'add_serve_args', 'config_from_args', 'check_config', 'pipeline_shape']
 
 # %% ../../nbs/05ea_protocol.ipynb #bbf4655c
 log = logging.getLogger(__name__)
@@ -35,6 +35,8 @@ class ServeConfig:
     port: int = 8000                       # 0: any free port
     api_key: str | None = None             # when set, /v1/* needs `Authorization: Bearer <key>`; a flag shows in `ps`: prefer FASTSERVE_API_KEY or --api-key-file
     api_key_file: str | None = None        # a file whose content is the API key (read at start, never on the command line)
+    admin_key: str | None = None           # /v1/adapters and GET /v1/feedback need `Authorization: Bearer <admin key>` (not the API key); unset, they answer 403
+    admin_key_file: str | None = None      # a file whose content is the admin key (prefer it or FASTSERVE_ADMIN_KEY to the flag)
     policy: str = "mlfq"                   # scheduler: mlfq | fcfs | srpt
     quantize: str | None = None            # weight-only int8 or int4 (01a_quantization)
     device: str | None = None              # cpu | cuda | cuda:N (default: cuda when there is one)
@@ -65,6 +67,12 @@ class ServeConfig:
     feedback_db: str | None = None         # SQLite file for /v1/feedback (05i_learn)
     adapters_dir: str | None = None        # LoRA adapter versions (05i_learn)
     learn_min_feedback: int = 16           # new feedback rows that trigger a training round
+    learn_min_clients: int = 3             # distinct clients among those rows before a round trains
+    enable_learning: bool = False          # train and promote adapters from feedback (needs feedback_db, adapters_dir, canary_file)
+    canary_file: str | None = None         # the operator's prompts (a JSON list of strings) whose base-model answers a promoted adapter must keep
+    canary_max_drift: float = 0.25         # most mean KL (nats/token) from the base model over the canary answers that a promoted adapter may have
+    feedback_per_minute: int = 30          # feedback rows one client may store per minute (then 429)
+    feedback_max_bytes: int = 1 << 30      # size cap of the feedback database (then 507)
     log_level: str = "info"                # debug | info | warning | error
 
     @property
@@ -73,9 +81,9 @@ class ServeConfig:
 # %% ../../nbs/05ea_protocol.ipynb #6addf1db
 class APIError(Exception):
     "An HTTP error with OpenAI's body: {'error': {'message', 'type', 'param', 'code'}}."
-    TYPES = {400: "BadRequestError", 401: "AuthenticationError", 404: "NotFoundError", 405: "MethodNotAllowedError",
-             408: "RequestTimeoutError", 413: "ContentTooLargeError", 429: "RateLimitError", 500: "InternalServerError",
-             503: "ServiceUnavailableError"}
+    TYPES = {400: "BadRequestError", 401: "AuthenticationError", 403: "PermissionDeniedError", 404: "NotFoundError", 405: "MethodNotAllowedError",
+             408: "RequestTimeoutError", 409: "ConflictError", 413: "ContentTooLargeError", 429: "RateLimitError",
+             500: "InternalServerError", 503: "ServiceUnavailableError", 507: "InsufficientStorageError"}
     def __init__(self, message: str, status: int = 400, param: str | None = None, headers: dict | None = None):
         super().__init__(message)
         self.message, self.status, self.param, self.headers = message, status, param, headers
@@ -316,24 +324,26 @@ class Metrics:
         return "\n".join(out) + "\n"
 
 # %% ../../nbs/05ea_protocol.ipynb #5f1b7640
+MAX_TEXT = 32_768                      # characters per feedback text field
+MAX_ID = 128                           # characters of a request id, a model name, an idempotency key
+ADAPTER_VERSION = r"v[0-9]{4,8}"       # an adapter version is a registry name (v0001), never a path
+
 class FeedbackRequest(_Strict):
-    model: str | None = None
-    prompt: str
-    completion: str
+    model: str | None = Field(None, max_length=MAX_ID)
+    prompt: str = Field(max_length=MAX_TEXT)
+    completion: str = Field(max_length=MAX_TEXT)
     rating: int | None = None          # -1 bad, 0 neutral, +1 good
-    correction: str | None = None      # what the completion should have been
-    request_id: str | None = None
+    correction: str | None = Field(None, max_length=MAX_TEXT)   # what the completion should have been
+    request_id: str | None = Field(None, max_length=MAX_ID)
 
 class AdapterRequest(_Strict):
     action: Literal["activate", "rollback", "deactivate"]
-    version: str | None = None
+    version: str | None = Field(None, pattern=f"^{ADAPTER_VERSION}$")
 
 class ExplainRequest(_Strict):
     model: str
     prompt: str
     target: str | None = None          # the continuation whose first token is explained (default: the greedy next token)
-
-MAX_TEXT = 32_768                      # characters per feedback text field
 
 # %% ../../nbs/05ea_protocol.ipynb #0ab327e2
 _CHOICES = {"policy": ("mlfq", "fcfs", "srpt"), "quantize": ("int8", "int4"), "kv_policy": ("static", "dynamic", "hybrid"),
@@ -350,23 +360,30 @@ def add_serve_args(p: argparse.ArgumentParser, env: dict | None = None):
     env, notes = os.environ if env is None else env, _field_notes()
     for f in dataclasses.fields(ServeConfig):
         default = env.get("FASTSERVE_" + f.name.upper(), f.default)
+        if isinstance(f.default, bool):                             # --enable-learning / --no-enable-learning
+            p.add_argument("--" + f.name.replace("_", "-"), action=argparse.BooleanOptionalAction, default=str(default).lower() in ("1", "true", "yes", "on"),
+                           help=f"{notes.get(f.name, '')} (env FASTSERVE_{f.name.upper()}=1; default {f.default!r})")
+            continue
         kind = str if f.default is None else type(f.default)        # the fields that default to None are optional strings
         p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=kind(default) if default is not None else None,
                        choices=_CHOICES.get(f.name), metavar=None if f.name in _CHOICES else f.name.upper(),
                        help=f"{notes[f.name] + ' ' if f.name in notes else ''}(env FASTSERVE_{f.name.upper()}; default {f.default!r})")
 
 def config_from_args(args: argparse.Namespace) -> ServeConfig:
-    "The checked ServeConfig of parsed flags, the API key read from `api_key_file` when one is named."
+    "The checked ServeConfig of parsed flags, the API and admin keys read from `api_key_file`/`admin_key_file` when named."
     cfg = ServeConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ServeConfig)})
-    if cfg.api_key_file is not None:
-        if cfg.api_key is not None: raise ValueError("give the API key once: api_key (or FASTSERVE_API_KEY) or api_key_file, not both")
-        try: cfg.api_key = open(cfg.api_key_file, encoding="utf-8").read().strip()
-        except (OSError, UnicodeDecodeError) as e: raise ValueError(f"api_key_file {cfg.api_key_file!r} cannot be read: {e}") from None
+    for k in ("api_key", "admin_key"):
+        file = getattr(cfg, k + "_file")
+        if file is None: continue
+        if getattr(cfg, k) is not None: raise ValueError(f"give the {k} once: {k} (or FASTSERVE_{k.upper()}) or {k}_file, not both")
+        try: setattr(cfg, k, open(file, encoding="utf-8").read().strip())
+        except (OSError, UnicodeDecodeError) as e: raise ValueError(f"{k}_file {file!r} cannot be read: {e}") from None
     return check_config(cfg)
 
 def check_config(cfg: ServeConfig) -> ServeConfig:
     "Raise ValueError naming the first field that cannot work."
-    for k in ("max_num_seqs", "max_num_batched_tokens", "max_model_len", "block_size", "max_n", "max_prompts", "max_body_bytes", "max_explain_tokens", "learn_min_feedback", "pp", "keep_alive_timeout"):
+    for k in ("max_num_seqs", "max_num_batched_tokens", "max_model_len", "block_size", "max_n", "max_prompts", "max_body_bytes", "max_explain_tokens", "learn_min_feedback", "pp", "keep_alive_timeout",
+              "learn_min_clients", "feedback_per_minute", "feedback_max_bytes"):
         if getattr(cfg, k) < 1: raise ValueError(f"{k} must be ≥ 1, got {getattr(cfg, k)}")
     for k in ("num_host_blocks", "max_queue_len", "reserved_memory_bytes", "max_stop", "pp_micro_batches", "pp_depth"):
         if getattr(cfg, k) < 0: raise ValueError(f"{k} must be ≥ 0, got {getattr(cfg, k)}")
@@ -375,7 +392,12 @@ def check_config(cfg: ServeConfig) -> ServeConfig:
     if not 0 < cfg.memory_fraction <= 1: raise ValueError(f"memory_fraction must be in (0, 1], got {cfg.memory_fraction}")
     for k, allowed in _CHOICES.items():
         if getattr(cfg, k) is not None and getattr(cfg, k) not in allowed: raise ValueError(f"{k} must be one of {allowed}, got {getattr(cfg, k)!r}")
-    if cfg.api_key is not None and len(cfg.api_key) < 8: raise ValueError("api_key must be at least 8 characters")
+    for k in ("api_key", "admin_key"):
+        if getattr(cfg, k) is not None and len(getattr(cfg, k)) < 8: raise ValueError(f"{k} must be at least 8 characters")
+    if cfg.admin_key is not None and cfg.admin_key == cfg.api_key: raise ValueError("admin_key must differ from api_key: users who may generate must not control adapters")
+    if cfg.enable_learning and not (cfg.feedback_db and cfg.adapters_dir and cfg.canary_file):
+        raise ValueError("enable_learning needs feedback_db, adapters_dir and canary_file (the prompts whose answers must not drift)")
+    if not 0 < cfg.canary_max_drift < math.inf: raise ValueError(f"canary_max_drift must be a number of nats > 0, got {cfg.canary_max_drift}")
     if cfg.pp_depth > 1 and cfg.pp < 2: raise ValueError(f"pp_depth keeps iterations in flight across pipeline stages: it needs pp ≥ 2, got pp={cfg.pp}")
     if cfg.pp > 1 and cfg.quantize: raise ValueError(f"quantize={cfg.quantize!r} works with pp=1 only (the stages load plain weights), got pp={cfg.pp}")
     if cfg.pp_listen is not None:

@@ -90,11 +90,16 @@ class EngineWorker:
         self.rid_of: dict[int, int] = {}                  # seq_id -> request id
         self.seq_of: dict[int, int] = {}                  # request id -> seq_id
         self.stopping, self.last_stats = False, 0.0
-        self.registry = None
+        self.registry, self.adapter_error = None, None
         if cfg.adapters_dir:
             from fastserve_nb.serve.learn import AdapterRegistry, apply_adapter
             self.registry = AdapterRegistry(cfg.adapters_dir)
-            if self.registry.active: apply_adapter(self.eng, self.registry, self.registry.active)
+            try:
+                if self.registry.active: apply_adapter(self.eng, self.registry, self.registry.active)
+            except Exception as e:                                    # serve the base model rather than crash at every restart
+                self.adapter_error = f"the active adapter could not be applied, so the base model is served: {e}"
+                log.error(self.adapter_error)
+                apply_adapter(self.eng, self.registry, None)
 
     def run(self):
         m = self.eng.model.config
@@ -120,7 +125,10 @@ class EngineWorker:
 
     def send_stats(self):
         from fastserve_nb.serve.resources import engine_stats
+        from fastserve_nb.serve.learn import serving_adapter
         stats = engine_stats(self.eng, self.budget, str(self.eng.model.device))
+        if self.registry is not None:
+            stats["adapter"] = {"active": self.registry.active, "serving": serving_adapter(self.eng), "error": self.adapter_error}
         if self.pipeline is not None:
             stages = self.pipeline.health()["stages"]
             stats |= {"pipeline_stages": len(stages), "pipeline_stages_alive": sum(st["alive"] for st in stages), "pipeline": stages}
@@ -156,7 +164,9 @@ class EngineWorker:
         from fastserve_nb.serve import learn
         try:
             if name == "explain": value = learn.explain_tokens(self.eng.model, self.eng.tokenizer, *args)
-            elif name == "adapters": value = learn.adapter_action(self.eng, self.registry, *args)
+            elif name == "adapters":
+                value = learn.adapter_action(self.eng, self.registry, *args)
+                if args[0] is not None: self.adapter_error = None          # the operator chose what is served now
             else: raise ValueError(f"unknown call {name!r}")
             self.conn.send(("result", cid, True, value))
         except (ValueError, KeyError, FileNotFoundError) as e: self.conn.send(("result", cid, False, (400, str(e))))
@@ -224,7 +234,12 @@ class WorkerClient(EngineClient):
     def is_alive(self) -> bool: return self.ready.is_set() and self.proc.is_alive() and not self.draining and not self.closed
 
     def health(self) -> dict:
-        return {"worker_pid": self.pid, "engine_restarts": self.restarts} | ({"pipeline": self.last_stats["pipeline"]} if "pipeline" in self.last_stats else {})
+        "Facts for /health; status 'degraded' while the active adapter could not be applied (the base model serves)."
+        h = {"worker_pid": self.pid, "engine_restarts": self.restarts}
+        for k in ("pipeline", "adapter"):
+            if k in self.last_stats: h[k] = self.last_stats[k]
+        if (h.get("adapter") or {}).get("error"): h["status"] = "degraded"
+        return h
 
     def stats(self) -> dict:
         return {**self.last_stats, "engine_restarts": self.restarts, "engine_alive": int(self.is_alive)}
@@ -395,8 +410,8 @@ def run_server(cfg: ServeConfig) -> int:
     feedback = learner = None
     if cfg.feedback_db:
         from fastserve_nb.serve.learn import FeedbackStore, Learner
-        feedback = FeedbackStore(cfg.feedback_db)
-        if cfg.adapters_dir: learner = Learner.for_server(cfg, feedback, client).start()
+        feedback = FeedbackStore(cfg.feedback_db, max_bytes=cfg.feedback_max_bytes)
+        if cfg.enable_learning: learner = Learner.for_server(cfg, feedback, client).start()
     app = build_app(client, cfg, feedback)
     server = DrainingServer(uvicorn.Config(app, host=cfg.host, port=cfg.port, log_level=cfg.log_level, access_log=False, lifespan="off",
                                            timeout_keep_alive=cfg.keep_alive_timeout, timeout_graceful_shutdown=cfg.drain_timeout + 5),
