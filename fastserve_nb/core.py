@@ -17,16 +17,31 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 # %% auto #0
-__all__ = ['log', 'OPS', 'DTYPES', 'ModelConfig', 'rms_norm', 'RMSNorm', 'rope_inv_freq', 'rotate_half', 'apply_rope', 'swiglu',
-           'Ops', 'compile_ops', 'Rotary', 'attention', 'causal_mask', 'KVCache', 'ContiguousKVCache', 'Attention',
-           'MLP', 'DecoderLayer', 'DecoderOutput', 'Body', 'Decoder', 'load_safetensors_folder', 'from_pretrained',
-           'save_pretrained', 'sample', 'generate_ids', 'generate', 'perplexity', 'tiny_path', 'cache_dir',
-           'smollm2_path', 'resolve', 'load_model']
+__all__ = ['log', 'ARCHITECTURES', 'OPS', 'DTYPES', 'UnsupportedModelError', 'check_architecture', 'ModelConfig', 'rms_norm',
+           'RMSNorm', 'rope_inv_freq', 'rotate_half', 'apply_rope', 'swiglu', 'Ops', 'compile_ops', 'Rotary',
+           'attention', 'causal_mask', 'KVCache', 'ContiguousKVCache', 'Attention', 'MLP', 'DecoderLayer',
+           'DecoderOutput', 'Body', 'Decoder', 'load_safetensors_folder', 'from_pretrained', 'save_pretrained',
+           'sample', 'generate_ids', 'generate', 'perplexity', 'tiny_path', 'cache_dir', 'smollm2_path', 'resolve',
+           'load_model']
 
 # %% ../nbs/00_core.ipynb #790f6c7d
 log = logging.getLogger(__name__)
 
 # %% ../nbs/00_core.ipynb #7b3e5f76
+ARCHITECTURES = {   # model_type -> the transformers class whose weights and forward pass `Decoder` reproduces
+    "llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM"}
+
+class UnsupportedModelError(ValueError):
+    "A checkpoint of an architecture `Decoder` does not implement."
+
+def check_architecture(d: dict) -> str:
+    "The `model_type` of a `config.json` dict; UnsupportedModelError (one line: what it is, what is supported) otherwise."
+    mt, archs = d.get("model_type"), d.get("architectures") or []
+    if mt not in ARCHITECTURES or any(a != ARCHITECTURES[mt] for a in archs):
+        what = f"model_type {mt!r}" + (f" ({', '.join(map(str, archs))})" if archs else "")
+        raise UnsupportedModelError(f"{what} is not supported; supported: " + ", ".join(f"{k} ({v})" for k, v in ARCHITECTURES.items()))
+    return mt
+
 @dataclass
 class ModelConfig:
     "The shape of a Llama-family decoder, named as in Hugging Face's `config.json`."
@@ -55,13 +70,21 @@ class ModelConfig:
 
     @classmethod
     def from_hf(cls, d: dict) -> "ModelConfig":
-        "Build from a `config.json` dict (Llama, Qwen2, Mistral, SmolLM2)."
-        d = dict(d)
-        if d.get("model_type") == "qwen2": d.setdefault("attention_bias", True)
+        """Build from the `config.json` dict of a supported architecture (`ARCHITECTURES`); a field the file leaves out
+        takes the default of transformers' own config class for that `model_type`, as `transformers` would load it."""
+        check_architecture(d)
+        from transformers import AutoConfig
+        d = AutoConfig.for_model(**d).to_dict()
+        if d["model_type"] == "qwen2": d.setdefault("attention_bias", True)
         rope = d.get("rope_parameters") or dict(d.get("rope_scaling") or {})
         rope.setdefault("rope_type", rope.pop("type", None) or "default")
         rope.setdefault("rope_theta", d.get("rope_theta", 10000.0))
         d["rope_parameters"] = rope
+        window = d.get("sliding_window") if d["model_type"] == "mistral" or d.get("use_sliding_window") else None
+        if window and window < d["max_position_embeddings"]:
+            # each token attends to the last `window` only: up to that length the model is exact, beyond it `Decoder` is not
+            log.warning("%s: sliding-window attention (%d tokens) is served up to %d tokens of context", d["model_type"], window, window)
+            d["max_position_embeddings"] = window
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
@@ -305,10 +328,17 @@ def load_safetensors_folder(path) -> dict[str, torch.Tensor]:
     for f in files: sd.update(load_file(str(path / f)))
     return sd
 
+def _checkpoint_eos_ids(cfg: ModelConfig, generation_config: Path) -> list[int]:
+    "The end-of-sequence ids of `config.json` and those `generation_config.json` adds (chat models stop on several)."
+    extra = json.loads(generation_config.read_text()).get("eos_token_id") if generation_config.exists() else None
+    extra = [extra] if isinstance(extra, int) else list(extra or [])
+    return cfg.eos_ids + [e for e in extra if e not in cfg.eos_ids]
+
 def from_pretrained(path, device=None, dtype=torch.float32) -> Decoder:
     "Our `Decoder` with the weights of a Hugging Face checkpoint folder."
     path = Path(path)
     cfg = ModelConfig.from_hf(json.loads((path / "config.json").read_text()))
+    cfg.eos_token_id = _checkpoint_eos_ids(cfg, path / "generation_config.json") or None
     with torch.device("meta"): model = Decoder(cfg)
     sd = {k: v for k, v in load_safetensors_folder(path).items() if "rotary_emb" not in k}
     if cfg.tie_word_embeddings: sd.pop("lm_head.weight", None)
