@@ -11,7 +11,7 @@ from typing import Callable, NamedTuple
 
 # %% auto #0
 __all__ = ['log', 'SUBCOMMANDS', 'positive_int', 'nonneg_int', 'nonneg_float', 'probability', 'Subcommand', 'subcommand',
-           'load_plugins', 'build_parser', 'main', 'generate_cmd', 'info', 'info_cmd', 'train_tiny_cmd']
+           'load_plugins', 'build_parser', 'main', 'refuse', 'generate_cmd', 'info', 'info_cmd', 'train_tiny_cmd']
 
 # %% ../nbs/09_cli.ipynb #2053f4a4
 log = logging.getLogger(__name__)
@@ -99,12 +99,18 @@ def _generate_args(p: argparse.ArgumentParser):
     p.add_argument("--dtype", type=_dtype, default="float32", help="float32, bfloat16 or float16 (default: float32)")
     p.add_argument("--stop", action="append", default=[], help="cut the text before this string (repeatable)")
 
+def refuse(args, e: Exception) -> int:
+    "One line on stderr (`fastserve generate: …`) and exit status 2: for a request that is well formed but cannot be served."
+    print(f"{args.parser.prog}: {e}", file=sys.stderr)
+    return 2
+
 @subcommand("generate", "continue a prompt with a model and print the new text", _generate_args)
 def generate_cmd(args) -> int:
-    from fastserve_nb.core import load_model, generate
+    from fastserve_nb.core import load_model, generate, UnsupportedModelError
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     if not prompt: args.parser.error("the prompt is empty")
     try: model, tok = load_model(args.model, device=args.device, dtype=args.dtype)
+    except UnsupportedModelError as e: return refuse(args, e)   # a real checkpoint, not a typo: no usage block
     except (OSError, ValueError) as e: args.parser.error(str(e))   # FileNotFoundError names the spec and what is allowed
     print(generate(model, tok, prompt, max_new_tokens=args.max_tokens, stop=args.stop, temperature=args.temperature,
                    top_k=args.top_k, top_p=args.top_p, seed=args.seed))
