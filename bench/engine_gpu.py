@@ -150,9 +150,10 @@ for name in args.policies.split(","):
     pol[name] = summarize(raw[name]); pol[name]["iterations"] = e.num_iterations; pol[name]["counters"] = dict(e.counters)
     if host and dev == "cuda":
         tl = e.runner.pool.timeline
-        copy_s = sum(s.elapsed_time(t) for _, s, t in tl) / 1e3
-        pol[name]["swap_copies"] = dict(copy_s=copy_s, wall_s=time.perf_counter() - t0, GB=sum(b for b, _, _ in tl) / 1e9,
-                                        GBps=sum(b for b, _, _ in tl) / 1e9 / max(copy_s, 1e-9))
+        copy_s = sum(c["start"].elapsed_time(c["end"]) for c in tl) / 1e3
+        waited_s = sum(c["start"].elapsed_time(c["end"]) for c in tl if c["waited"]) / 1e3   # copies a batch waited for
+        pol[name]["swap_copies"] = dict(swaps=len(tl), copy_s=copy_s, waited_copy_s=waited_s, wall_s=time.perf_counter() - t0,
+                                        GB=sum(c["bytes"] for c in tl) / 1e9, GBps=sum(c["bytes"] for c in tl) / 1e9 / max(copy_s, 1e-9))
     res["policies"] = pol; save()
     del e; (torch.cuda.empty_cache() if dev == 'cuda' else None)
 json.dump({k: [dict(e2e=m["e2e"], normalized_latency=m["normalized_latency"], ttft=m["ttft"], output_tokens=m["output_tokens"]) for m in v]

@@ -112,11 +112,14 @@ tight.runner.pool.timeline = []
 t0 = time.perf_counter()
 got = [c.token_ids for c in tight.generate(prompts, params)]
 torch.cuda.synchronize(); wall_s = time.perf_counter() - t0
-copy_ms = sum(s.elapsed_time(e) for _, s, e in tight.runner.pool.timeline)
+tl = tight.runner.pool.timeline
+copy_ms = sum(c["start"].elapsed_time(c["end"]) for c in tl)
+waited_ms = sum(c["start"].elapsed_time(c["end"]) for c in tl if c["waited"])   # copies a batch had to wait for
 res["pressure"] = {"requests": len(prompts), "identical_greedy_tokens": got == ref, "counters": dict(tight.counters),
-                   "iterations": tight.num_iterations, "wall_s": wall_s, "copy_s": copy_ms / 1e3,
-                   "copy_fraction_of_wall": copy_ms / 1e3 / wall_s,
-                   "copied_GB": sum(b for b, _, _ in tight.runner.pool.timeline) / 1e9}
+                   "iterations": tight.num_iterations, "wall_s": wall_s, "swaps": len(tl), "copy_s": copy_ms / 1e3,
+                   "copy_fraction_of_wall": copy_ms / 1e3 / wall_s, "swaps_waited_for": sum(c["waited"] for c in tl),
+                   "waited_copy_s": waited_ms / 1e3, "waited_copy_fraction_of_wall": waited_ms / 1e3 / wall_s,
+                   "copied_GB": sum(c["bytes"] for c in tl) / 1e9}
 print(res["pressure"], flush=True)
 json.dump(res, open(os.path.join(out_dir, "kv_swap_gpu.json"), "w"), indent=1)
 print(json.dumps(res, indent=1))

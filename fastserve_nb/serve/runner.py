@@ -49,7 +49,8 @@ class KVPool:
         self.num_blocks, self.block_size, self.scratch = num_blocks, block_size, num_blocks
         self.num_layers = cfg.num_hidden_layers
         self.stream = torch.cuda.Stream(device) if cuda else None
-        self.timeline: list | None = None   # a list: each swap appends (bytes, start, end) CUDA events (benchmarks)
+        self.timeline: list | None = None   # a list: each swap appends {bytes, start, end, waited} (benchmarks)
+        self.in_flight: list[tuple[dict, set[int]]] = []   # copies not yet waited for, and the device blocks they touch
 
     def layer(self, l: int) -> tuple[torch.Tensor, torch.Tensor]:
         "Layer `l`'s K and V caches, each (N+1, B, h_kv, d_k): strided views into the blocks."
@@ -60,20 +61,33 @@ class KVPool:
         "Bytes one block takes for all layers, K and V."
         return 2 * cfg.num_hidden_layers * block_size * cfg.num_key_value_heads * cfg.head_dim * torch.empty(0, dtype=dtype).element_size()
 
-    def swap(self, swap_out: list[tuple[int, int]], swap_in: list[tuple[int, int]]):
+    def swap(self, swap_out: list[tuple[int, int]], swap_in: list[tuple[int, int]], wait: bool = True):
         """Copy (device, host) block pairs out, then (host, device) pairs in, one copy per run of consecutive blocks. On
-        CUDA the copies run on the pool's stream after the work already queued; the compute stream waits for them."""
+        CUDA the copies run on the pool's stream after the work already queued. With `wait` the compute stream waits for
+        them; without, the device blocks they touch stay in flight until `wait_for` is asked about them."""
         if not (swap_out or swap_in): return
         if self.stream is None:
             self._copy(swap_out, swap_in); return
         self.stream.wait_stream(torch.cuda.current_stream())     # copy out only what earlier iterations wrote
         with torch.cuda.stream(self.stream):
-            if self.timeline is not None: start = torch.cuda.Event(enable_timing=True); start.record()
+            timed = self.timeline is not None
+            if timed: start = torch.cuda.Event(enable_timing=True); start.record()
             self._copy(swap_out, swap_in)
-            if self.timeline is not None:
-                end = torch.cuda.Event(enable_timing=True); end.record()
-                self.timeline.append(((len(swap_out) + len(swap_in)) * self.kv[0].nbytes, start, end))
-        torch.cuda.current_stream().wait_stream(self.stream)     # the batch reads swapped-in blocks, may reuse swapped-out ones
+            done = torch.cuda.Event(enable_timing=timed); done.record()
+        copy = dict(bytes=(len(swap_out) + len(swap_in)) * self.kv[0].nbytes, start=start if timed else None, end=done, waited=wait)
+        if timed: self.timeline.append(copy)
+        if wait: torch.cuda.current_stream().wait_event(done)
+        else: self.in_flight.append((copy, {d for d, _ in swap_out} | {d for _, d in swap_in}))
+
+    def wait_for(self, blocks: set[int]):
+        "Make the compute stream wait for the copies still in flight into or out of any of these device blocks."
+        still = []
+        for copy, touched in self.in_flight:
+            if copy["end"].query(): continue                      # finished: nothing to wait for, forget it
+            if touched & blocks:
+                torch.cuda.current_stream().wait_event(copy["end"]); copy["waited"] = True
+            else: still.append((copy, touched))
+        self.in_flight = still
 
     def _copy(self, swap_out, swap_in):
         for d, h, n in block_runs(swap_out): self.host[h:h + n].copy_(self.kv[d:d + n], non_blocking=True)
@@ -242,8 +256,9 @@ class ModelRunner:
     @torch.inference_mode()
     def execute(self, entries, swap_out=(), swap_in=(), hidden=None) -> dict[int, int | None]:
         "Swap blocks, run the batch, sample: {seq_id: new token or None (partial prefill chunk)}."
-        self.pool.swap(list(swap_out), list(swap_in))
+        self.pool.swap(list(swap_out), list(swap_in), wait=False)   # copies overlap compute that does not need them
         if not entries: return {}
+        if self.pool.in_flight: self.pool.wait_for({b for s, _ in entries for b in s.block_table})
         n_of = {s.seq_id: n for s, n in entries}
         order, logits = self.forward(entries, hidden)
         done = [s.num_computed_tokens + n_of[s.seq_id] >= s.num_tokens for s in order]
