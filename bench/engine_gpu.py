@@ -23,6 +23,7 @@ ap.add_argument("--policy-requests", type=int, default=400)
 ap.add_argument("--smoke", action="store_true", help="a small model on the CPU, to check the script itself")
 ap.add_argument("--only-policies", action="store_true", help="re-run only the policy comparison, merging into the JSON")
 ap.add_argument("--policies", default="fcfs,mlfq,mlfq_recompute,srpt", help="which of the policy runs to make (comma-separated)")
+ap.add_argument("--load", type=float, default=0.9, help="arrival rate of the policy runs as a multiple of the measured capacity")
 args = ap.parse_args()
 dev = "cpu" if args.smoke else "cuda"
 sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
@@ -135,8 +136,8 @@ kw = dict(max_num_seqs=slots, max_model_len=1024, max_num_batched_tokens=2048, n
 e = LLMEngine(ours, None, EngineConfig(policy="fcfs", **kw))
 burst = run_workload(e, wl[:120], rate_scale=1e9)
 cap = 120 / max(m["e2e"] for m in burst)                        # requests/s the engine sustains
-rate = 0.9 * cap
-res["policy_setup"] = dict(slots=slots, device_blocks=kw["num_blocks"], capacity_req_s=cap, rate_req_s=rate,
+rate = args.load * cap
+res["policy_setup"] = dict(slots=slots, device_blocks=kw["num_blocks"], capacity_req_s=cap, load=args.load, rate_req_s=rate,
                            requests=len(wl), mean_output=64, output="log-normal sigma 1.2, max 512", prompts="16-512")
 del e
 pol, raw = {}, {}                                             # ratios only between runs of this process
