@@ -12,7 +12,7 @@ from pathlib import Path
 from .cli import subcommand
 
 # %% auto #0
-__all__ = ['serve_cmd']
+__all__ = ['serve_cmd', 'bench_serve_cmd']
 
 # %% ../nbs/09a_cli_serve.ipynb #d79def19
 def _serve_args(p):
@@ -32,3 +32,16 @@ def serve_cmd(args) -> int:
     except UnsupportedModelError as e: return refuse(args, e)
     from fastserve_nb.serve.service import run_server
     return run_server(cfg)
+
+# %% ../nbs/09a_cli_serve.ipynb #4a534c18
+def _bench_args(p):
+    from fastserve_nb.serve.bench_serve import add_bench_args
+    add_bench_args(p)
+
+@subcommand("bench-serve", "benchmark a running OpenAI-compatible server over HTTP (throughput, TTFT, TPOT, ITL, E2E)", _bench_args)
+def bench_serve_cmd(args) -> int:
+    from fastserve_nb.serve.bench_serve import bench_from_args, format_summary
+    try: res = bench_from_args(args)
+    except ValueError as e: args.parser.error(str(e))
+    print(format_summary(res))
+    return 0 if res["failed"] == 0 else 1

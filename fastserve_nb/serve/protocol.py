@@ -17,10 +17,11 @@ from .sequence import SamplingParams
 
 # %% auto #0
 __all__ = ['log', 'MAX_JSON_DEPTH', 'NEUTRAL', 'FALLBACK_CHAT_TEMPLATE', 'TTFT_BUCKETS', 'ITL_BUCKETS', 'LATENCY_BUCKETS',
-           'MAX_TEXT', 'MAX_ID', 'ADAPTER_VERSION', 'ServeConfig', 'APIError', 'bad_request', 'json_depth',
+           'MAX_TEXT', 'MAX_ID', 'ADAPTER_VERSION', 'SWITCH', 'ServeConfig', 'APIError', 'bad_request', 'json_depth',
            'invalid_text', 'loads_json', 'StreamOptions', 'CompletionRequest', 'ChatMessage', 'ChatCompletionRequest',
            'parse_request', 'sampling_params', 'chat_prompt', 'Histogram', 'Metrics', 'FeedbackRequest',
-           'AdapterRequest', 'ExplainRequest', 'add_serve_args', 'config_from_args', 'check_config', 'pipeline_shape']
+           'AdapterRequest', 'ExplainRequest', 'switch', 'add_serve_args', 'config_from_args', 'check_config',
+           'pipeline_shape', 'FastPath', 'checkpoint_dtype', 'resolve_fast_path']
 
 # %% ../../nbs/05ea_protocol.ipynb #bbf4655c
 log = logging.getLogger(__name__)
@@ -40,7 +41,9 @@ class ServeConfig:
     policy: str = "mlfq"                   # scheduler: mlfq | fcfs | srpt
     quantize: str | None = None            # weight-only int8 or int4 (01a_quantization)
     device: str | None = None              # cpu | cuda | cuda:N (default: cuda when there is one)
-    dtype: str = "float32"                 # float32 | bfloat16 | float16
+    dtype: str = "auto"                    # auto (the checkpoint's torch_dtype; bfloat16 for a float32 checkpoint on a GPU; float32 on the CPU) | float32 | bfloat16 | float16
+    compile: str = "auto"                  # fuse the decoder's elementwise ops with torch.compile: auto (on for CUDA, off for CPU) | on | off; --compile / --no-compile
+    enforce_eager: bool = False            # no CUDA graphs and no torch.compile: a faster start, a slower server
     num_threads: int = 0                   # torch CPU threads per process (0: torch's default)
     pp: int = 1                            # pipeline stages: K > 1 runs the layers in K processes (stage k on cuda:k on GPUs)
     pp_listen: str | None = None           # HOST:PORT: wait for the K stages torchrun starts (any hosts) instead of starting them
@@ -346,8 +349,15 @@ class ExplainRequest(_Strict):
     target: str | None = None          # the continuation whose first token is explained (default: the greedy next token)
 
 # %% ../../nbs/05ea_protocol.ipynb #0ab327e2
-_CHOICES = {"policy": ("mlfq", "fcfs", "srpt"), "quantize": ("int8", "int4"), "kv_policy": ("static", "dynamic", "hybrid"),
+_CHOICES = {"policy": ("mlfq", "fcfs", "srpt"), "dtype": ("auto", "float32", "bfloat16", "float16"), "compile": ("auto", "on", "off"), "quantize": ("int8", "int4"), "kv_policy": ("static", "dynamic", "hybrid"),
             "log_level": ("debug", "info", "warning", "error")}
+SWITCH = ("auto", "on", "off")         # a field with these choices is a tri-state: --x (on), --no-x (off), neither (auto)
+
+def switch(v) -> str:
+    "auto | on | off from a flag (True/False) or a FASTSERVE_* value (1/0, true/false, yes/no, on/off, auto); anything else unchanged, for check_config to name."
+    if isinstance(v, bool): return "on" if v else "off"
+    s = str(v).strip().lower()
+    return "on" if s in ("1", "true", "yes", "on") else "off" if s in ("0", "false", "no", "off") else s if s == "auto" else str(v)
 
 def _field_notes() -> dict[str, str]:
     "The comment after each ServeConfig field, which `--help` shows (none where the source cannot be read)."
@@ -364,6 +374,10 @@ def add_serve_args(p: argparse.ArgumentParser, env: dict | None = None):
             p.add_argument("--" + f.name.replace("_", "-"), action=argparse.BooleanOptionalAction, default=str(default).lower() in ("1", "true", "yes", "on"),
                            help=f"{notes.get(f.name, '')} (env FASTSERVE_{f.name.upper()}=1; default {f.default!r})")
             continue
+        if _CHOICES.get(f.name) == SWITCH:                          # --compile / --no-compile / neither: auto
+            p.add_argument("--" + f.name.replace("_", "-"), action=argparse.BooleanOptionalAction, default=switch(default),
+                           help=f"{notes.get(f.name, '')} (env FASTSERVE_{f.name.upper()}=auto|on|off; default {f.default!r})")
+            continue
         kind = str if f.default is None else type(f.default)        # the fields that default to None are optional strings
         p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=kind(default) if default is not None else None,
                        choices=_CHOICES.get(f.name), metavar=None if f.name in _CHOICES else f.name.upper(),
@@ -371,7 +385,8 @@ def add_serve_args(p: argparse.ArgumentParser, env: dict | None = None):
 
 def config_from_args(args: argparse.Namespace) -> ServeConfig:
     "The checked ServeConfig of parsed flags, the API and admin keys read from `api_key_file`/`admin_key_file` when named."
-    cfg = ServeConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ServeConfig)})
+    cfg = ServeConfig(**{f.name: switch(getattr(args, f.name)) if _CHOICES.get(f.name) == SWITCH else getattr(args, f.name)
+                         for f in dataclasses.fields(ServeConfig)})
     for k in ("api_key", "admin_key"):
         file = getattr(cfg, k + "_file")
         if file is None: continue
@@ -398,6 +413,7 @@ def check_config(cfg: ServeConfig) -> ServeConfig:
     if cfg.enable_learning and not (cfg.feedback_db and cfg.adapters_dir and cfg.canary_file):
         raise ValueError("enable_learning needs feedback_db, adapters_dir and canary_file (the prompts whose answers must not drift)")
     if not 0 < cfg.canary_max_drift < math.inf: raise ValueError(f"canary_max_drift must be a number of nats > 0, got {cfg.canary_max_drift}")
+    if cfg.enforce_eager and cfg.compile == "on": raise ValueError("enforce_eager turns torch.compile off, and compile='on' asks for it: give one of --compile, --enforce-eager")
     if cfg.pp_depth > 1 and cfg.pp < 2: raise ValueError(f"pp_depth keeps iterations in flight across pipeline stages: it needs pp ≥ 2, got pp={cfg.pp}")
     if cfg.pp > 1 and cfg.quantize: raise ValueError(f"quantize={cfg.quantize!r} works with pp=1 only (the stages load plain weights), got pp={cfg.pp}")
     if cfg.pp_listen is not None:
@@ -414,3 +430,29 @@ def pipeline_shape(cfg: ServeConfig) -> tuple[int, int]:
     flight, K micro-batches."""
     depth = cfg.pp_depth or (2 if cfg.pp > 1 else 1)
     return cfg.pp_micro_batches or (1 if depth > 1 else cfg.pp), depth
+
+# %% ../../nbs/05ea_protocol.ipynb #79d8eb02
+@dataclass(frozen=True)
+class FastPath:
+    "What the configuration runs on one device, its `auto`s resolved."
+    dtype: str          # float32 | bfloat16 | float16: the weights' dtype
+    compile: bool       # fuse RMSNorm, RoPE and SwiGLU with torch.compile
+    cuda_graphs: bool   # replay decode steps as captured CUDA graphs
+
+def checkpoint_dtype(folder) -> str | None:
+    "The dtype a checkpoint folder's config.json names (`torch_dtype`, or `dtype` as transformers 5 writes it); None if it names none."
+    from pathlib import Path
+    hf = json.loads((Path(folder) / "config.json").read_text())
+    d = hf.get("dtype") or hf.get("torch_dtype")
+    return None if d is None else str(d).removeprefix("torch.")
+
+def resolve_fast_path(cfg: ServeConfig, device: str, ckpt_dtype: str | None) -> FastPath:
+    """What `cfg` runs on `device`. CUDA: compiled (unless compile='off' or enforce_eager), CUDA graphs (unless enforce_eager),
+    dtype auto = the checkpoint's 16-bit dtype, else bfloat16. CPU: dtype auto = float32, eager."""
+    cuda = str(device).startswith("cuda")
+    if cfg.compile == "on" and not cuda:
+        raise ValueError(f"compile='on' needs a CUDA device (the runner compiles its GPU path only), got device {device!r}; use compile=auto or off")
+    if cfg.dtype != "auto": dtype = cfg.dtype
+    elif not cuda: dtype = "float32"
+    else: dtype = ckpt_dtype if ckpt_dtype in ("bfloat16", "float16") else "bfloat16"   # float32 or unnamed: 16 bits on a GPU
+    return FastPath(dtype, cuda and not cfg.enforce_eager and cfg.compile != "off", cuda and not cfg.enforce_eager)

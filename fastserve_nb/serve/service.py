@@ -13,7 +13,7 @@ import uvicorn
 
 from .sequence import SamplingParams
 from .engine import EngineDeadError
-from .protocol import ServeConfig, APIError, add_serve_args, config_from_args, pipeline_shape
+from .protocol import ServeConfig, APIError, add_serve_args, config_from_args, pipeline_shape, resolve_fast_path, checkpoint_dtype
 from .api import EngineClient, TokenDelta, build_app, end_requests
 
 # %% auto #0
@@ -27,12 +27,13 @@ log = logging.getLogger(__name__)
 def load_engine(cfg: ServeConfig):
     "(engine, KV budget, KV plan) for `cfg`."
     import torch
-    from fastserve_nb.core import load_model
+    from fastserve_nb.core import load_model, resolve
     from fastserve_nb.serve.engine import LLMEngine, EngineConfig
     from fastserve_nb.serve.resources import plan_kv_pool, KVBudget
     if cfg.num_threads: torch.set_num_threads(cfg.num_threads)   # on a shared CPU, more threads than cores is many times slower
     device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model, tok = load_model(cfg.model, "cpu" if cfg.pp > 1 else device, cfg.dtype)   # pp > 1: the stages hold the weights
+    fast = resolve_fast_path(cfg, str(device), checkpoint_dtype(resolve(cfg.model)))   # the `auto`s made concrete
+    model, tok = load_model(cfg.model, "cpu" if cfg.pp > 1 else device, fast.dtype)   # pp > 1: the stages hold the weights
     if cfg.quantize:
         from fastserve_nb.quantization import quantize
         quantize(model, cfg.quantize)
@@ -42,15 +43,21 @@ def load_engine(cfg: ServeConfig):
         plan = runner.kv_plan
     else: plan = plan_kv_pool(model.config, cfg.max_num_seqs, cfg.max_model_len, cfg.block_size, str(device), cfg.memory_fraction,
                               cfg.reserved_memory_bytes, dtype_bytes)
+    t0 = time.perf_counter()
     eng = LLMEngine(model, tok, EngineConfig(policy=cfg.policy, max_num_seqs=cfg.max_num_seqs, max_num_batched_tokens=cfg.max_num_batched_tokens,
                                              max_model_len=cfg.max_model_len, block_size=cfg.block_size, num_blocks=plan.num_blocks,
                                              num_host_blocks=cfg.num_host_blocks, pipeline_parallel_size=cfg.pp,
-                                             pipeline_depth=pipeline_shape(cfg)[1]), runner=runner)
+                                             pipeline_depth=pipeline_shape(cfg)[1], compile=fast.compile, cuda_graphs=fast.cuda_graphs),
+                    runner=runner)
+    built = time.perf_counter() - t0                               # compilation, graph capture, the prefill profile
     budget = KVBudget(eng.block_manager, cfg.kv_policy, min_blocks=math.ceil(cfg.max_model_len / cfg.block_size))
     where = f"{cfg.pp} stages (layers {runner.bounds} on {runner.devices})" if runner else device
-    log.info("engine: %s on %s%s, policy %s, %d KV blocks of %d tokens (%.1f MiB, sized by %s), KV policy %s", cfg.model, where,
-             f" ({cfg.quantize})" if cfg.quantize else "", cfg.policy, plan.num_blocks, cfg.block_size, plan.allocated / 2**20,
+    log.info("engine: %s on %s%s in %s, policy %s, %d KV blocks of %d tokens (%.1f MiB, sized by %s), KV policy %s", cfg.model, where,
+             f" ({cfg.quantize})" if cfg.quantize else "", fast.dtype, cfg.policy, plan.num_blocks, cfg.block_size, plan.allocated / 2**20,
              plan.limited_by, cfg.kv_policy)
+    if runner is None:                                             # one process: its ModelRunner compiled and captured
+        log.info("%s in %.1f s (torch.compile %s, CUDA graphs %s; the engine's start-up, prefill profile included)",
+                 "compiled" if fast.compile or fast.cuda_graphs else "engine built", built, "on" if fast.compile else "off", "on" if fast.cuda_graphs else "off")
     return eng, budget, plan
 
 def plan_stage_pools(cfg: ServeConfig, model_config, stages: list[dict], dtype_bytes: int):

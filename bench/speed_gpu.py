@@ -1,0 +1,173 @@
+"""The speed users get, in one run on one GPU: the read-bandwidth roofline, the engine called directly, and the same
+requests through `fastserve serve` with its default flags over HTTP.
+
+A Llama-1B-shaped random bf16 checkpoint (hidden 2048, 16 layers, 32 heads / 8 KV heads, FFN 8192, vocab 128256,
+tied; no EOS) with a word-level tokenizer of the same vocabulary is written to a temporary folder. Then:
+
+(a) read bandwidth: a sum over a 4 GiB tensor (a read-only kernel); batch-1 roofline = read_bw / weight bytes;
+(b) the engine called directly (`service.load_engine`, the server's own configuration) on 256 requests (prompts
+    uniform 64-512 random ids, 256 new tokens, ignore_eos): compile off, then the default (compiled, CUDA graphs),
+    then the default with a 256-wide batch (max_num_seqs 256, max_num_batched_tokens 8192);
+(c) the same 256 requests through `fastserve serve --model DIR --max-model-len 1024` (default flags otherwise) with
+    the HTTP benchmark client (`fastserve_nb.serve.bench_serve`), streamed and not;
+(d) batch-1 decode tok/s through the engine and through HTTP streaming; MBU = weight bytes x tok/s / read_bw.
+
+Writes $OUT/speed_gpu.json (or bench/speed_gpu.json) with the GPU's name, `http_vs_engine` (HTTP streamed output
+tok/s / engine direct with the server's configuration, same run) and `read_bw_mbu` (engine batch-1). About 5 minutes
+on an H100. `--smoke` runs a tiny shape on the CPU to check the script end to end.
+
+The GPU image lacks the server's web stack: carry these wheels (Python 3.12, manylinux x86-64) in .whl/:
+fastapi starlette pydantic pydantic-core typing-inspection annotated-types uvicorn opentelemetry-api
+importlib-metadata (httpx, anyio, h11, click, annotated-doc, typing-extensions are already there). Run:
+
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+      && export PYTHONPATH=/tmp/site:. && python3 bench/speed_gpu.py
+"""
+import argparse, asyncio, gc, json, os, subprocess, sys, tempfile, threading, time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from fastserve_nb.core import Decoder, ModelConfig, save_pretrained
+from fastserve_nb.serve.protocol import ServeConfig
+from fastserve_nb.serve.service import load_engine, launch
+from fastserve_nb.serve.sequence import SamplingParams
+from fastserve_nb.serve.bench_serve import LengthLaw, make_requests, run_benchmark
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--smoke", action="store_true", help="a tiny shape on the CPU, to check the script itself")
+ap.add_argument("--requests", type=int, default=256)
+ap.add_argument("--new-tokens", type=int, default=256)
+args = ap.parse_args()
+smoke = args.smoke
+dev = "cpu" if smoke else "cuda"
+sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
+T0 = time.perf_counter()
+out_dir = Path(os.environ.get("OUT", ROOT / "bench"))
+res = {"gpu": torch.cuda.get_device_name() if dev == "cuda" else "cpu (smoke test)", "torch": torch.__version__,
+       "command": "python3 bench/speed_gpu.py " + " ".join(sys.argv[1:])}
+
+def say(msg): print(f"[{time.perf_counter() - T0:6.1f} s] {msg}", flush=True)
+
+def save():
+    res["elapsed_s"] = time.perf_counter() - T0
+    (out_dir / ("speed_smoke.json" if smoke else "speed_gpu.json")).write_text(json.dumps(res, indent=1))
+
+# ---- (a) read bandwidth: a read-only kernel over 4 GiB ----
+x = torch.ones((4 * 1024**3 if not smoke else 64 * 1024**2) // 4, dtype=torch.float32, device=dev)
+for _ in range(3): x.sum()
+sync(); t = time.perf_counter()
+for _ in range(20): x.sum()
+sync(); read_bw = 20 * x.numel() * 4 / (time.perf_counter() - t)
+del x
+res["read_GBps"] = read_bw / 1e9
+say(f"read bandwidth {read_bw / 1e9:.0f} GB/s")
+
+# ---- the checkpoint: random bf16 weights, a word-level tokenizer of the same vocabulary, no EOS ----
+shape = dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32, num_key_value_heads=8, vocab_size=128256)
+if smoke: shape = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, vocab_size=1000)
+hf = dict(model_type="llama", architectures=["LlamaForCausalLM"], max_position_embeddings=4096, rms_norm_eps=1e-5, rope_theta=500000.0,
+          tie_word_embeddings=True, hidden_act="silu", bos_token_id=None, eos_token_id=None, **shape)
+cfg = ModelConfig.from_hf(hf); cfg.eos_token_id = None
+torch.manual_seed(0)
+with torch.device(dev): model = Decoder(cfg)
+with torch.no_grad():
+    for p in model.parameters():
+        if p.dim() > 1: p.normal_(0, 0.02)
+wbytes = sum(p.numel() for p in model.parameters()) * 2           # bf16; the tied embedding counted once
+res["weight_GB"], res["b1_roofline_tok_s"] = wbytes / 1e9, read_bw / wbytes
+folder = Path(tempfile.mkdtemp(prefix="speed_gpu_"))
+save_pretrained(model, folder, dtype=torch.bfloat16)
+del model; gc.collect()
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast
+V = shape["vocab_size"]
+tk = Tokenizer(models.WordLevel({f"w{i}": i for i in range(V)}, unk_token="w0")); tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+PreTrainedTokenizerFast(tokenizer_object=tk).save_pretrained(folder)
+say(f"checkpoint {wbytes / 1e9:.2f} GB in {folder}; batch-1 roofline {read_bw / wbytes:.0f} tok/s")
+save()
+
+# ---- the workload, shared by the engine and the HTTP runs ----
+N, M = args.requests if not smoke else 8, args.new_tokens if not smoke else 16
+inlaw_s = "uniform:64:512" if not smoke else "uniform:8:32"; inlaw = LengthLaw.parse(inlaw_s)
+max_len = 1024 if not smoke else 128
+reqs = make_requests(N, inlaw, LengthLaw.parse(f"fixed:{M}"), V, seed=0)
+b1 = make_requests(3, LengthLaw.parse("fixed:128" if not smoke else "fixed:16"), LengthLaw.parse(f"fixed:{M}"), V, seed=1)
+res["workload"] = {"requests": N, "prompt_len": inlaw_s, "new_tokens": M, "ignore_eos": True, "prompt_tokens": sum(r.prompt_len for r in reqs)}
+extra = dict(num_threads=1) if smoke else {}
+
+# ---- (b) the engine called directly, with the server's configuration (compile off first: compiling is process-wide) ----
+def engine_run(tag, **over):
+    t = time.perf_counter()
+    eng, _, plan = load_engine(ServeConfig(model=str(folder), max_model_len=max_len, **extra, **over))
+    res[f"{tag}_startup_s"] = time.perf_counter() - t
+    say(f"{tag}: engine built in {res[f'{tag}_startup_s']:.1f} s ({plan.num_blocks} KV blocks, max_num_seqs {eng.config.max_num_seqs}, "
+        f"compile {eng.config.compile}, CUDA graphs {eng.config.cuda_graphs})")
+    eng.generate([r.prompt for r in reqs[:16]], SamplingParams(max_tokens=8, ignore_eos=True))     # warm-up
+    sync(); t = time.perf_counter()
+    outs = eng.generate([r.prompt for r in reqs], SamplingParams(max_tokens=M, ignore_eos=True))
+    sync(); dt = time.perf_counter() - t
+    ntok = sum(len(o.token_ids) for o in outs)
+    res[tag] = {"output_tok_s": ntok / dt, "total_tok_s": (ntok + res["workload"]["prompt_tokens"]) / dt, "seconds": dt,
+                "output_tokens": ntok, "ttft_p50_ms": 1e3 * sorted(o.metrics["ttft"] for o in outs)[len(outs) // 2]}
+    say(f"{tag}: {N} requests, {ntok / dt:,.0f} output tok/s in {dt:.2f} s")
+    save()
+    return eng
+
+def b1_engine(eng, tag):
+    tpots = []
+    for r in b1:
+        c = eng.generate([r.prompt], SamplingParams(max_tokens=M, ignore_eos=True))[0]
+        tpots.append(c.metrics["tpot"])
+    tok_s = 1 / sorted(tpots)[1]                                   # the median of three
+    res[tag] = {"tok_s": tok_s, "tpot_ms": 1e3 / tok_s, "mbu": wbytes * tok_s / read_bw}
+    say(f"{tag}: batch-1 decode {tok_s:,.0f} tok/s, MBU {res[tag]['mbu']:.1%} of read bandwidth")
+    save()
+
+def free(eng):
+    del eng; gc.collect()
+    if dev == "cuda": torch.cuda.empty_cache()
+
+free(engine_run("engine_no_compile", compile="off"))
+eng = engine_run("engine_default")
+b1_engine(eng, "engine_b1")
+free(eng)
+free(engine_run("engine_default_wide", max_num_seqs=256 if not smoke else 16, max_num_batched_tokens=8192 if not smoke else 512))
+
+# ---- (c) and (d): the same requests through `fastserve serve` with its default flags ----
+flags = ["--model", str(folder), "--max-model-len", str(max_len)] + (["--num-threads", "1"] if smoke else [])
+t = time.perf_counter()
+proc, url = launch(*flags, timeout=600, command=[sys.executable, "-m", "fastserve_nb.serve.service"])
+res["server_startup_s"] = time.perf_counter() - t
+res["server_flags"] = flags
+log_lines = []
+threading.Thread(target=lambda: [log_lines.append(l.rstrip()) for l in proc.stdout], daemon=True).start()   # keep the pipe drained
+say(f"server healthy at {url} in {res['server_startup_s']:.1f} s")
+try:
+    for stream in (True, False):
+        s, _ = asyncio.run(run_benchmark(url, str(folder), reqs, stream=stream, ignore_eos=True, warmup=2))
+        res["http_stream" if stream else "http_no_stream"] = s
+        say(f"HTTP {'streamed' if stream else 'not streamed'}: {s['output_throughput']:,.0f} output tok/s, "
+            f"TTFT p50 {s['median_ttft_ms'] or float('nan'):.0f} ms, failed {s['failed']}")
+        save()
+    s, _ = asyncio.run(run_benchmark(url, str(folder), b1, stream=True, ignore_eos=True, max_concurrency=1, warmup=1))
+    tok_s = 1e3 / s["median_tpot_ms"]
+    res["http_b1"] = {"tok_s": tok_s, "tpot_ms": s["median_tpot_ms"], "mbu": wbytes * tok_s / read_bw, "summary": s}
+    say(f"HTTP batch-1 streamed decode {tok_s:,.0f} tok/s")
+finally:
+    proc.terminate()
+    try: proc.wait(60)
+    except subprocess.TimeoutExpired: proc.kill()
+res["server_log"] = [l for l in log_lines if "engine" in l or "compiled" in l or "built in" in l][:10]
+
+eng_out = res["engine_default"]["output_tok_s"]
+res["http_vs_engine"] = res["http_stream"]["output_throughput"] / eng_out
+res["http_vs_engine_no_stream"] = res["http_no_stream"]["output_throughput"] / eng_out
+res["read_bw_mbu"] = res["engine_b1"]["mbu"]
+res["read_bw_mbu_http"] = res["http_b1"]["mbu"]
+res["compile_speedup"] = eng_out / res["engine_no_compile"]["output_tok_s"]
+save()
+say(f"{res['gpu']}: http_vs_engine {res['http_vs_engine']:.2f} (not streamed {res['http_vs_engine_no_stream']:.2f}), "
+    f"read_bw_mbu {res['read_bw_mbu']:.1%} (HTTP {res['read_bw_mbu_http']:.1%}), compiled/eager {res['compile_speedup']:.2f}x")
