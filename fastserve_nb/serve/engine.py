@@ -14,7 +14,7 @@ from typing import AsyncIterator
 import torch
 
 from ..core import Decoder
-from .sequence import Sequence, SamplingParams, SequenceStatus
+from .sequence import Sequence, SamplingParams
 from .kv_cache import BlockManager
 from .scheduler import Scheduler, SchedulerConfig
 from .runner import ModelRunner, KVPool
@@ -87,7 +87,6 @@ def _sync(device):
 def detokenize_incrementally(tokenizer, seq: Sequence) -> str:
     "The new text the last token(s) add to `seq.text`; updates the sequence's offsets."
     ids = seq.output_token_ids
-    if not hasattr(seq, "text"): seq.text, seq.prefix_offset, seq.read_offset = "", 0, 0
     prefix = tokenizer.decode(ids[seq.prefix_offset:seq.read_offset], skip_special_tokens=True)
     full = tokenizer.decode(ids[seq.prefix_offset:], skip_special_tokens=True)
     if full.endswith("\ufffd") or len(full) <= len(prefix): return ""
@@ -134,7 +133,6 @@ class LLMEngine:
         sc = SchedulerConfig(policy=c.policy, max_num_seqs=c.max_num_seqs, max_num_batched_tokens=c.max_num_batched_tokens,
                              enable_swap=c.num_host_blocks > 0, **c.scheduler)
         self.scheduler = Scheduler(sc, self.block_manager, prefill_time, eos_token_ids=sorted(eos))
-        self.seqs: dict[int, Sequence] = {}
         self.num_iterations = 0
         self.inflight: deque = deque()       # (batch, runner handle, submit time) of iterations still in the pipeline
         self.timings = dict(schedule=0.0, execute=0.0, update=0.0)   # seconds spent in each phase of `step`
@@ -146,9 +144,13 @@ class LLMEngine:
         return self.enqueue(self.make_sequence(prompt, params, arrival_time))
 
     def enqueue(self, seq: Sequence) -> Sequence:
-        self.seqs[seq.seq_id] = seq
         self.scheduler.add(seq)
         return seq
+
+    @property
+    def seqs(self) -> dict[int, Sequence]:
+        "The unfinished sequences: the scheduler's record, the one place live sequences are kept."
+        return self.scheduler.seqs
 
     def make_sequence(self, prompt: str | list[int], params: SamplingParams | None = None, arrival_time: float | None = None) -> Sequence:
         "A validated `Sequence` for a request (touches no engine state, so any thread may call it)."
@@ -169,8 +171,7 @@ class LLMEngine:
 
     def abort(self, seq_id: int):
         "Stop a request and free its blocks (a client went away)."
-        if seq_id in self.seqs and self.seqs[seq_id].status != SequenceStatus.FINISHED: self.scheduler.abort(seq_id)
-        self.seqs.pop(seq_id, None)
+        self.scheduler.abort(seq_id)
 
     def has_unfinished(self) -> bool: return self.scheduler.has_unfinished() or bool(self.inflight)
 
@@ -230,8 +231,7 @@ class LLMEngine:
                         if not done: self.scheduler.finish(seq, "stop"); finished.add(seq.seq_id); done = True
                 # hold back a tail that may still grow into a stop string; release everything at the end
                 end = len(seq.text) if done or not stops else len(seq.text) - _partial_stop(seq.text, stops)
-                emitted = getattr(seq, "emitted", 0)
-                text, seq.emitted = seq.text[emitted:end], max(emitted, end)
+                text, seq.emitted = seq.text[seq.emitted:end], max(seq.emitted, end)
             outs.append(StepOutput(seq, tok, text, done))
         return outs
 
@@ -245,9 +245,7 @@ class LLMEngine:
         return [self._completion(s) for s in seqs]
 
     def _completion(self, s: Sequence) -> Completion:
-        self.seqs.pop(s.seq_id, None)
-        text = getattr(s, "text", "") if self.tokenizer is not None else ""
-        return Completion(s.seq_id, s.token_ids[:s.num_prompt_tokens], list(s.output_token_ids), text, s.finish_reason, request_metrics(s))
+        return Completion(s.seq_id, s.prompt_token_ids, list(s.output_token_ids), s.text, s.finish_reason, request_metrics(s))
 
 def _copy(p: SamplingParams) -> SamplingParams:
     return SamplingParams(**{k: (list(v) if isinstance(v, list) else v) for k, v in vars(p).items()})
@@ -313,8 +311,7 @@ class AsyncEngine:
                     elif kind == "abort": eng.abort(arg); self._streams.pop(arg, None)
                 for out in eng.step():
                     self._emit(out.seq.seq_id, out)
-                    if out.finished:
-                        self._streams.pop(out.seq.seq_id, None); eng.seqs.pop(out.seq.seq_id, None)
+                    if out.finished: self._streams.pop(out.seq.seq_id, None)
         except BaseException as e:   # the loop is dead: tell every waiting request
             log.exception("engine loop died")
             self.error = e

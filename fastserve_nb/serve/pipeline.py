@@ -74,6 +74,7 @@ class _Row:
     def __init__(self, seq_id: int, params: dict):
         self.seq_id, self.sampling_params = seq_id, SimpleNamespace(**params)
         self.token_ids, self.block_table, self.num_computed_tokens = [], [], 0
+        self.generator = None                            # the seeded generator `ModelRunner.sample` makes on first use
 
     @property
     def num_tokens(self) -> int: return len(self.token_ids)

@@ -243,7 +243,7 @@ class ModelRunner:
         for i, s in enumerate(seqs):
             p = s.sampling_params
             if p.temperature > 0:
-                g = getattr(s, "generator", None)
+                g = s.generator
                 if g is None and p.seed is not None:
                     g = s.generator = torch.Generator(self.device).manual_seed(p.seed)
                 out[i] = int(sample(logits[i:i + 1], p.temperature, p.top_k, p.top_p, g))
