@@ -153,21 +153,19 @@ class LLMEngine:
         return self.scheduler.seqs
 
     def make_sequence(self, prompt: str | list[int], params: SamplingParams | None = None, arrival_time: float | None = None) -> Sequence:
-        "A validated `Sequence` for a request (touches no engine state, so any thread may call it)."
-        params = params or SamplingParams()
-        params.validate()
+        """The one gate a request passes: `Sequence` checks the prompt and the parameters, then the context, the KV pool
+        and the vocabulary are checked here; `ValueError` names what is wrong. Touches no engine state: any thread may call it."""
         ids = self.tokenizer.encode(prompt, add_special_tokens=False) if isinstance(prompt, str) else list(prompt)
-        if not ids: raise ValueError("the prompt is empty; send at least one token")
-        if len(ids) + params.max_tokens > self.config.max_model_len:
-            raise ValueError(f"prompt ({len(ids)} tokens) + max_tokens ({params.max_tokens}) exceeds the context of "
-                             f"{self.config.max_model_len} tokens")
-        need = math.ceil((len(ids) + params.max_tokens) / self.config.block_size)
-        if need > self.config.num_blocks:
-            raise ValueError(f"prompt ({len(ids)} tokens) + max_tokens ({params.max_tokens}) needs {need} KV blocks; the pool "
-                             f"has {self.config.num_blocks} of {self.config.block_size} tokens")
+        seq = Sequence(ids, params, arrival_time=time.perf_counter() if arrival_time is None else arrival_time)
+        c, P, M = self.config, seq.num_prompt_tokens, seq.sampling_params.max_tokens
+        if P + M > c.max_model_len:
+            raise ValueError(f"prompt ({P} tokens) + max_tokens ({M}) exceeds the context of {c.max_model_len} tokens")
+        if (need := seq.max_num_blocks(c.block_size)) > c.num_blocks:
+            raise ValueError(f"prompt ({P} tokens) + max_tokens ({M}) needs {need} KV blocks; the pool has {c.num_blocks} "
+                             f"of {c.block_size} tokens: lower max_tokens or shorten the prompt")
         if max(ids) >= self.model.config.vocab_size or min(ids) < 0:
             raise ValueError(f"token ids must lie in [0, {self.model.config.vocab_size}), got {min(ids)}..{max(ids)}")
-        return Sequence(ids, params, arrival_time=time.perf_counter() if arrival_time is None else arrival_time)
+        return seq
 
     def abort(self, seq_id: int):
         "Stop a request and free its blocks (a client went away)."
@@ -305,9 +303,7 @@ class AsyncEngine:
                     try: kind, arg = self._inbox.get(block=block, timeout=0.05 if block else None)
                     except queue.Empty: break
                     block = False
-                    if kind == "add":
-                        try: eng.enqueue(arg)
-                        except ValueError as e: self._emit(arg.seq_id, e); self._streams.pop(arg.seq_id, None)
+                    if kind == "add": eng.enqueue(arg)                    # checked by make_sequence in `generate`
                     elif kind == "abort": eng.abort(arg); self._streams.pop(arg, None)
                 for out in eng.step():
                     self._emit(out.seq.seq_id, out)

@@ -108,15 +108,11 @@ class Scheduler:
         return next((l for l in range(self.config.num_levels) if self.config.quantum(l) >= t), self.config.num_levels - 1)
 
     def add(self, seq: Sequence):
-        "Queue a new request; reject one the KV pool could never hold."
-        bm, p = self.block_manager, seq.sampling_params
-        if seq.seq_id in self.seqs: raise ValueError(f"seq_id {seq.seq_id} is already scheduled")
-        if seq.status != WAITING or seq.num_computed_tokens or seq.block_table:
-            raise ValueError(f"only new WAITING sequences can be added, got {seq!r}")
-        need = -(-(seq.num_tokens + p.max_tokens - 1) // bm.block_size)
-        if need > bm.num_blocks:
-            raise ValueError(f"prompt ({seq.num_tokens} tokens) + max_tokens ({p.max_tokens}) needs {need} KV blocks, "
-                             f"the pool has {bm.num_blocks} of {bm.block_size} tokens: lower max_tokens or shorten the prompt")
+        "Queue a new request. The engine's `make_sequence` has refused bad ones; here we only assert what must hold."
+        bm = self.block_manager
+        assert seq.seq_id not in self.seqs, f"seq_id {seq.seq_id} is already scheduled"
+        assert seq.status == WAITING and not seq.num_computed_tokens and not seq.block_table, f"{seq!r} is not a new WAITING sequence"
+        assert seq.max_num_blocks(bm.block_size) <= bm.num_blocks, f"{seq!r} needs more KV blocks than the pool's {bm.num_blocks}"
         self.seqs[seq.seq_id] = seq
         if self.config.policy == "fcfs": self.waiting.append(seq)
         elif self.config.policy == "mlfq":

@@ -108,6 +108,10 @@ class Sequence:
         "Blocks needed to hold all tokens: ⌈n_tokens / B⌉."
         return -(-self.num_tokens // block_size)
 
+    def max_num_blocks(self, block_size: int) -> int:
+        "The most KV blocks this request can ever hold: ⌈(P + M − 1) / B⌉ (its last token is never fed back)."
+        return -(-(self.num_prompt_tokens + self.sampling_params.max_tokens - 1) // block_size)
+
     def append_token(self, token_id: int, now: float):
         "Append a sampled token produced at time `now`."
         self.token_ids.append(token_id)
