@@ -9,19 +9,19 @@ from __future__ import annotations
 import time, math, logging, threading, queue, asyncio
 from collections import deque
 from dataclasses import dataclass, field
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 import torch
 
 from ..core import Decoder
 from .sequence import Sequence, SamplingParams
 from .kv_cache import BlockManager
-from .scheduler import Scheduler, SchedulerConfig
+from .scheduler import Scheduler, SchedulerConfig, profiled_prefill_time
 from .runner import ModelRunner, KVPool
 
 # %% auto #0
-__all__ = ['log', 'EngineConfig', 'PrefillProfile', 'profile_prefill', 'detokenize_incrementally', 'StepOutput', 'Completion',
-           'LLMEngine', 'request_metrics', 'EngineDeadError', 'AsyncEngine']
+__all__ = ['log', 'EngineConfig', 'profile_prefill', 'detokenize_incrementally', 'StepOutput', 'Completion', 'LLMEngine',
+           'request_metrics', 'EngineDeadError', 'AsyncEngine']
 
 # %% ../../nbs/05_serve.ipynb #790f6c7d
 log = logging.getLogger(__name__)
@@ -53,21 +53,11 @@ class EngineConfig:
         if self.num_blocks is None: self.num_blocks = self.max_num_seqs * math.ceil(self.max_model_len / self.block_size)
 
 # %% ../../nbs/05_serve.ipynb #5bf9ed85
-class PrefillProfile:
-    "Measured prefill seconds at a few prompt lengths; linear interpolation between them."
-    def __init__(self, lengths: list[int], seconds: list[float]): self.lengths, self.seconds = lengths, seconds
-
-    def __call__(self, n: int) -> float:
-        L, S = self.lengths, self.seconds
-        if n <= L[0]: return S[0] * n / L[0]
-        for (l0, s0), (l1, s1) in zip(zip(L, S), zip(L[1:], S[1:])):
-            if n <= l1: return s0 + (s1 - s0) * (n - l0) / (l1 - l0)
-        return S[-1] * n / L[-1]
-
 @torch.inference_mode()
-def profile_prefill(runner: ModelRunner, max_len: int, repeats: int = 2) -> PrefillProfile:
-    "Time one-sequence prefills of 16, 32, ... ≤ max_len tokens through the runner."
-    lengths = [n for n in (16, 32, 64, 128, 256, 512, 1024, 2048, 4096) if n <= max_len] or [max_len]
+def profile_prefill(runner: ModelRunner, max_len: int, repeats: int = 2) -> Callable[[int], float]:
+    "Time one-sequence prefills of 16, 32, ... ≤ max_len tokens through the runner; `profiled_prefill_time` of them."
+    lengths = [n for n in (16, 32, 64, 128, 256, 512, 1024, 2048, 4096) if n <= max_len]
+    if len(lengths) < 2: lengths = [1, max(2, max_len)]       # interpolation needs two points
     secs = []
     for n in lengths:
         seq = Sequence([1] * n, SamplingParams(max_tokens=1))
@@ -78,7 +68,7 @@ def profile_prefill(runner: ModelRunner, max_len: int, repeats: int = 2) -> Pref
             runner.forward([(seq, n)]); _sync(runner.device)
             best = min(best, time.perf_counter() - t)
         secs.append(best)
-    return PrefillProfile(lengths, secs)
+    return profiled_prefill_time(lengths, secs)
 
 def _sync(device):
     if device.type == "cuda": torch.cuda.synchronize(device)
