@@ -17,7 +17,7 @@ from ..core import Decoder
 from .sequence import Sequence, SamplingParams
 from .kv_cache import BlockManager
 from .scheduler import Scheduler, SchedulerConfig, profiled_prefill_time
-from .runner import ModelRunner, KVPool
+from .runner import ModelRunner, KVPool, Runner
 
 # %% auto #0
 __all__ = ['log', 'EngineConfig', 'profile_prefill', 'detokenize_incrementally', 'StepOutput', 'Completion', 'LLMEngine',
@@ -54,7 +54,7 @@ class EngineConfig:
 
 # %% ../../nbs/05_serve.ipynb #5bf9ed85
 @torch.inference_mode()
-def profile_prefill(runner: ModelRunner, max_len: int, repeats: int = 2) -> Callable[[int], float]:
+def profile_prefill(runner: Runner, max_len: int, repeats: int = 2) -> Callable[[int], float]:
     "Time one-sequence prefills of 16, 32, ... ≤ max_len tokens through the runner; `profiled_prefill_time` of them."
     lengths = [n for n in (16, 32, 64, 128, 256, 512, 1024, 2048, 4096) if n <= max_len]
     if len(lengths) < 2: lengths = [1, max(2, max_len)]       # interpolation needs two points
@@ -106,7 +106,7 @@ class Completion:
 
 class LLMEngine:
     "Continuous batching over a paged KV cache, scheduled per iteration."
-    def __init__(self, model: Decoder, tokenizer=None, config: EngineConfig | None = None, runner=None):
+    def __init__(self, model: Decoder, tokenizer=None, config: EngineConfig | None = None, runner: Runner | None = None):
         "`runner`: one already built with this config's KV sizes (e.g. a restarted `PipelineRunner`); else one is made."
         self.model, self.tokenizer, self.config = model, tokenizer, config or EngineConfig()
         c = self.config
@@ -124,7 +124,7 @@ class LLMEngine:
                              enable_swap=c.num_host_blocks > 0, **c.scheduler)
         self.scheduler = Scheduler(sc, self.block_manager, prefill_time, eos_token_ids=sorted(eos))
         self.num_iterations = 0
-        self.inflight: deque = deque()       # (batch, runner handle, submit time) of iterations still in the pipeline
+        self.inflight: deque = deque()       # (batch, runner handle, submit time) of iterations submitted, not collected
         self.timings = dict(schedule=0.0, execute=0.0, update=0.0)   # seconds spent in each phase of `step`
         self.counters = dict(swapped_out_blocks=0, swapped_in_blocks=0, preempted=0)
 
@@ -165,29 +165,20 @@ class LLMEngine:
 
     # -- one iteration --
     def step(self) -> list[StepOutput]:
-        if self.config.pipeline_depth > 1 and hasattr(self.runner, "submit"): return self._step_in_flight()
-        t = time.perf_counter()
-        batch = self.scheduler.schedule(t)
-        if batch.is_empty: return []
-        t0 = time.perf_counter()
-        new = self.runner.execute(batch.entries, batch.swap_out, batch.swap_in)
-        now = time.perf_counter()
-        self.timings["schedule"] += t0 - t; self.timings["execute"] += now - t0
-        return self._advance(batch, new, t0, now)
-
-    def _step_in_flight(self) -> list[StepOutput]:
-        """Keep `pipeline_depth` iterations in the pipeline; return the oldest one's outputs once it comes back. The time
-        an iteration is charged (MLFQ's quanta) runs from its submission to its return: what its jobs waited for it."""
-        D = self.config.pipeline_depth
+        """Submit iterations until D are in flight (D = `pipeline_depth`, at most the runner's `max_in_flight`: 1 for
+        `ModelRunner`, which computes in `submit`), then collect the oldest and return its outputs. Each batch is chosen
+        among the sequences not in flight. The time an iteration is charged (MLFQ's quanta) runs from its submission
+        to its return: what its jobs waited for it."""
+        D = min(self.config.pipeline_depth, self.runner.max_in_flight)
         while len(self.inflight) < D:
             t = time.perf_counter()
             busy = {s.seq_id for b, _, _ in self.inflight for s, _ in b.entries}
-            share = -(-min(len(self.scheduler.seqs), self.config.max_num_seqs) // D)   # each iteration ~1/D of the jobs
+            share = -(-min(len(self.scheduler.seqs), self.config.max_num_seqs) // D) if D > 1 else None  # ~1/D of the jobs each
             batch = self.scheduler.schedule(t, busy, share)
             if batch.is_empty: break
             t0 = time.perf_counter()
             self.inflight.append((batch, self.runner.submit(batch.entries, batch.swap_out, batch.swap_in), t0))
-            self.timings["schedule"] += t0 - t
+            self.timings["schedule"] += t0 - t; self.timings["execute"] += time.perf_counter() - t0
         if not self.inflight: return []
         batch, handle, t0 = self.inflight.popleft()
         t = time.perf_counter()

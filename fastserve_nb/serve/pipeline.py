@@ -32,11 +32,13 @@ __all__ = ['log', 'StageModel', 'split_micro_batches', 'StageWorker', 'stage_mai
 log = logging.getLogger(__name__)
 
 # %% ../../nbs/05j_pipeline.ipynb #705a124f
-class StageModel(nn.Module):
-    "A `Stage` laid out like a `Decoder`, so a `ModelRunner` runs it over a KV pool of its own layers."
+class StageModel(Decoder):
+    """A `Stage` laid out like a `Decoder` — a `Decoder` of its layers only — so a `ModelRunner` runs it over a KV pool
+    of its own layers with the decoder's own `embed`, `hidden` and `logits`."""
     def __init__(self, stage: Stage):
-        super().__init__()
+        nn.Module.__init__(self)                          # not Decoder's: the parts are the stage's, not new ones
         self.config = replace(stage.config, num_hidden_layers=stage.end - stage.start)   # the pool: these layers only
+        self.attn_impl = "sdpa"
         self.start, self.end, self.is_first, self.is_last = stage.start, stage.end, stage.is_first, stage.is_last
         self.model = nn.Module()
         self.model.embed_tokens = stage.model.embed_tokens if stage.is_first else nn.Identity()   # later: hidden in
@@ -257,6 +259,7 @@ class _RemoteStage:
 
 class PipelineRunner:
     "`ModelRunner.execute` over K stage processes: this process only schedules; stage k holds layers [a_k, b_k) and their KV."
+    max_in_flight = float("inf")    # stages run iterations in the order sent: any number may wait in their queues
     def __init__(self, model: Decoder, pp_size: int,
                  num_blocks: int | Callable[[list[dict]], object],   # or: stages' reports -> a KV plan (`.num_blocks`) or a count
                  block_size: int = 16, num_host_blocks: int = 0, max_model_len: int = 2048,
