@@ -36,7 +36,8 @@ import torch
 from fastserve_nb.core import Decoder, ModelConfig
 from fastserve_nb.serve.engine import LLMEngine, EngineConfig
 from fastserve_nb.serve.sequence import SamplingParams
-from fastserve_nb.serve.pipeline import PipelineRunner, StageModel, busy_fraction
+from fastserve_nb.serve.pipeline import PipelineRunner, busy_fraction
+from fastserve_nb.serve.pipeline_stage import StageModel
 from fastserve_nb.serve.runner import ModelRunner
 from fastserve_nb.parallel import save_stages, load_stage
 from fastserve_nb.pipeline_parallel import plot_timeline

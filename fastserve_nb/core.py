@@ -294,19 +294,34 @@ class Decoder(nn.Module):
         self.lm_head = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
         if cfg.tie_word_embeddings: self.lm_head.weight = self.model.embed_tokens.weight
 
+    def embed(self, input_ids):
+        "Token ids (B, T) -> embeddings (B, T, d)."
+        return self.model.embed_tokens(input_ids)
+
+    def hidden(self, x, positions, cache: KVCache | None = None, impl: str | None = None,
+               hidden_states: list | None = None, attentions: list | None = None):
+        """Embeddings x (B, T, d) at `positions` (B, T) through every layer -> (B, T, d). Each layer's output and
+        attention probabilities are appended to `hidden_states` and `attentions` when given."""
+        cos, sin = self.model.rotary_emb(positions)
+        for layer in self.model.layers:
+            x, probs = layer(x, cos, sin, positions, cache, impl or self.attn_impl)
+            if hidden_states is not None: hidden_states.append(x)
+            if attentions is not None: attentions.append(probs)
+        return x
+
+    def logits(self, h):
+        "Hidden states (..., d) -> logits (..., V): the final norm, then the LM head."
+        return self.lm_head(self.model.norm(h))
+
     def forward(self, input_ids=None, positions=None, cache: KVCache | None = None, inputs_embeds=None,
                 output_hidden_states=False, output_attentions=False):
         "input_ids: (B, T) -> logits (B, T, V), or a `DecoderOutput` when hidden states or attentions are asked for."
-        x = self.model.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds   # (B, T, d)
+        x = self.embed(input_ids) if inputs_embeds is None else inputs_embeds   # (B, T, d)
         B, T, _ = x.shape
         if positions is None: positions = torch.arange(T, device=x.device).expand(B, T)
-        cos, sin = self.model.rotary_emb(positions)
-        impl = "eager" if output_attentions else self.attn_impl
         hs, attns = [x], []
-        for layer in self.model.layers:
-            x, probs = layer(x, cos, sin, positions, cache, impl)
-            hs.append(x); attns.append(probs)
-        logits = self.lm_head(self.model.norm(x))
+        x = self.hidden(x, positions, cache, "eager" if output_attentions else self.attn_impl, hs, attns)
+        logits = self.logits(x)
         if not (output_hidden_states or output_attentions): return logits
         return DecoderOutput(logits, hs if output_hidden_states else None, attns if output_attentions else None)
 

@@ -13,7 +13,8 @@ from collections import Counter
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from fastserve_nb.serve.kv_cache import BlockManager, ShadowKV, random_block_ops
-from fastserve_nb.serve.scheduler import POLICIES, Scheduler, SchedulerConfig, simulate
+from fastserve_nb.serve.scheduler import POLICIES, Scheduler, SchedulerConfig
+from fastserve_nb.serve.simulate import simulate
 from fastserve_nb.serve.sequence import SamplingParams, Sequence, SequenceStatus
 
 EOS = 1

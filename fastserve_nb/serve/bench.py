@@ -43,6 +43,7 @@ def run_workload(engine, workload: list[Request], rate_scale: float = 1.0, oracl
     "Replay `workload` (arrivals divided by rate_scale) through `engine`; per-request metrics in submission order."
     start = time.perf_counter()
     pending, seqs, i = sorted(workload, key=lambda r: r.arrival), [], 0
+    first_it, finish_it = {}, {}                         # seq_id -> engine iteration of its first token / its finish
     while i < len(pending) or engine.has_unfinished():
         now = time.perf_counter() - start
         while i < len(pending) and pending[i].arrival / rate_scale <= now:
@@ -52,16 +53,15 @@ def run_workload(engine, workload: list[Request], rate_scale: float = 1.0, oracl
             seqs.append(s); i += 1
         if engine.has_unfinished():
             for o in engine.step():                      # the iteration counts: what a policy decides, free of timing noise
-                if o.seq.num_output_tokens == 1: o.seq.first_iteration = engine.num_iterations
-                if o.finished: o.seq.finish_iteration = engine.num_iterations
+                if o.seq.num_output_tokens == 1: first_it[o.seq.seq_id] = engine.num_iterations
+                if o.finished: finish_it[o.seq.seq_id] = engine.num_iterations
         elif i < len(pending): time.sleep(max(0.0, pending[i].arrival / rate_scale - (time.perf_counter() - start)))
     from fastserve_nb.serve.engine import request_metrics
-    return [request_metrics(s) | {"itl": _itl(s), "first_iteration": getattr(s, "first_iteration", None),
-                                  "finish_iteration": getattr(s, "finish_iteration", None)} for s in seqs]
+    return [request_metrics(s) | {"itl": _itl(s), "first_iteration": first_it.get(s.seq_id),
+                                  "finish_iteration": finish_it.get(s.seq_id)} for s in seqs]
 
 def _itl(s) -> list[float]:
-    t = getattr(s, "token_times", None) or []
-    return [b - a for a, b in zip(t, t[1:])]
+    return [b - a for a, b in zip(s.token_times, s.token_times[1:])]
 
 # %% ../../nbs/05e_bench.ipynb #7366edef
 def percentile(xs: list[float], q: float) -> float:

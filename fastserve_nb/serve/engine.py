@@ -1,4 +1,4 @@
-"""Continuous batching over a paged KV cache, scheduled per iteration by FCFS or FastServe's skip-join MLFQ with proactive KV swapping. This notebook is the engine loop; its parts have companion notebooks: `05a_sequence`, `05b_kv_cache`, `05c_scheduler`, `05d_runner`, the measurements in `05e_bench`, and pipeline-parallel stages in `05j_pipeline`.
+"""Continuous batching over a paged KV cache, scheduled per iteration by FCFS or FastServe's skip-join MLFQ with proactive KV swapping. This notebook is the engine loop; its parts have companion notebooks: `05a_sequence`, `05b_kv_cache`, `05c_scheduler` (simulated in `05ca_simulate`), `05d_runner`, the measurements in `05e_bench`, and pipeline-parallel stages in `05j_pipeline`.
 
 Docs: https://fastserve-nb.github.io/fastserve_nb/serve.html.md"""
 
@@ -9,19 +9,19 @@ from __future__ import annotations
 import time, math, logging, threading, queue, asyncio
 from collections import deque
 from dataclasses import dataclass, field
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 import torch
 
 from ..core import Decoder
-from .sequence import Sequence, SamplingParams, SequenceStatus
+from .sequence import Sequence, SamplingParams
 from .kv_cache import BlockManager
-from .scheduler import Scheduler, SchedulerConfig
-from .runner import ModelRunner, KVPool
+from .scheduler import Scheduler, SchedulerConfig, profiled_prefill_time
+from .runner import ModelRunner, KVPool, Runner
 
 # %% auto #0
-__all__ = ['log', 'EngineConfig', 'PrefillProfile', 'profile_prefill', 'detokenize_incrementally', 'StepOutput', 'Completion',
-           'LLMEngine', 'request_metrics', 'EngineDeadError', 'AsyncEngine']
+__all__ = ['log', 'EngineConfig', 'profile_prefill', 'detokenize_incrementally', 'StepOutput', 'Completion', 'LLMEngine',
+           'request_metrics', 'EngineDeadError', 'AsyncEngine']
 
 # %% ../../nbs/05_serve.ipynb #790f6c7d
 log = logging.getLogger(__name__)
@@ -53,21 +53,11 @@ class EngineConfig:
         if self.num_blocks is None: self.num_blocks = self.max_num_seqs * math.ceil(self.max_model_len / self.block_size)
 
 # %% ../../nbs/05_serve.ipynb #5bf9ed85
-class PrefillProfile:
-    "Measured prefill seconds at a few prompt lengths; linear interpolation between them."
-    def __init__(self, lengths: list[int], seconds: list[float]): self.lengths, self.seconds = lengths, seconds
-
-    def __call__(self, n: int) -> float:
-        L, S = self.lengths, self.seconds
-        if n <= L[0]: return S[0] * n / L[0]
-        for (l0, s0), (l1, s1) in zip(zip(L, S), zip(L[1:], S[1:])):
-            if n <= l1: return s0 + (s1 - s0) * (n - l0) / (l1 - l0)
-        return S[-1] * n / L[-1]
-
 @torch.inference_mode()
-def profile_prefill(runner: ModelRunner, max_len: int, repeats: int = 2) -> PrefillProfile:
-    "Time one-sequence prefills of 16, 32, ... ≤ max_len tokens through the runner."
-    lengths = [n for n in (16, 32, 64, 128, 256, 512, 1024, 2048, 4096) if n <= max_len] or [max_len]
+def profile_prefill(runner: Runner, max_len: int, repeats: int = 2) -> Callable[[int], float]:
+    "Time one-sequence prefills of 16, 32, ... ≤ max_len tokens through the runner; `profiled_prefill_time` of them."
+    lengths = [n for n in (16, 32, 64, 128, 256, 512, 1024, 2048, 4096) if n <= max_len]
+    if len(lengths) < 2: lengths = [1, max(2, max_len)]       # interpolation needs two points
     secs = []
     for n in lengths:
         seq = Sequence([1] * n, SamplingParams(max_tokens=1))
@@ -78,7 +68,7 @@ def profile_prefill(runner: ModelRunner, max_len: int, repeats: int = 2) -> Pref
             runner.forward([(seq, n)]); _sync(runner.device)
             best = min(best, time.perf_counter() - t)
         secs.append(best)
-    return PrefillProfile(lengths, secs)
+    return profiled_prefill_time(lengths, secs)
 
 def _sync(device):
     if device.type == "cuda": torch.cuda.synchronize(device)
@@ -87,7 +77,6 @@ def _sync(device):
 def detokenize_incrementally(tokenizer, seq: Sequence) -> str:
     "The new text the last token(s) add to `seq.text`; updates the sequence's offsets."
     ids = seq.output_token_ids
-    if not hasattr(seq, "text"): seq.text, seq.prefix_offset, seq.read_offset = "", 0, 0
     prefix = tokenizer.decode(ids[seq.prefix_offset:seq.read_offset], skip_special_tokens=True)
     full = tokenizer.decode(ids[seq.prefix_offset:], skip_special_tokens=True)
     if full.endswith("\ufffd") or len(full) <= len(prefix): return ""
@@ -117,7 +106,7 @@ class Completion:
 
 class LLMEngine:
     "Continuous batching over a paged KV cache, scheduled per iteration."
-    def __init__(self, model: Decoder, tokenizer=None, config: EngineConfig | None = None, runner=None):
+    def __init__(self, model: Decoder, tokenizer=None, config: EngineConfig | None = None, runner: Runner | None = None):
         "`runner`: one already built with this config's KV sizes (e.g. a restarted `PipelineRunner`); else one is made."
         self.model, self.tokenizer, self.config = model, tokenizer, config or EngineConfig()
         c = self.config
@@ -134,9 +123,8 @@ class LLMEngine:
         sc = SchedulerConfig(policy=c.policy, max_num_seqs=c.max_num_seqs, max_num_batched_tokens=c.max_num_batched_tokens,
                              enable_swap=c.num_host_blocks > 0, **c.scheduler)
         self.scheduler = Scheduler(sc, self.block_manager, prefill_time, eos_token_ids=sorted(eos))
-        self.seqs: dict[int, Sequence] = {}
         self.num_iterations = 0
-        self.inflight: deque = deque()       # (batch, runner handle, submit time) of iterations still in the pipeline
+        self.inflight: deque = deque()       # (batch, runner handle, submit time) of iterations submitted, not collected
         self.timings = dict(schedule=0.0, execute=0.0, update=0.0)   # seconds spent in each phase of `step`
         self.counters = dict(swapped_out_blocks=0, swapped_in_blocks=0, preempted=0)
 
@@ -146,59 +134,51 @@ class LLMEngine:
         return self.enqueue(self.make_sequence(prompt, params, arrival_time))
 
     def enqueue(self, seq: Sequence) -> Sequence:
-        self.seqs[seq.seq_id] = seq
         self.scheduler.add(seq)
         return seq
 
+    @property
+    def seqs(self) -> dict[int, Sequence]:
+        "The unfinished sequences: the scheduler's record, the one place live sequences are kept."
+        return self.scheduler.seqs
+
     def make_sequence(self, prompt: str | list[int], params: SamplingParams | None = None, arrival_time: float | None = None) -> Sequence:
-        "A validated `Sequence` for a request (touches no engine state, so any thread may call it)."
-        params = params or SamplingParams()
-        params.validate()
+        """The one gate a request passes: `Sequence` checks the prompt and the parameters, then the context, the KV pool
+        and the vocabulary are checked here; `ValueError` names what is wrong. Touches no engine state: any thread may call it."""
         ids = self.tokenizer.encode(prompt, add_special_tokens=False) if isinstance(prompt, str) else list(prompt)
-        if not ids: raise ValueError("the prompt is empty; send at least one token")
-        if len(ids) + params.max_tokens > self.config.max_model_len:
-            raise ValueError(f"prompt ({len(ids)} tokens) + max_tokens ({params.max_tokens}) exceeds the context of "
-                             f"{self.config.max_model_len} tokens")
-        need = math.ceil((len(ids) + params.max_tokens) / self.config.block_size)
-        if need > self.config.num_blocks:
-            raise ValueError(f"prompt ({len(ids)} tokens) + max_tokens ({params.max_tokens}) needs {need} KV blocks; the pool "
-                             f"has {self.config.num_blocks} of {self.config.block_size} tokens")
+        seq = Sequence(ids, params, arrival_time=time.perf_counter() if arrival_time is None else arrival_time)
+        c, P, M = self.config, seq.num_prompt_tokens, seq.sampling_params.max_tokens
+        if P + M > c.max_model_len:
+            raise ValueError(f"prompt ({P} tokens) + max_tokens ({M}) exceeds the context of {c.max_model_len} tokens")
+        if (need := seq.max_num_blocks(c.block_size)) > c.num_blocks:
+            raise ValueError(f"prompt ({P} tokens) + max_tokens ({M}) needs {need} KV blocks; the pool has {c.num_blocks} "
+                             f"of {c.block_size} tokens: lower max_tokens or shorten the prompt")
         if max(ids) >= self.model.config.vocab_size or min(ids) < 0:
             raise ValueError(f"token ids must lie in [0, {self.model.config.vocab_size}), got {min(ids)}..{max(ids)}")
-        return Sequence(ids, params, arrival_time=time.perf_counter() if arrival_time is None else arrival_time)
+        return seq
 
     def abort(self, seq_id: int):
         "Stop a request and free its blocks (a client went away)."
-        if seq_id in self.seqs and self.seqs[seq_id].status != SequenceStatus.FINISHED: self.scheduler.abort(seq_id)
-        self.seqs.pop(seq_id, None)
+        self.scheduler.abort(seq_id)
 
     def has_unfinished(self) -> bool: return self.scheduler.has_unfinished() or bool(self.inflight)
 
     # -- one iteration --
     def step(self) -> list[StepOutput]:
-        if self.config.pipeline_depth > 1 and hasattr(self.runner, "submit"): return self._step_in_flight()
-        t = time.perf_counter()
-        batch = self.scheduler.schedule(t)
-        if batch.is_empty: return []
-        t0 = time.perf_counter()
-        new = self.runner.execute(batch.entries, batch.swap_out, batch.swap_in)
-        now = time.perf_counter()
-        self.timings["schedule"] += t0 - t; self.timings["execute"] += now - t0
-        return self._advance(batch, new, t0, now)
-
-    def _step_in_flight(self) -> list[StepOutput]:
-        """Keep `pipeline_depth` iterations in the pipeline; return the oldest one's outputs once it comes back. The time
-        an iteration is charged (MLFQ's quanta) runs from its submission to its return: what its jobs waited for it."""
-        D = self.config.pipeline_depth
+        """Submit iterations until D are in flight (D = `pipeline_depth`, at most the runner's `max_in_flight`: 1 for
+        `ModelRunner`, which computes in `submit`), then collect the oldest and return its outputs. Each batch is chosen
+        among the sequences not in flight. The time an iteration is charged (MLFQ's quanta) runs from its submission
+        to its return: what its jobs waited for it."""
+        D = min(self.config.pipeline_depth, self.runner.max_in_flight)
         while len(self.inflight) < D:
             t = time.perf_counter()
             busy = {s.seq_id for b, _, _ in self.inflight for s, _ in b.entries}
-            share = -(-min(len(self.scheduler.seqs), self.config.max_num_seqs) // D)   # each iteration ~1/D of the jobs
+            share = -(-min(len(self.scheduler.seqs), self.config.max_num_seqs) // D) if D > 1 else None  # ~1/D of the jobs each
             batch = self.scheduler.schedule(t, busy, share)
             if batch.is_empty: break
             t0 = time.perf_counter()
             self.inflight.append((batch, self.runner.submit(batch.entries, batch.swap_out, batch.swap_in), t0))
-            self.timings["schedule"] += t0 - t
+            self.timings["schedule"] += t0 - t; self.timings["execute"] += time.perf_counter() - t0
         if not self.inflight: return []
         batch, handle, t0 = self.inflight.popleft()
         t = time.perf_counter()
@@ -230,8 +210,7 @@ class LLMEngine:
                         if not done: self.scheduler.finish(seq, "stop"); finished.add(seq.seq_id); done = True
                 # hold back a tail that may still grow into a stop string; release everything at the end
                 end = len(seq.text) if done or not stops else len(seq.text) - _partial_stop(seq.text, stops)
-                emitted = getattr(seq, "emitted", 0)
-                text, seq.emitted = seq.text[emitted:end], max(emitted, end)
+                text, seq.emitted = seq.text[seq.emitted:end], max(seq.emitted, end)
             outs.append(StepOutput(seq, tok, text, done))
         return outs
 
@@ -245,9 +224,7 @@ class LLMEngine:
         return [self._completion(s) for s in seqs]
 
     def _completion(self, s: Sequence) -> Completion:
-        self.seqs.pop(s.seq_id, None)
-        text = getattr(s, "text", "") if self.tokenizer is not None else ""
-        return Completion(s.seq_id, s.token_ids[:s.num_prompt_tokens], list(s.output_token_ids), text, s.finish_reason, request_metrics(s))
+        return Completion(s.seq_id, s.prompt_token_ids, list(s.output_token_ids), s.text, s.finish_reason, request_metrics(s))
 
 def _copy(p: SamplingParams) -> SamplingParams:
     return SamplingParams(**{k: (list(v) if isinstance(v, list) else v) for k, v in vars(p).items()})
@@ -307,14 +284,11 @@ class AsyncEngine:
                     try: kind, arg = self._inbox.get(block=block, timeout=0.05 if block else None)
                     except queue.Empty: break
                     block = False
-                    if kind == "add":
-                        try: eng.enqueue(arg)
-                        except ValueError as e: self._emit(arg.seq_id, e); self._streams.pop(arg.seq_id, None)
+                    if kind == "add": eng.enqueue(arg)                    # checked by make_sequence in `generate`
                     elif kind == "abort": eng.abort(arg); self._streams.pop(arg, None)
                 for out in eng.step():
                     self._emit(out.seq.seq_id, out)
-                    if out.finished:
-                        self._streams.pop(out.seq.seq_id, None); eng.seqs.pop(out.seq.seq_id, None)
+                    if out.finished: self._streams.pop(out.seq.seq_id, None)
         except BaseException as e:   # the loop is dead: tell every waiting request
             log.exception("engine loop died")
             self.error = e

@@ -186,10 +186,9 @@ def apply_adapter(engine, registry: AdapterRegistry, version: str | None):
     if version is not None: merge_adapter(model)
     for old in adapters(model):
         if old != version: remove_adapter(model, old)
-    if hasattr(engine.runner, "update_weights"):                            # the weights it computes with are its own
-        now = lora_layers(model)
-        engine.runner.update_weights({f"{n}.weight": (now[n].base_layer if n in now else model.get_submodule(n)).weight
-                                      for n in sorted(touched | set(now))})
+    now = lora_layers(model)                                                 # pipeline stages hold their own copies
+    engine.runner.update_weights({f"{n}.weight": (now[n].base_layer if n in now else model.get_submodule(n)).weight
+                                  for n in sorted(touched | set(now))})
     bm = engine.block_manager
     bm.hash_to_block_id.clear()                                              # no prefix of the old weights can hit any more...
     bm.hash_salt = adapter_salt(version)                                     # ...not even one a swapped-out sequence brings back

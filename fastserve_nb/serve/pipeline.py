@@ -6,55 +6,23 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/pipeline.html.md"""
 
 # %% ../../nbs/05j_pipeline.ipynb #420ffcbd
 from __future__ import annotations
-import argparse, datetime, logging, os, pickle, secrets, signal, socket, subprocess, sys, tempfile, threading, time, traceback, weakref
-from dataclasses import replace
+import logging, os, pickle, secrets, signal, socket, subprocess, sys, tempfile, threading, time, weakref
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client, Listener, wait as wait_any
-from types import SimpleNamespace
 from typing import Callable
 
 import torch
-import torch.distributed as dist
-import torch.nn as nn
 
-from ..core import Decoder, DTYPES, resolve
-from ..parallel import (Stage, weight_balanced, save_stages, load_stage, load_stage_from_checkpoint, init_distributed,
-                                 free_port, stage_owns)
-from ..pipeline_parallel import PipeLink, Event
-from .runner import ModelRunner
-from .resources import available_memory
+from ..core import Decoder
+from ..parallel import weight_balanced, save_stages, free_port, stage_owns
+from ..pipeline_parallel import Event
+from .pipeline_net import parse_address, no_delay, loopback_interface
 
 # %% auto #0
-__all__ = ['log', 'StageModel', 'split_micro_batches', 'StageWorker', 'stage_main', 'PipelineError', 'PipelineRunner',
-           'busy_fraction']
+__all__ = ['log', 'split_micro_batches', 'PipelineError', 'PipelineRunner', 'busy_fraction']
 
 # %% ../../nbs/05j_pipeline.ipynb #a9ffd601
 log = logging.getLogger(__name__)
-
-# %% ../../nbs/05j_pipeline.ipynb #705a124f
-class StageModel(nn.Module):
-    "A `Stage` laid out like a `Decoder`, so a `ModelRunner` runs it over a KV pool of its own layers."
-    def __init__(self, stage: Stage):
-        super().__init__()
-        self.config = replace(stage.config, num_hidden_layers=stage.end - stage.start)   # the pool: these layers only
-        self.start, self.end, self.is_first, self.is_last = stage.start, stage.end, stage.is_first, stage.is_last
-        self.model = nn.Module()
-        self.model.embed_tokens = stage.model.embed_tokens if stage.is_first else nn.Identity()   # later: hidden in
-        self.model.rotary_emb = stage.rotary_emb
-        self.model.layers = nn.ModuleList(stage.model.layers.values())    # their attention indexes the pool from 0
-        if stage.is_last: self.model.norm, self.lm_head = stage.model.norm, stage.lm_head
-
-    @property
-    def device(self): return next(self.parameters()).device
-    @property
-    def dtype(self): return next(self.parameters()).dtype
-
-    def weight(self, key: str) -> nn.Parameter:
-        "The parameter a full checkpoint calls `key` (`model.layers.{i}.…` with i in [start, end))."
-        if key.startswith("model.layers."):
-            i, rest = key.split(".", 3)[2:]
-            return self.model.layers[int(i) - self.start].get_parameter(rest)
-        return self.get_parameter(key)
 
 # %% ../../nbs/05j_pipeline.ipynb #e28eed1a
 def split_micro_batches(entries: list, M: int) -> list[list]:
@@ -67,188 +35,6 @@ def split_micro_batches(entries: list, M: int) -> list[list]:
         left, need = len(entries) - i - 1, M - len(groups)        # entries still to place, groups still to open
         if need and (acc >= total * len(groups) / M or left == need): groups.append([])
     return groups
-
-# %% ../../nbs/05j_pipeline.ipynb #6e417dae
-class _Row:
-    "A stage's mirror of one sequence: what `ModelRunner.prepare` and `ModelRunner.sample` read."
-    def __init__(self, seq_id: int, params: dict):
-        self.seq_id, self.sampling_params = seq_id, SimpleNamespace(**params)
-        self.token_ids, self.block_table, self.num_computed_tokens = [], [], 0
-
-    @property
-    def num_tokens(self) -> int: return len(self.token_ids)
-
-class _Clock:
-    """Stamps of a stage's work in seconds of the host's monotonic clock (`time.perf_counter`, shared by the processes of
-    one host). On CUDA a stamp is an event recorded on the stream, read later against a reference event: recording adds
-    no synchronization, so a recorded run runs as fast as any other, and a bar starts when the GPU got to the work."""
-    def __init__(self, device: torch.device):
-        self.cuda = device.type == "cuda"
-        if self.cuda:
-            torch.cuda.synchronize(device)
-            self.ref = torch.cuda.Event(enable_timing=True)
-            self.ref.record(); self.ref.synchronize()
-            self.t_ref = time.perf_counter()
-
-    def mark(self):
-        if not self.cuda: return time.perf_counter()
-        e = torch.cuda.Event(enable_timing=True)
-        e.record()
-        return e
-
-    def seconds(self, mark) -> float:
-        "A mark as host seconds (on CUDA it must have completed: synchronize first)."
-        return mark if not self.cuda else self.t_ref + self.ref.elapsed_time(mark) / 1e3
-
-class StageWorker:
-    "A stage process's loop: batch metadata from the engine, hidden states from the previous stage, results onward."
-    def __init__(self, runner: ModelRunner, link: PipeLink | None, conn, rank: int):
-        self.runner, self.link, self.conn, self.rank = runner, link, conn, rank
-        m = runner.model
-        self.first, self.last, self.d, self.dtype = m.is_first, m.is_last, m.config.hidden_size, m.dtype
-        self.rows: dict[int, _Row] = {}
-        self.events: list | None = None                 # a list while the engine asked to record
-        self.clock: _Clock | None = None
-
-    def serve(self):
-        "Handle the engine's messages until it says stop (or goes away: EOFError)."
-        while True:
-            msg = self.conn.recv()
-            kind = msg[0]
-            if kind == "stop": return
-            if kind == "step": self.step(*msg[1:])
-            elif kind == "record":
-                self.events, self.clock = ([], _Clock(self.runner.device)) if msg[1] else (None, None)
-            elif kind == "events": self.send_events()
-            elif kind == "weights": self.set_weights(msg[1])
-            else: raise ValueError(f"unknown message {kind!r}; expected step, record, events, weights or stop")
-
-    def send_events(self):
-        "Our recorded intervals as `Event`s (host seconds), then start a new list."
-        if self.clock is not None and self.clock.cuda: torch.cuda.synchronize(self.runner.device)
-        s = self.clock.seconds if self.clock else None
-        self.conn.send(("events", self.rank, [Event(self.rank, m, s(a), s(b), i) for m, a, b, i in self.events or []]))
-        if self.events is not None: self.events = []
-
-    @torch.no_grad()
-    def set_weights(self, tensors: dict):
-        "Copy new values into some of our parameters (an adapter merged in the engine process); the KV pool stays."
-        m = self.runner.model
-        for key, t in tensors.items(): m.weight(key).copy_(t)
-        self.conn.send(("weights", self.rank, len(tensors)))
-
-    @torch.inference_mode()
-    def step(self, step_id: int, swap_out, swap_in, released, new, micro_batches, want_logits: bool):
-        for i in released: self.rows.pop(i, None)
-        for i, p in new.items(): self.rows[i] = _Row(i, p)
-        self.runner.pool.swap(swap_out, swap_in)        # before any micro-batch of this iteration touches those blocks
-        rec = self.events is not None
-        for m, mb in enumerate(micro_batches):
-            entries = [self._advance(*row) for row in mb]
-            x = None if self.first else self.link.recv((1, sum(n for _, n in entries), self.d), self.dtype, self.rank - 1)
-            if rec: t0 = self.clock.mark()                   # after the wait for x: the bar starts when the input is here
-            if not self.last: out = self.runner.forward(entries, x)[1]          # (1, T, d)
-            elif want_logits:
-                order, logits = self.runner.forward(entries, x)                  # (R, V), sent as numpy: plain pickle
-                out = ("logits", step_id, m, [r.seq_id for r in order], logits.float().cpu().numpy())
-            else: out = ("tokens", step_id, m, self.runner.execute(entries, hidden=x))
-            if rec: self.events.append((m, t0, self.clock.mark(), step_id))               # compute only: before sending
-            if self.last: self.conn.send(out)
-            else: self.link.send(out, self.rank + 1)
-
-    def _advance(self, seq_id: int, n: int, num_computed: int, new_tokens: list[int], block_table: list[int]):
-        r = self.rows[seq_id]
-        r.token_ids += new_tokens
-        r.num_computed_tokens, r.block_table = num_computed, block_table
-        return r, n
-
-# %% ../../nbs/05j_pipeline.ipynb #11fa4668
-def _address(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536: raise ValueError(f"address must be HOST:PORT, got {text!r}")
-    return host, int(port)
-
-def _group_store(master: tuple[str, int], rank: int, world: int, timeout_s: float):
-    "The stages' TCPStore: stage 0 hosts it on the master address only (torch's own would listen on every interface)."
-    host, port = master
-    timeout = datetime.timedelta(seconds=timeout_s)
-    if rank != 0: return dist.TCPStore(host, port, world, False, timeout)
-    sock = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
-    return dist.TCPStore(host, port, world, True, timeout, master_listen_fd=sock.detach())
-
-def _loopback() -> str:
-    "The loopback interface's name (lo on Linux), for gloo's and NCCL's sockets between stages of one host."
-    return next((n for _, n in socket.if_nameindex() if n.startswith("lo")), "lo")
-
-def _route_to(address: tuple[str, int]) -> str:
-    "This host's IP address on the route to `address` (what the other stages can reach us at); no packet is sent."
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.connect((socket.gethostbyname(address[0]), address[1]))
-        return s.getsockname()[0]
-
-def _no_delay(conn):
-    """Send small messages at once (TCP_NODELAY). Without it, a stage's second result of an iteration waits for the
-    engine to acknowledge the first, and Linux delays that acknowledgement by up to 40 ms (Nagle meets delayed ACK)."""
-    with socket.fromfd(conn.fileno(), socket.AF_INET, socket.SOCK_STREAM) as s:   # a duplicate descriptor, same socket
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return conn
-
-def _connect(address: tuple[str, int], key: bytes, timeout_s: float):
-    "An authenticated connection to the engine, retried while nobody listens yet (the server may still be starting)."
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try: return _no_delay(Client(address, authkey=key))
-        except AuthenticationError: raise SystemExit(f"the engine at {address[0]}:{address[1]} refused our FASTSERVE_STAGE_KEY: use the server's") from None
-        except (ConnectionRefusedError, ConnectionResetError, socket.timeout) as e:
-            if time.monotonic() > deadline: raise TimeoutError(f"no engine listened on {address[0]}:{address[1]} within {timeout_s:g} s") from e
-            time.sleep(0.5)
-
-def stage_main(argv: list[str] | None = None):
-    "A stage process: started by `PipelineRunner`, or by torchrun on any host (`python -m fastserve_nb.serve.pipeline --engine HOST:PORT`)."
-    ap = argparse.ArgumentParser(prog="python -m fastserve_nb.serve.pipeline",
-                                 description="One stage of `fastserve serve --pp K --pp-listen HOST:PORT`: start K of them with torchrun.")
-    ap.add_argument("--engine", default=os.environ.get("FASTSERVE_STAGE_ADDRESS"), help="HOST:PORT of the server's --pp-listen")
-    ap.add_argument("--model", help="this machine's copy of the model (default: the server's --model)")
-    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: the server's choice, else torch's)")
-    ap.add_argument("--connect-timeout", type=float, default=600.0, help="seconds to keep trying to reach the server")
-    args = ap.parse_args(argv)
-    key = os.environ.pop("FASTSERVE_STAGE_KEY", "")
-    if not args.engine: ap.error("--engine HOST:PORT is required (the server's --pp-listen)")
-    if not key: ap.error("set FASTSERVE_STAGE_KEY to the secret the server was started with")
-    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    logging.basicConfig(level=os.environ.get("FASTSERVE_STAGE_LOG", "WARNING"), format=f"%(asctime)s stage {rank} [%(process)d] %(levelname)s %(name)s: %(message)s")
-    address = _address(args.engine)
-    conn = _connect(address, key.encode(), args.connect_timeout)
-    conn.send(("hello", rank, os.getpid(), {"host": socket.gethostname(), "world": world, "ip": _route_to(address), "port": free_port()}))
-    code = 3                                          # the engine went away: torchrun may start us again
-    try:
-        kind, spec = conn.recv()
-        if kind == "reject": raise ValueError(spec)
-        torch.set_num_threads(args.threads or spec["threads"] or torch.get_num_threads())
-        store = _group_store(tuple(spec["master"]), rank, world, spec["timeout_s"])   # a new group for every engine: stage 0 hosts its store
-        _, world, device = init_distributed(spec["backend"], spec["timeout_s"], store)  # NCCL: cuda:LOCAL_RANK
-        device, dtype, (a, b) = torch.device(spec["device"] or device), DTYPES[spec["dtype"]], spec["layers"]
-        if spec["folder"]: stage = load_stage(spec["folder"], device, dtype)
-        else: stage = load_stage_from_checkpoint(resolve(args.model or spec["model"]), a, b, device, dtype)
-        if world > 1: dist.barrier()                  # every stage has its weights: what is left is what the pools may take
-        conn.send(("loaded", rank, {"pid": os.getpid(), "host": socket.gethostname(), "device": str(device), "layers": [a, b],
-                                    "free_bytes": available_memory(str(device))}))
-        kind, num_blocks = conn.recv()
-        runner = ModelRunner(StageModel(stage), num_blocks, spec["block_size"], spec["num_host_blocks"], spec["max_model_len"],
-                             cuda_graphs=spec["cuda_graphs"], max_graph_batch=spec["max_graph_batch"])
-        link = PipeLink(rank, world, device, spec["timeout_s"]) if world > 1 else None
-        conn.send(("ready", rank, os.getpid()))
-        StageWorker(runner, link, conn, rank).serve()
-        if link is not None: link.flush()
-        code = 0
-    except EOFError: log.warning("the engine went away")
-    except BaseException as e:
-        code = 1
-        log.error("stage %d failed: %s: %s", rank, type(e).__name__, e)
-        try: conn.send(("error", rank, f"{type(e).__name__}: {e}\n{traceback.format_exc()}"))
-        except OSError: pass
-    logging.shutdown()
-    os._exit(code)           # skip tearing down a process group whose peers may be gone
 
 # %% ../../nbs/05j_pipeline.ipynb #96bba471
 class PipelineError(RuntimeError):
@@ -267,6 +53,7 @@ class _RemoteStage:
 
 class PipelineRunner:
     "`ModelRunner.execute` over K stage processes: this process only schedules; stage k holds layers [a_k, b_k) and their KV."
+    max_in_flight = float("inf")    # stages run iterations in the order sent: any number may wait in their queues
     def __init__(self, model: Decoder, pp_size: int,
                  num_blocks: int | Callable[[list[dict]], object],   # or: stages' reports -> a KV plan (`.num_blocks`) or a count
                  block_size: int = 16, num_host_blocks: int = 0, max_model_len: int = 2048,
@@ -324,7 +111,7 @@ class PipelineRunner:
         else:
             key = os.environ.get("FASTSERVE_STAGE_KEY", "")
             if len(key) < 16: raise ValueError("set FASTSERVE_STAGE_KEY to a shared secret of at least 16 characters, here and for every stage")
-        listener = Listener(("127.0.0.1", 0) if self.local else _address(self.listen), authkey=key.encode())
+        listener = Listener(("127.0.0.1", 0) if self.local else parse_address(self.listen), authkey=key.encode())
         try:
             if self.local: self._launch(listener.address, key)
             hellos = self._accept(listener, key.encode(), deadline)
@@ -352,7 +139,7 @@ class PipelineRunner:
         "Start the K stage processes on this host."
         env = {**os.environ, "OMP_NUM_THREADS": str(self.threads), "NCCL_NVLS_ENABLE": "0", "WORLD_SIZE": str(self.K), "FASTSERVE_STAGE_KEY": key,
                "FASTSERVE_STAGE_ADDRESS": f"{address[0]}:{address[1]}", "FASTSERVE_STAGE_LOG": self.log_level,
-               "GLOO_SOCKET_IFNAME": _loopback(), "NCCL_SOCKET_IFNAME": _loopback()}                  # stages of one host talk over the loopback only
+               "GLOO_SOCKET_IFNAME": loopback_interface(), "NCCL_SOCKET_IFNAME": loopback_interface()}   # stages of one host talk over the loopback only
         for k in range(self.K):
             dev = torch.device(self.devices[k])
             self.procs.append(subprocess.Popen([sys.executable, "-m", "fastserve_nb.serve.pipeline"],
@@ -373,7 +160,7 @@ class PipelineRunner:
                 why = (f"this pipeline has {self.K} stages; a stage of a {info['world']}-stage group connected" if info["world"] != self.K
                        else f"stage {rank} is already connected" if rank in by_rank else None)
                 if why: c.send(("reject", why)); c.close(); log.error("refused a stage from %s: %s", info["host"], why)
-                else: by_rank[rank] = (_no_delay(c), info)
+                else: by_rank[rank] = (no_delay(c), info)
         t = threading.Thread(target=accept, daemon=True)
         t.start()
         try:
@@ -571,5 +358,5 @@ def busy_fraction(events: list[Event]) -> dict[int, float]:
 
 # %% ../../nbs/05j_pipeline.ipynb #9b01f688
 if __name__ == "__main__" and "__file__" in globals():            # `python -m fastserve_nb.serve.pipeline`, not a notebook
-    from fastserve_nb.serve.pipeline import stage_main as _main
+    from fastserve_nb.serve.pipeline_stage import stage_main as _main   # the stage process (05ja)
     _main()

@@ -6,8 +6,9 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/runner.html.md"""
 
 # %% ../../nbs/05d_runner.ipynb #d79faf7c
 from __future__ import annotations
-import math, logging
+import inspect, math, logging
 from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -19,7 +20,7 @@ from ..core import Decoder, attention, causal_mask, sample, compile_ops
 
 # %% auto #0
 __all__ = ['log', 'PREFIX_BACKENDS', 'block_runs', 'KVPool', 'paged_decode_reference', 'paged_decode', 'BatchMeta',
-           'PagedAttention', 'ModelRunner']
+           'PagedAttention', 'ModelRunner', 'Runner', 'implements']
 
 # %% ../../nbs/05d_runner.ipynb #88bcd7df
 log = logging.getLogger(__name__)
@@ -244,14 +245,11 @@ class ModelRunner:
         if not self.has_head: return order, h
         last = [end - 1 for _, end, _, _ in meta.prefills]
         last += range(meta.num_prefill_tokens, ids.shape[1])
-        return order, self.model.lm_head(self.model.model.norm(h[0, last]))
+        return order, self.model.logits(h[0, last])                  # (R, V)
 
     def _hidden(self, ids, pos):
-        m = self.model
-        x = m.model.embed_tokens(ids)            # (1, T, d); a later pipeline stage's embedding is the identity on hidden states
-        cos, sin = m.model.rotary_emb(pos)
-        for layer in m.model.layers: x, _ = layer(x, cos, sin, pos, self.cache)
-        return x
+        m = self.model                            # a later pipeline stage's `embed` is the identity on hidden states
+        return m.hidden(m.embed(ids), pos, self.cache, "sdpa")    # (1, T, d)
 
     @torch.inference_mode()
     def execute(self, entries, swap_out=(), swap_in=(), hidden=None) -> dict[int, int | None]:
@@ -267,13 +265,26 @@ class ModelRunner:
         it = iter(toks)
         return {s.seq_id: (next(it) if d else None) for s, d in zip(order, done)}
 
+    max_in_flight = 1            # `submit` computes at once: a second iteration in flight could only split the batch
+
+    def submit(self, entries, swap_out=(), swap_in=()) -> dict[int, int | None]:
+        "Run the iteration now (one process has nothing to overlap it with); its tokens are the handle."
+        return self.execute(entries, swap_out, swap_in)
+
+    def collect(self, handle: dict[int, int | None]) -> dict[int, int | None]:
+        "The tokens `submit` computed."
+        return handle
+
+    def update_weights(self, tensors: dict[str, torch.Tensor]):
+        "Nothing to copy: this runner computes with the engine's own model, where the new weights already are."
+
     def sample(self, seqs, logits) -> list[int]:
         "Greedy rows in one argmax; sampled rows each with their own parameters and seeded generator."
         out = logits.argmax(-1).tolist() if len(seqs) else []
         for i, s in enumerate(seqs):
             p = s.sampling_params
             if p.temperature > 0:
-                g = getattr(s, "generator", None)
+                g = s.generator
                 if g is None and p.seed is not None:
                     g = s.generator = torch.Generator(self.device).manual_seed(p.seed)
                 out[i] = int(sample(logits[i:i + 1], p.temperature, p.top_k, p.top_p, g))
@@ -305,7 +316,7 @@ class ModelRunner:
 
     def _graph_body(self, io, b):
         h = self._hidden(io["ids" if self.has_embed else "x"][:, :b], io["pos"][:, :b])
-        return self.model.lm_head(self.model.model.norm(h[0])) if self.has_head else h   # (b, V) logits or (1, b, d) hidden
+        return self.model.logits(h[0]) if self.has_head else h   # (b, V) logits or (1, b, d) hidden
 
     def _replay(self, ids, pos, meta, hidden=None):
         n = ids.shape[1]
@@ -321,3 +332,23 @@ class ModelRunner:
         self.cache.meta = gmeta
         g.replay()
         return out[:n] if self.has_head else out[:, :n]
+
+# %% ../../nbs/05d_runner.ipynb #9b79a3bf
+@runtime_checkable
+class Runner(Protocol):
+    "What the engine needs of whatever runs the model: `ModelRunner` here, `PipelineRunner` over stage processes."
+    block_size: int                  # tokens per KV block
+    device: torch.device             # where logits arrive
+    max_in_flight: int | float       # iterations `submit` may take before the oldest is collected
+
+    def execute(self, entries, swap_out=(), swap_in=()) -> dict[int, int | None]: ...   # = collect(submit(...))
+    def submit(self, entries, swap_out=(), swap_in=()) -> Any: ...                      # -> a handle for collect
+    def collect(self, handle) -> dict[int, int | None]: ...                             # {seq_id: token or None}
+    def update_weights(self, tensors: dict[str, torch.Tensor]) -> None: ...              # {checkpoint name: tensor}
+    def forward(self, entries) -> tuple[list, torch.Tensor]: ...                         # rows, logits (R, V)
+
+def implements(cls, proto=Runner) -> bool:
+    "Has `cls` every method of `proto`, each accepting the protocol's parameters by name? (`isinstance` checks names only.)"
+    methods = [n for n, f in vars(proto).items() if inspect.isfunction(f) and not n.startswith("_")]
+    sig = lambda c, n: set(inspect.signature(getattr(c, n)).parameters)
+    return all(callable(getattr(cls, n, None)) and sig(proto, n) <= sig(cls, n) for n in methods)

@@ -1,4 +1,4 @@
-"""Which sequences run in each iteration, which wait with their KV kept, which are swapped to host memory and which lose their KV — the decision FastServe is about, in pure Python, tested on random workloads.
+"""Which sequences run in each iteration, which wait with their KV kept, which are swapped to host memory and which lose their KV — the decision FastServe is about, in pure Python.
 
 Docs: https://fastserve-nb.github.io/fastserve_nb/scheduler.html.md"""
 
@@ -6,20 +6,20 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/scheduler.html.md"""
 
 # %% ../../nbs/05c_scheduler.ipynb #95d2cd82
 from __future__ import annotations
-import bisect, logging, math, time
+import bisect, logging, time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Callable
 
 from .sequence import Sequence, SequenceStatus
-from .kv_cache import BlockManager, ShadowKV
+from .kv_cache import BlockManager
 
 log = logging.getLogger(__name__)
 WAITING, RUNNING, PREEMPTED, SWAPPED = SequenceStatus.WAITING, SequenceStatus.RUNNING, SequenceStatus.PREEMPTED, SequenceStatus.SWAPPED
 
 # %% auto #0
 __all__ = ['log', 'WAITING', 'RUNNING', 'PREEMPTED', 'SWAPPED', 'POLICIES', 'SchedulerConfig', 'default_prefill_time',
-           'profiled_prefill_time', 'ScheduledBatch', 'Scheduler', 'simulate']
+           'profiled_prefill_time', 'ScheduledBatch', 'Scheduler']
 
 # %% ../../nbs/05c_scheduler.ipynb #647a18ca
 POLICIES = ("mlfq", "fcfs", "srpt")
@@ -108,15 +108,11 @@ class Scheduler:
         return next((l for l in range(self.config.num_levels) if self.config.quantum(l) >= t), self.config.num_levels - 1)
 
     def add(self, seq: Sequence):
-        "Queue a new request; reject one the KV pool could never hold."
-        bm, p = self.block_manager, seq.sampling_params
-        if seq.seq_id in self.seqs: raise ValueError(f"seq_id {seq.seq_id} is already scheduled")
-        if seq.status != WAITING or seq.num_computed_tokens or seq.block_table:
-            raise ValueError(f"only new WAITING sequences can be added, got {seq!r}")
-        need = -(-(seq.num_tokens + p.max_tokens - 1) // bm.block_size)
-        if need > bm.num_blocks:
-            raise ValueError(f"prompt ({seq.num_tokens} tokens) + max_tokens ({p.max_tokens}) needs {need} KV blocks, "
-                             f"the pool has {bm.num_blocks} of {bm.block_size} tokens: lower max_tokens or shorten the prompt")
+        "Queue a new request. The engine's `make_sequence` has refused bad ones; here we only assert what must hold."
+        bm = self.block_manager
+        assert seq.seq_id not in self.seqs, f"seq_id {seq.seq_id} is already scheduled"
+        assert seq.status == WAITING and not seq.num_computed_tokens and not seq.block_table, f"{seq!r} is not a new WAITING sequence"
+        assert seq.max_num_blocks(bm.block_size) <= bm.num_blocks, f"{seq!r} needs more KV blocks than the pool's {bm.num_blocks}"
         self.seqs[seq.seq_id] = seq
         if self.config.policy == "fcfs": self.waiting.append(seq)
         elif self.config.policy == "mlfq":
@@ -345,67 +341,3 @@ class Scheduler:
             for q in (self.running, list(self.waiting)):
                 check([s.seq_id for s in q] == [s.seq_id for s in sorted(q, key=lambda s: (s.arrival_time, s.seq_id))],
                       "FCFS queues are out of arrival order")
-
-# %% ../../nbs/05c_scheduler.ipynb #6deb4f9a
-def simulate(scheduler: Scheduler, requests: list[Sequence], step_time: Callable[[ScheduledBatch], float] | None = None,
-             sample: Callable[[Sequence], int] | None = None, check: bool = False, max_steps: int = 1_000_000,
-             depth: int = 1) -> list[tuple]:
-    """Serve `requests` (each at its `arrival_time`) with a fake runner; return the timeline [(start, end, seq_ids)].
-    `step_time(batch)` is an iteration's duration (default: `prefill_time` of its token count); `sample(seq)` the token
-    it emits (default 0). `check` verifies the invariants, the batch limits and every sequence's KV (via `ShadowKV`).
-    `depth` > 1: that many iterations in flight, as in a pipeline — each new batch is chosen among the sequences not
-    in flight (at most 1/depth of the unfinished ones), its KV written at once (stages run in order), its tokens applied
-    when it comes back, oldest first."""
-    cfg, bm = scheduler.config, scheduler.block_manager
-    step_time = step_time or (lambda b: scheduler.prefill_time(b.num_batched_tokens))
-    sample = sample or (lambda s: 0)
-    kv = ShadowKV(bm) if check else None
-    pending = deque(sorted(requests, key=lambda s: (s.arrival_time, s.seq_id)))
-    now, timeline, idle, inflight = (pending[0].arrival_time if pending else 0.0), [], 0, deque()
-    for _ in range(max_steps):
-        while pending and pending[0].arrival_time <= now: scheduler.add(pending.popleft())
-        if not scheduler.has_unfinished() and not inflight:
-            if not pending: return timeline
-            now = pending[0].arrival_time; continue
-        while len(inflight) < depth:                   # fill the pipeline
-            busy = {s.seq_id for b, _ in inflight for s in b.seqs}
-            share = -(-min(len(scheduler.seqs), cfg.max_num_seqs) // depth) if depth > 1 else None
-            batch = scheduler.schedule(now, busy, share) if depth > 1 else scheduler.schedule(now)
-            if check: _check_batch(scheduler, batch, busy)
-            if kv: kv.swap(batch.swap_out, batch.swap_in)
-            if not batch.entries: break
-            tokens = {}
-            for s, n in batch.entries:
-                if kv: kv.compute(s, n)
-                tokens[s.seq_id] = sample(s) if s.num_computed_tokens + n == s.num_tokens else None
-            inflight.append((batch, tokens))
-        if not inflight:                               # nothing could run: let time pass (arrivals, promotions)
-            idle += 1
-            if idle > 10_000: raise RuntimeError(f"no progress at t={now}: {scheduler.priority_order()}")
-            now = min(now + cfg.base_quantum, pending[0].arrival_time if pending else math.inf)
-            continue
-        batch, tokens = inflight.popleft()
-        idle, dt = 0, step_time(batch)
-        timeline.append((now, now + dt, [s.seq_id for s in batch.seqs]))
-        now += dt
-        scheduler.update(batch, tokens, now, dt)
-        if check:
-            scheduler.check_invariants()
-            for s in bm.seqs.values():
-                if kv.read(s) != s.token_ids[:s.num_computed_tokens]: raise AssertionError(f"{s} lost its KV contents")
-    raise RuntimeError(f"requests still unfinished after {max_steps} steps")
-
-def _check_batch(scheduler: Scheduler, batch: ScheduledBatch, busy: set[int] = frozenset()):
-    "The limits every batch must respect, tables that cover what the runner will write, and in-flight sequences untouched."
-    cfg, bm = scheduler.config, scheduler.block_manager
-    ids = [s.seq_id for s in batch.seqs]
-    if busy & ({*ids} | {s.seq_id for s in batch.preempted}): raise AssertionError(f"a sequence in flight was scheduled or preempted: {busy}")
-    if busy and any(scheduler.seqs[i].status != RUNNING for i in busy if i in scheduler.seqs):
-        raise AssertionError("a sequence in flight lost its RUNNING state (swapped or preempted)")
-    if sorted(bm.host_blocks_in_flight) != sorted(hb for hb, _ in batch.swap_in):
-        raise AssertionError(f"host blocks in flight {bm.host_blocks_in_flight} are not this batch's swap-ins {batch.swap_in}")
-    if len(ids) > cfg.max_num_seqs or len(set(ids)) < len(ids): raise AssertionError(f"bad batch size or duplicates: {ids}")
-    if batch.num_batched_tokens > cfg.max_num_batched_tokens: raise AssertionError(f"{batch.num_batched_tokens} tokens > budget")
-    for s, n in batch.entries:
-        if not (1 <= n <= s.num_tokens - s.num_computed_tokens) or len(s.block_table) * bm.block_size < s.num_computed_tokens + n:
-            raise AssertionError(f"{s} cannot compute {n} tokens with {len(s.block_table)} blocks")

@@ -79,6 +79,10 @@ class Sequence:
         self.service_in_level = 0.0                           # seconds run in the current level
         self.last_run_time = self.arrival_time                # end of the last iteration it ran in
         self.oracle_output_len: int | None = None             # known output length (SRPT oracle only)
+        self.text = ""                                        # the output detokenized so far (stop strings are matched on it)
+        self.prefix_offset = self.read_offset = 0             # output tokens before the detokenizer's window / already read
+        self.emitted = 0                                      # characters of `text` already streamed to the client
+        self.generator = None                                 # the runner's seeded random generator, made when `seed` is set
 
     def __len__(self): return len(self.token_ids)
     def __repr__(self):
@@ -103,6 +107,10 @@ class Sequence:
     def num_blocks(self, block_size: int) -> int:
         "Blocks needed to hold all tokens: ⌈n_tokens / B⌉."
         return -(-self.num_tokens // block_size)
+
+    def max_num_blocks(self, block_size: int) -> int:
+        "The most KV blocks this request can ever hold: ⌈(P + M − 1) / B⌉ (its last token is never fed back)."
+        return -(-(self.num_prompt_tokens + self.sampling_params.max_tokens - 1) // block_size)
 
     def append_token(self, token_id: int, now: float):
         "Append a sampled token produced at time `now`."
