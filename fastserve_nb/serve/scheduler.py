@@ -6,7 +6,7 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/scheduler.html.md"""
 
 # %% ../../nbs/05c_scheduler.ipynb #95d2cd82
 from __future__ import annotations
-import bisect, logging, time
+import bisect, logging, math, time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Callable
@@ -18,11 +18,12 @@ log = logging.getLogger(__name__)
 WAITING, RUNNING, PREEMPTED, SWAPPED = SequenceStatus.WAITING, SequenceStatus.RUNNING, SequenceStatus.PREEMPTED, SequenceStatus.SWAPPED
 
 # %% auto #0
-__all__ = ['log', 'WAITING', 'RUNNING', 'PREEMPTED', 'SWAPPED', 'POLICIES', 'SchedulerConfig', 'default_prefill_time',
-           'profiled_prefill_time', 'ScheduledBatch', 'Scheduler']
+__all__ = ['log', 'WAITING', 'RUNNING', 'PREEMPTED', 'SWAPPED', 'POLICIES', 'SWAP_ORDERS', 'SchedulerConfig',
+           'default_prefill_time', 'profiled_prefill_time', 'ScheduledBatch', 'Scheduler']
 
 # %% ../../nbs/05c_scheduler.ipynb #647a18ca
 POLICIES = ("mlfq", "fcfs", "srpt")
+SWAP_ORDERS = ("enst", "queue")
 
 @dataclass
 class SchedulerConfig:
@@ -37,12 +38,18 @@ class SchedulerConfig:
     reserve_blocks: int = 4               # device blocks kept free for arrivals
     enable_swap: bool = True              # preempted KV may move to the host pool (else: recompute)
     skip_join: bool = True                # False: plain MLFQ, every job joins Q1
+    swap_order: str = "enst"              # "enst": FastServe paper's ENST order + cost choice | "queue": its code's queue order
+    kv_bytes_per_token: int = 32768       # K and V over all layers: 2·16 layers·8 KV heads·64·2 bytes (Llama-1B, bf16)
+    swap_bandwidth: float = 40e9          # host↔device bytes/s (pinned, one H100; the engine may pass a measured one)
 
     def __post_init__(self): self.validate()
 
     def validate(self) -> "SchedulerConfig":
         def bad(name, allowed): raise ValueError(f"{name} must be {allowed}, got {getattr(self, name)!r}")
         if self.policy not in POLICIES: bad("policy", f"one of {POLICIES}")
+        if self.swap_order not in SWAP_ORDERS: bad("swap_order", f"one of {SWAP_ORDERS}")
+        if not self.swap_bandwidth > 0: bad("swap_bandwidth", "> 0 bytes/s")
+        if not isinstance(self.kv_bytes_per_token, int) or self.kv_bytes_per_token < 1: bad("kv_bytes_per_token", "an integer ≥ 1")
         for name in ("max_num_seqs", "max_num_batched_tokens", "num_levels"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1: bad(name, "an integer ≥ 1")
@@ -99,6 +106,8 @@ class Scheduler:
         self.waiting: deque[Sequence] = deque()                           # FCFS: no KV, arrival order
         self.running: list[Sequence] = []                                 # FCFS: running set; else: last batch
         self.queues = [deque() for _ in range(config.num_levels)]         # MLFQ: Q1..Qn, FIFO within each
+        self.next_time: dict[int, float] = {}                             # this iteration's ENST of every job (seconds from now)
+        self.just_swapped_in: set[int] = set()                            # proactively swapped in last iteration: not evicted now
 
     # ---- admission ----
     def join_level(self, num_prompt_tokens: int) -> int:
@@ -178,6 +187,7 @@ class Scheduler:
         cfg, bm, batch = self.config, self.block_manager, ScheduledBatch()
         if cfg.policy == "mlfq": self._promote_starved(now)
         order = self.priority_order()
+        self.next_time = self.enst(order, now)
         budget, chosen, moved = cfg.max_num_batched_tokens, set(), set(busy)  # moved: evicted now, or in flight: untouchable
         for i, seq in enumerate(order):
             if len(batch.entries) >= (limit or cfg.max_num_seqs) or budget == 0: break
@@ -208,6 +218,41 @@ class Scheduler:
         return True
 
     # ---- preemption and swapping ----
+    def enst(self, order: list[Sequence], now: float) -> dict[int, float]:
+        """FastServe's estimated next scheduled time of every job in `order`, in seconds from `now`: the earlier of its
+        promotion to Q1 (α after it last ran; MLFQ jobs below Q1) and the time the work ahead of it drains — each job ahead
+        uses the rest of its quantum (SRPT, FCFS: one iteration per token still to come), `max_num_seqs` jobs at a time."""
+        cfg, ahead, est = self.config, 0.0, {}
+        for s in order:
+            promote = cfg.starvation_alpha - (now - s.last_run_time) if cfg.policy == "mlfq" and s.queue_level > 0 else math.inf
+            est[s.seq_id] = max(0.0, min(promote, ahead / cfg.max_num_seqs))
+            if cfg.policy == "mlfq": ahead += max(cfg.quantum(s.queue_level) - s.service_in_level, cfg.base_quantum)
+            else: ahead += cfg.base_quantum * max(self.remaining_key(s)[0], 1)
+        return est
+
+    def victims(self, holders: list[Sequence]) -> list[Sequence]:
+        "Who leaves the device first: the largest ENST (\"enst\"), or the tail of the priority order (\"queue\")."
+        if self.config.swap_order == "queue": return list(reversed(holders))
+        pos = {s.seq_id: i for i, s in enumerate(holders)}
+        return sorted(holders, key=lambda s: (-self.next_time.get(s.seq_id, math.inf), -pos[s.seq_id]))
+
+    def swap_in_candidates(self, due: list[Sequence], skip: set) -> list[Sequence]:
+        """Swapped jobs to copy back in, in order (\"enst\": smallest ENST first, and only those that would not be the
+        next victim — whose ENST is below that of a job the device keeps waiting)."""
+        swapped = [s for s in due if s.status == SWAPPED and s.seq_id not in skip]
+        if self.config.swap_order == "queue": return swapped
+        kept = [self.next_time[s.seq_id] for s in self.seqs.values() if s.status == PREEMPTED and s.block_table and s.seq_id in self.next_time]
+        worst = max(kept, default=math.inf)
+        return sorted((s for s in swapped if self.next_time[s.seq_id] < worst), key=lambda s: self.next_time[s.seq_id])
+
+    def swap_time(self, num_blocks: int) -> float:
+        "Seconds to copy `num_blocks` KV blocks one way over the host link."
+        return num_blocks * self.block_manager.block_size * self.config.kv_bytes_per_token / self.config.swap_bandwidth
+
+    def recompute_is_cheaper(self, v: Sequence) -> bool:
+        "Prefilling `v`'s computed tokens again beats copying its blocks out and back in (\"enst\" only)."
+        return self.config.swap_order == "enst" and self.prefill_time(v.num_computed_tokens) < 2 * self.swap_time(len(v.block_table))
+
     def _preempt_by_recompute(self, seq: Sequence, batch: ScheduledBatch):
         self.block_manager.free(seq)                               # num_computed_tokens -> 0: prefill again later
         seq.status = WAITING
@@ -223,11 +268,12 @@ class Scheduler:
         the host pool has room; else recompute, but only jobs that arrived after `seq`: the oldest job never loses work."""
         bm, plan, released = self.block_manager, [], Counter()   # released[b]: tables of the plan that hold block b
         free, host_free = bm.num_free_blocks, bm.num_free_host_blocks
-        for v in reversed(lower):
+        for v in self.victims(lower):
             if free >= need: break
             if not v.block_table or v.seq_id in moved: continue
-            swap = self.config.enable_swap and len(v.block_table) <= host_free
-            if not swap and (v.arrival_time, v.seq_id) < (seq.arrival_time, seq.seq_id): continue
+            younger = (v.arrival_time, v.seq_id) > (seq.arrival_time, seq.seq_id)   # may lose its work
+            swap = self.config.enable_swap and len(v.block_table) <= host_free and not (younger and self.recompute_is_cheaper(v))
+            if not swap and not younger: continue
             host_free -= len(v.block_table) if swap else 0
             released.update(v.block_table)
             free += sum(bm.blocks[b].ref_count == released[b] for b in v.block_table)  # shared blocks free with their last holder
@@ -238,18 +284,19 @@ class Scheduler:
             moved.add(v.seq_id)
 
     def _proactive_swap(self, order: list[Sequence], batch: ScheduledBatch, skip: set):
-        """Keep `reserve_blocks` free by swapping out the jobs that will run latest; when nothing had to leave,
-        swap the highest-priority swapped jobs back in ahead of their turn, still keeping the reserve."""
+        """Keep `reserve_blocks` free by swapping out the jobs that will run latest (largest ENST first); when nothing
+        had to leave, swap jobs due soon back in ahead of their turn (smallest ENST first), still keeping the reserve."""
         cfg, bm = self.config, self.block_manager
-        for v in reversed(order):
+        protected, self.just_swapped_in = self.just_swapped_in, set()
+        for v in self.victims(order):
             if bm.num_free_blocks >= cfg.reserve_blocks: break
-            if v.seq_id not in skip and v.block_table and bm.can_swap_out(v):
-                self._swap_out(v, batch); skip.add(v.seq_id)
+            if v.seq_id in skip or v.seq_id in protected or not v.block_table or self.recompute_is_cheaper(v): continue
+            if bm.can_swap_out(v): self._swap_out(v, batch); skip.add(v.seq_id)
         if batch.swap_out or batch.preempted: return
-        for s in order[:2 * cfg.max_num_seqs]:      # only jobs due soon (about two batches): no swap-in/out ping-pong
-            if s.status != SWAPPED or s.seq_id in skip: continue
+        for s in self.swap_in_candidates(order[:2 * cfg.max_num_seqs], skip):   # only jobs due within about two batches
             if bm.num_free_blocks - bm.blocks_needed(s, 0) < cfg.reserve_blocks: break
             batch.swap_in += bm.swap_in(s); s.status = PREEMPTED
+            if cfg.swap_order == "enst": self.just_swapped_in.add(s.seq_id)
 
     # ---- MLFQ ----
     def _promote_starved(self, now: float):

@@ -22,13 +22,14 @@ def simulate(scheduler: Scheduler, requests: list[Sequence], step_time: Callable
              sample: Callable[[Sequence], int] | None = None, check: bool = False, max_steps: int = 1_000_000,
              depth: int = 1) -> list[tuple]:
     """Serve `requests` (each at its `arrival_time`) with a fake runner; return the timeline [(start, end, seq_ids)].
-    `step_time(batch)` is an iteration's duration (default: `prefill_time` of its token count); `sample(seq)` the token
+    `step_time(batch)` is an iteration's duration (default: `prefill_time` of its token count plus its swap copies,
+    as if the batch waited for them all); `sample(seq)` the token
     it emits (default 0). `check` verifies the invariants, the batch limits and every sequence's KV (via `ShadowKV`).
     `depth` > 1: that many iterations in flight, as in a pipeline — each new batch is chosen among the sequences not
     in flight (at most 1/depth of the unfinished ones), its KV written at once (stages run in order), its tokens applied
     when it comes back, oldest first."""
     cfg, bm = scheduler.config, scheduler.block_manager
-    step_time = step_time or (lambda b: scheduler.prefill_time(b.num_batched_tokens))
+    step_time = step_time or (lambda b: scheduler.prefill_time(b.num_batched_tokens) + scheduler.swap_time(len(b.swap_out) + len(b.swap_in)))
     sample = sample or (lambda s: 0)
     kv = ShadowKV(bm) if check else None
     pending = deque(sorted(requests, key=lambda s: (s.arrival_time, s.seq_id)))
