@@ -226,7 +226,7 @@ class Scheduler:
         for s in order:
             promote = cfg.starvation_alpha - (now - s.last_run_time) if cfg.policy == "mlfq" and s.queue_level > 0 else math.inf
             est[s.seq_id] = max(0.0, min(promote, ahead / cfg.max_num_seqs))
-            if cfg.policy == "mlfq": ahead += max(cfg.quantum(s.queue_level) - s.service_in_level, cfg.base_quantum)
+            if cfg.policy == "mlfq": ahead += max(cfg.quantum(s.queue_level) - s.service_in_level, 0.0)
             else: ahead += cfg.base_quantum * max(self.remaining_key(s)[0], 1)
         return est
 
