@@ -18,10 +18,11 @@ from .sequence import Sequence, SamplingParams
 from .kv_cache import BlockManager
 from .scheduler import Scheduler, SchedulerConfig, profiled_prefill_time
 from .runner import ModelRunner, KVPool, Runner
+from .messages import EngineDeadError
 
 # %% auto #0
 __all__ = ['log', 'EngineConfig', 'profile_prefill', 'detokenize_incrementally', 'StepOutput', 'Completion', 'LLMEngine',
-           'request_metrics', 'EngineDeadError', 'AsyncEngine']
+           'request_metrics', 'AsyncEngine']
 
 # %% ../../nbs/05_serve.ipynb #790f6c7d
 log = logging.getLogger(__name__)
@@ -250,9 +251,6 @@ def request_metrics(s: Sequence) -> dict:
     return dict(ttft=ttft, tpot=tpot, e2e=e2e, normalized_latency=e2e / max(n, 1), output_tokens=n, prompt_tokens=s.num_prompt_tokens)
 
 # %% ../../nbs/05_serve.ipynb #5e7c4524
-class EngineDeadError(RuntimeError):
-    "The engine's step loop has stopped; requests cannot complete."
-
 class AsyncEngine:
     "An `LLMEngine` stepping in a background thread, with coroutines to stream requests and abort them."
     def __init__(self, engine: LLMEngine):

@@ -12,9 +12,10 @@ from dataclasses import asdict
 import uvicorn
 
 from .sequence import SamplingParams
-from .engine import EngineDeadError
+from .messages import (EngineDeadError, TokenDelta, AddRequest, AbortRequest, Call, Stop, Ready, Stats, Outputs,
+    Accepted, Rejected, CallResult)
 from .protocol import ServeConfig, APIError, add_serve_args, config_from_args, pipeline_shape, resolve_fast_path, checkpoint_dtype
-from .api import EngineClient, TokenDelta, build_app, end_requests
+from .api import EngineClient, build_app, end_requests
 
 # %% auto #0
 __all__ = ['log', 'load_engine', 'plan_stage_pools', 'start_pipeline', 'EngineWorker', 'worker_main', 'WorkerClient',
@@ -111,24 +112,24 @@ class EngineWorker:
     def run(self):
         m = self.eng.model.config
         self.send_stats()                                 # before "ready": a healthy server already has its gauges and stages
-        self.conn.send(("ready", {"pid": os.getpid(), "vocab_size": m.vocab_size, "num_blocks": self.plan.num_blocks}))
+        self.conn.send(Ready(os.getpid(), m.vocab_size, self.plan.num_blocks))
         while not (self.stopping and not self.eng.has_unfinished()):
             self.receive(0 if self.eng.has_unfinished() else 0.05)
             self.budget.update(self.eng.scheduler.num_waiting)
             outs = self.eng.step()
-            if outs: self.conn.send(("outs", [self.delta(o) for o in outs]))
+            if outs: self.conn.send(Outputs([self.delta(o) for o in outs]))
             elif self.pipeline is not None and not self.eng.has_unfinished(): self.pipeline.check()   # a stage that died while idle
             if time.monotonic() - self.last_stats > 0.25: self.send_stats()
         self.budget.release()
         if self.pipeline is not None: self.pipeline.shutdown()      # stages started elsewhere exit 0 and stay down
 
-    def delta(self, o) -> tuple:
+    def delta(self, o) -> tuple[int, TokenDelta]:
+        "(request id, delta) of one `StepOutput`; a finished request is forgotten."
         s = o.seq
         rid = self.rid_of.get(s.seq_id)
         if o.finished:
             self.rid_of.pop(s.seq_id, None); self.seq_of.pop(rid, None); self.eng.seqs.pop(s.seq_id, None)
-        q = s.first_scheduled_time - s.arrival_time if o.finished and s.first_scheduled_time is not None else None
-        return (rid, o.token_id, o.text, o.finished, s.finish_reason if o.finished else None, s.num_prompt_tokens, q)
+        return rid, TokenDelta.of(o)
 
     def send_stats(self):
         from fastserve_nb.serve.resources import engine_stats
@@ -139,20 +140,19 @@ class EngineWorker:
         if self.pipeline is not None:
             stages = self.pipeline.health()["stages"]
             stats |= {"pipeline_stages": len(stages), "pipeline_stages_alive": sum(st["alive"] for st in stages), "pipeline": stages}
-        self.conn.send(("stats", stats))
+        self.conn.send(Stats(stats))
         self.last_stats = time.monotonic()
 
     def receive(self, timeout: float):
         while self.conn.poll(timeout):
             timeout = 0
             msg = self.conn.recv()                            # EOFError/ECONNRESET: the API process is gone, and so are we
-            kind = msg[0]
-            if kind == "add": self.add(*msg[1:])
-            elif kind == "abort":
-                sid = self.seq_of.pop(msg[1], None)
+            if isinstance(msg, AddRequest): self.add(msg.rid, msg.prompt_ids, msg.params)
+            elif isinstance(msg, AbortRequest):
+                sid = self.seq_of.pop(msg.rid, None)
                 if sid is not None: self.rid_of.pop(sid, None); self.eng.abort(sid)
-            elif kind == "call": self.call(*msg[1:])
-            elif kind == "stop":
+            elif isinstance(msg, Call): self.call(msg.cid, msg.name, msg.args)
+            elif isinstance(msg, Stop):
                 self.stopping = True
                 for rid in list(self.seq_of): self.eng.abort(self.seq_of.pop(rid))
 
@@ -163,9 +163,9 @@ class EngineWorker:
             self.eng.enqueue(seq)                             # the scheduler refuses what the KV pool could never hold
         except (ValueError, TypeError) as e:
             if seq is not None: self.eng.seqs.pop(seq.seq_id, None)
-            self.conn.send(("rejected", rid, str(e))); return
+            self.conn.send(Rejected(rid, str(e))); return
         self.rid_of[seq.seq_id], self.seq_of[rid] = rid, seq.seq_id
-        self.conn.send(("accepted", rid))
+        self.conn.send(Accepted(rid))
 
     def call(self, cid: int, name: str, args: tuple):
         from fastserve_nb.serve import learn
@@ -175,8 +175,8 @@ class EngineWorker:
                 value = learn.adapter_action(self.eng, self.registry, *args)
                 if args[0] is not None: self.adapter_error = None          # the operator chose what is served now
             else: raise ValueError(f"unknown call {name!r}")
-            self.conn.send(("result", cid, True, value))
-        except (ValueError, KeyError, FileNotFoundError) as e: self.conn.send(("result", cid, False, (400, str(e))))
+            self.conn.send(CallResult(cid, True, value))
+        except (ValueError, KeyError, FileNotFoundError) as e: self.conn.send(CallResult(cid, False, (400, str(e))))
 
 def worker_main(cfg: ServeConfig, conn):
     "Entry point of the spawned worker process."
@@ -279,24 +279,23 @@ class WorkerClient(EngineClient):
         self._worker_lost(proc, gen)
 
     def _dispatch(self, msg, gen: int):
-        kind = msg[0]
         self.last_seen = time.monotonic()
-        if kind == "outs":
-            for rid, tok, text, fin, reason, n_prompt, q in msg[1]:
-                st = self.streams.pop(rid, None) if fin else self.streams.get(rid)
-                if st is not None: st.put(TokenDelta(tok, text, fin, reason, n_prompt, q))
-        elif kind == "stats": self.last_stats = msg[1]
-        elif kind in ("accepted", "rejected", "result"):
-            with self.lock: fut = self.pending.pop(msg[1], None)
+        if isinstance(msg, Outputs):
+            for rid, d in msg.deltas:
+                st = self.streams.pop(rid, None) if d.finished else self.streams.get(rid)
+                if st is not None: st.put(d)
+        elif isinstance(msg, Stats): self.last_stats = msg.stats
+        elif isinstance(msg, (Accepted, Rejected, CallResult)):
+            with self.lock: fut = self.pending.pop(msg.cid if isinstance(msg, CallResult) else msg.rid, None)
             if fut is None or fut.done(): return
-            if kind == "accepted": fut.set_result(None)
-            elif kind == "rejected": fut.set_exception(ValueError(msg[2]))
-            elif msg[2]: fut.set_result(msg[3])
-            else: fut.set_exception(APIError(msg[3][1], msg[3][0]))
-        elif kind == "ready":
-            self.vocab_size = msg[1]["vocab_size"]
+            if isinstance(msg, Accepted): fut.set_result(None)
+            elif isinstance(msg, Rejected): fut.set_exception(ValueError(msg.message))
+            elif msg.ok: fut.set_result(msg.value)
+            else: fut.set_exception(APIError(msg.value[1], msg.value[0]))
+        elif isinstance(msg, Ready):
+            self.vocab_size = msg.vocab_size
             self.ready.set()
-            log.info("engine worker %d ready: %s", gen, msg[1])
+            log.info("engine worker %d ready: %s", gen, msg)
 
     def _join(self, proc, timeout: float):
         "Wait for `proc` to exit, one thread at a time: of two threads in `waitpid` at once, one gets ECHILD and its `exitcode` stays None."
@@ -341,7 +340,7 @@ class WorkerClient(EngineClient):
         st, fut = _WorkerStream(self, rid, asyncio.get_running_loop()), concurrent.futures.Future()
         with self.lock: self.streams[rid], self.pending[rid] = st, fut
         try:
-            self._send(("add", rid, list(prompt_ids), asdict(params)))
+            self._send(AddRequest(rid, list(prompt_ids), asdict(params)))
             await asyncio.wait_for(asyncio.wrap_future(fut), 60)
         except BaseException as e:
             with self.lock: self.streams.pop(rid, None); self.pending.pop(rid, None)
@@ -352,7 +351,7 @@ class WorkerClient(EngineClient):
 
     def _abort(self, rid: int):
         with self.lock: self.streams.pop(rid, None)
-        try: self._send(("abort", rid))
+        try: self._send(AbortRequest(rid))
         except EngineDeadError: pass                                # it died: nothing left to abort
 
     def call(self, name: str, *args, timeout: float = 120):
@@ -360,7 +359,7 @@ class WorkerClient(EngineClient):
         if not self.ready.is_set(): raise EngineDeadError("the engine worker is restarting")
         cid, fut = next(self.ids), concurrent.futures.Future()
         with self.lock: self.pending[cid] = fut
-        self._send(("call", cid, name, args))
+        self._send(Call(cid, name, args))
         return fut.result(timeout)
 
     async def explain(self, prompt_ids, target_id): return await asyncio.to_thread(self.call, "explain", list(prompt_ids), target_id)
@@ -371,7 +370,7 @@ class WorkerClient(EngineClient):
     def shutdown(self, timeout: float = 10):
         "Stop the worker: it aborts what is left and exits; killed if it does not within `timeout`."
         self.closed = True
-        try: self._send(("stop",))
+        try: self._send(Stop())
         except EngineDeadError: pass
         if self.proc is not None:
             self._join(self.proc, timeout)
