@@ -67,7 +67,7 @@ class AsyncEngineClient(EngineClient):
 
     async def _stream(self, agen):
         try:
-            async for out in agen: yield TokenDelta.of(out)
+            async for d in agen: yield d
         finally: await agen.aclose()                              # not finished: AsyncEngine aborts and frees the blocks
 
 # %% ../../nbs/05f_api.ipynb #8b4ddec2

@@ -12,6 +12,7 @@ from dataclasses import asdict
 import uvicorn
 
 from .sequence import SamplingParams
+from .engine import EngineLoop
 from .messages import (EngineDeadError, TokenDelta, AddRequest, AbortRequest, Call, Stop, Ready, Stats, Outputs,
     Accepted, Rejected, CallResult)
 from .protocol import ServeConfig, APIError, add_serve_args, config_from_args, pipeline_shape, resolve_fast_path, checkpoint_dtype
@@ -89,15 +90,13 @@ def start_pipeline(cfg: ServeConfig, model, device: str, dtype_bytes: int):
                           listen=cfg.pp_listen, model_source=cfg.model, log_level=cfg.log_level.upper())
 
 # %% ../../nbs/05h_service.ipynb #bae31ce9
-class EngineWorker:
-    "The engine loop of the worker process, fed through one end of a Pipe."
+class EngineWorker(EngineLoop):
+    "`EngineLoop` in the worker process, fed through one end of a Pipe, with a KV budget, pipeline stages and adapters."
     def __init__(self, cfg: ServeConfig, conn):
-        self.cfg, self.conn = cfg, conn
-        self.eng, self.budget, self.plan = load_engine(cfg)
+        self.cfg = cfg
+        eng, self.budget, self.plan = load_engine(cfg)
+        super().__init__(eng, conn)
         self.pipeline = self.eng.runner if cfg.pp > 1 else None       # a PipelineRunner: K stage processes
-        self.rid_of: dict[int, int] = {}                  # seq_id -> request id
-        self.seq_of: dict[int, int] = {}                  # request id -> seq_id
-        self.stopping, self.last_stats = False, 0.0
         self.registry, self.adapter_error = None, None
         if cfg.adapters_dir:
             from fastserve_nb.serve.learn import AdapterRegistry, apply_adapter
@@ -109,29 +108,14 @@ class EngineWorker:
                 log.error(self.adapter_error)
                 apply_adapter(self.eng, self.registry, None)
 
-    def run(self):
-        m = self.eng.model.config
-        self.send_stats()                                 # before "ready": a healthy server already has its gauges and stages
-        self.conn.send(Ready(os.getpid(), m.vocab_size, self.plan.num_blocks))
-        while not (self.stopping and not self.eng.has_unfinished()):
-            self.receive(0 if self.eng.has_unfinished() else 0.05)
-            self.budget.update(self.eng.scheduler.num_waiting)
-            outs = self.eng.step()
-            if outs: self.conn.send(Outputs([self.delta(o) for o in outs]))
-            elif self.pipeline is not None and not self.eng.has_unfinished(): self.pipeline.check()   # a stage that died while idle
-            if time.monotonic() - self.last_stats > 0.25: self.send_stats()
+    def before_step(self): self.budget.update(self.eng.scheduler.num_waiting)
+    def idle(self):
+        if self.pipeline is not None: self.pipeline.check()          # a stage that died while idle
+    def finish(self):
         self.budget.release()
         if self.pipeline is not None: self.pipeline.shutdown()      # stages started elsewhere exit 0 and stay down
 
-    def delta(self, o) -> tuple[int, TokenDelta]:
-        "(request id, delta) of one `StepOutput`; a finished request is forgotten."
-        s = o.seq
-        rid = self.rid_of.get(s.seq_id)
-        if o.finished:
-            self.rid_of.pop(s.seq_id, None); self.seq_of.pop(rid, None); self.eng.seqs.pop(s.seq_id, None)
-        return rid, TokenDelta.of(o)
-
-    def send_stats(self):
+    def stats(self) -> dict:
         from fastserve_nb.serve.resources import engine_stats
         from fastserve_nb.serve.learn import serving_adapter
         stats = engine_stats(self.eng, self.budget, str(self.eng.model.device))
@@ -140,34 +124,9 @@ class EngineWorker:
         if self.pipeline is not None:
             stages = self.pipeline.health()["stages"]
             stats |= {"pipeline_stages": len(stages), "pipeline_stages_alive": sum(st["alive"] for st in stages), "pipeline": stages}
-        self.conn.send(Stats(stats))
-        self.last_stats = time.monotonic()
+        return stats
 
-    def receive(self, timeout: float):
-        while self.conn.poll(timeout):
-            timeout = 0
-            msg = self.conn.recv()                            # EOFError/ECONNRESET: the API process is gone, and so are we
-            if isinstance(msg, AddRequest): self.add(msg.rid, msg.prompt_ids, msg.params)
-            elif isinstance(msg, AbortRequest):
-                sid = self.seq_of.pop(msg.rid, None)
-                if sid is not None: self.rid_of.pop(sid, None); self.eng.abort(sid)
-            elif isinstance(msg, Call): self.call(msg.cid, msg.name, msg.args)
-            elif isinstance(msg, Stop):
-                self.stopping = True
-                for rid in list(self.seq_of): self.eng.abort(self.seq_of.pop(rid))
-
-    def add(self, rid: int, prompt_ids: list[int], params: dict):
-        seq = None
-        try:
-            seq = self.eng.make_sequence(prompt_ids, SamplingParams(**params))
-            self.eng.enqueue(seq)                             # the scheduler refuses what the KV pool could never hold
-        except (ValueError, TypeError) as e:
-            if seq is not None: self.eng.seqs.pop(seq.seq_id, None)
-            self.conn.send(Rejected(rid, str(e))); return
-        self.rid_of[seq.seq_id], self.seq_of[rid] = rid, seq.seq_id
-        self.conn.send(Accepted(rid))
-
-    def call(self, cid: int, name: str, args: tuple):
+    def call(self, cid: int, name: str, args: tuple) -> CallResult:
         from fastserve_nb.serve import learn
         try:
             if name == "explain": value = learn.explain_tokens(self.eng.model, self.eng.tokenizer, *args)
@@ -175,8 +134,8 @@ class EngineWorker:
                 value = learn.adapter_action(self.eng, self.registry, *args)
                 if args[0] is not None: self.adapter_error = None          # the operator chose what is served now
             else: raise ValueError(f"unknown call {name!r}")
-            self.conn.send(CallResult(cid, True, value))
-        except (ValueError, KeyError, FileNotFoundError) as e: self.conn.send(CallResult(cid, False, (400, str(e))))
+            return CallResult(cid, True, value)
+        except (ValueError, KeyError, FileNotFoundError) as e: return CallResult(cid, False, (400, str(e)))
 
 def worker_main(cfg: ServeConfig, conn):
     "Entry point of the spawned worker process."
@@ -186,6 +145,7 @@ def worker_main(cfg: ServeConfig, conn):
     try: EngineWorker(cfg, conn).run()
     except (EOFError, OSError): log.warning("the API process went away; exiting")      # its end of the pipe closed
     except Exception: log.exception("the engine failed; this worker exits"); raise SystemExit(1)   # the supervisor restarts it
+
 
 # %% ../../nbs/05h_service.ipynb #53fc5593
 class _WorkerStream:
