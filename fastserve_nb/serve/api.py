@@ -18,29 +18,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from .sequence import SamplingParams
-from .engine import AsyncEngine, EngineDeadError
+from .engine import AsyncEngine
+from .messages import EngineDeadError, TokenDelta
 from .resources import AdmissionController, engine_stats
 from .protocol import (ServeConfig, APIError, bad_request, CompletionRequest, ChatCompletionRequest,
     FeedbackRequest, AdapterRequest, ExplainRequest, MAX_ID, loads_json, parse_request, sampling_params, chat_prompt, Metrics)
 
 # %% auto #0
-__all__ = ['log', 'TokenDelta', 'EngineClient', 'AsyncEngineClient', 'read_json', 'is_admin_route', 'APIKeyMiddleware',
-           'RateLimiter', 'client_id', 'build_app', 'end_requests', 'serve_in_thread']
+__all__ = ['log', 'EngineClient', 'AsyncEngineClient', 'read_json', 'is_admin_route', 'APIKeyMiddleware', 'RateLimiter',
+           'client_id', 'build_app', 'end_requests', 'serve_in_thread']
 
 # %% ../../nbs/05f_api.ipynb #c02107cb
 log = logging.getLogger(__name__)
 
 # %% ../../nbs/05f_api.ipynb #60062a67
-@dataclass
-class TokenDelta:
-    "One new token of one request, as the API streams it."
-    token_id: int
-    text: str                              # new text ('' while a character is incomplete)
-    finished: bool = False
-    finish_reason: str | None = None       # "stop" | "length" | "abort" on the last delta
-    num_prompt_tokens: int = 0
-    queue_time: float | None = None        # arrival to first scheduling (s), on the last delta
-
 class EngineClient:
     "What the API needs from an engine (in this process, or in a supervised worker: `serve.service.WorkerClient`)."
     tokenizer: Any
@@ -76,10 +67,7 @@ class AsyncEngineClient(EngineClient):
 
     async def _stream(self, agen):
         try:
-            async for out in agen:
-                s, q = out.seq, None
-                if out.finished and s.first_scheduled_time is not None: q = s.first_scheduled_time - s.arrival_time
-                yield TokenDelta(out.token_id, out.text, out.finished, s.finish_reason if out.finished else None, s.num_prompt_tokens, q)
+            async for d in agen: yield d
         finally: await agen.aclose()                              # not finished: AsyncEngine aborts and frees the blocks
 
 # %% ../../nbs/05f_api.ipynb #8b4ddec2

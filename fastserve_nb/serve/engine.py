@@ -6,9 +6,9 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/serve.html.md"""
 
 # %% ../../nbs/05_serve.ipynb #6b61e3b1
 from __future__ import annotations
-import time, math, logging, threading, queue, asyncio
+import time, math, logging, threading, asyncio, itertools, os
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, asdict
 from typing import AsyncIterator, Callable
 
 import torch
@@ -18,10 +18,13 @@ from .sequence import Sequence, SamplingParams
 from .kv_cache import BlockManager
 from .scheduler import Scheduler, SchedulerConfig, profiled_prefill_time
 from .runner import ModelRunner, KVPool, Runner
+from .resources import engine_stats
+from .messages import (EngineDeadError, TokenDelta, AddRequest, AbortRequest, Call, Stop, Ready, Stats, Outputs,
+    Accepted, Rejected, CallResult, queue_pipe)
 
 # %% auto #0
 __all__ = ['log', 'EngineConfig', 'profile_prefill', 'detokenize_incrementally', 'StepOutput', 'Completion', 'LLMEngine',
-           'request_metrics', 'EngineDeadError', 'AsyncEngine']
+           'request_metrics', 'EngineLoop', 'AsyncEngine']
 
 # %% ../../nbs/05_serve.ipynb #790f6c7d
 log = logging.getLogger(__name__)
@@ -249,17 +252,79 @@ def request_metrics(s: Sequence) -> dict:
     tpot = (s.finish_time - s.first_token_time) / (n - 1) if n > 1 and s.first_token_time and s.finish_time else None
     return dict(ttft=ttft, tpot=tpot, e2e=e2e, normalized_latency=e2e / max(n, 1), output_tokens=n, prompt_tokens=s.num_prompt_tokens)
 
-# %% ../../nbs/05_serve.ipynb #5e7c4524
-class EngineDeadError(RuntimeError):
-    "The engine's step loop has stopped; requests cannot complete."
+# %% ../../nbs/05_serve.ipynb #5eb86532
+class EngineLoop:
+    "The engine's one loop: messages in, one `step()`, deltas out, over a pipe end (a worker process) or `queue_pipe` (a thread)."
+    def __init__(self, engine: LLMEngine, conn):
+        self.eng, self.conn = engine, conn
+        self.rid_of: dict[int, int] = {}                  # seq_id -> request id
+        self.seq_of: dict[int, int] = {}                  # request id -> seq_id
+        self.stopping, self.last_stats = False, 0.0
 
+    def run(self):
+        "Serve until `Stop` and nothing left to finish; EOFError/OSError when the other end goes away."
+        self.send_stats()                                 # before Ready: a healthy server already has its gauges
+        self.conn.send(Ready(os.getpid(), self.eng.model.config.vocab_size, self.eng.config.num_blocks))
+        while not (self.stopping and not self.eng.has_unfinished()):
+            self.receive(0 if self.eng.has_unfinished() else 0.05)
+            self.before_step()
+            outs = self.eng.step()
+            if outs: self.conn.send(Outputs([self.delta(o) for o in outs]))
+            elif not self.eng.has_unfinished(): self.idle()
+            if time.monotonic() - self.last_stats > 0.25: self.send_stats()
+        self.finish()
+
+    def receive(self, timeout: float):
+        "Handle every message waiting, after waiting up to `timeout` s for the first."
+        while self.conn.poll(timeout):
+            timeout = 0
+            msg = self.conn.recv()
+            if isinstance(msg, AddRequest): self.add(msg.rid, msg.prompt_ids, msg.params)
+            elif isinstance(msg, AbortRequest):
+                sid = self.seq_of.pop(msg.rid, None)
+                if sid is not None: self.rid_of.pop(sid, None); self.eng.abort(sid)
+            elif isinstance(msg, Call): self.conn.send(self.call(msg.cid, msg.name, msg.args))
+            elif isinstance(msg, Stop):
+                self.stopping = True
+                for rid in list(self.seq_of): self.eng.abort(self.seq_of.pop(rid))
+
+    def add(self, rid: int, prompt_ids: list[int], params: dict):
+        seq = None
+        try:
+            seq = self.eng.make_sequence(prompt_ids, SamplingParams(**params))
+            self.eng.enqueue(seq)                             # the scheduler refuses what the KV pool could never hold
+        except (ValueError, TypeError) as e:
+            if seq is not None: self.eng.seqs.pop(seq.seq_id, None)
+            self.conn.send(Rejected(rid, str(e))); return
+        self.rid_of[seq.seq_id], self.seq_of[rid] = rid, seq.seq_id
+        self.conn.send(Accepted(rid))
+
+    def delta(self, o: StepOutput) -> tuple[int, TokenDelta]:
+        "(request id, delta) of one `StepOutput`; a finished request is forgotten."
+        s = o.seq
+        rid = self.rid_of.get(s.seq_id)
+        if o.finished:
+            self.rid_of.pop(s.seq_id, None); self.seq_of.pop(rid, None); self.eng.seqs.pop(s.seq_id, None)
+        return rid, TokenDelta.of(o)
+
+    def send_stats(self):
+        self.conn.send(Stats(self.stats()))
+        self.last_stats = time.monotonic()
+
+    # -- hooks (05h_service's worker fills them in) --
+    def stats(self) -> dict: return engine_stats(self.eng)
+    def call(self, cid: int, name: str, args: tuple) -> CallResult: return CallResult(cid, False, (404, f"this engine loop has no call {name!r}"))
+    def before_step(self): pass
+    def idle(self): pass
+    def finish(self): pass
+
+# %% ../../nbs/05_serve.ipynb #3cc0c29e
 class AsyncEngine:
-    "An `LLMEngine` stepping in a background thread, with coroutines to stream requests and abort them."
+    "`EngineLoop` stepping an `LLMEngine` in a background thread, with coroutines to stream requests and abort them."
     def __init__(self, engine: LLMEngine):
-        self.engine = engine
-        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self.engine, self.conn = engine, None
         self._streams: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Queue]] = {}
-        self._stop = threading.Event()
+        self._ids = itertools.count()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
 
@@ -267,44 +332,43 @@ class AsyncEngine:
     def is_alive(self) -> bool: return self._thread is not None and self._thread.is_alive() and self.error is None
 
     def start(self) -> "AsyncEngine":
-        self._thread = threading.Thread(target=self._run, name="fastserve-engine", daemon=True)
+        self.conn, loop_end = queue_pipe()
+        self._thread = threading.Thread(target=self._serve, args=(loop_end,), name="fastserve-engine", daemon=True)
         self._thread.start()
+        threading.Thread(target=self._read, name="fastserve-engine-reader", daemon=True).start()
         return self
 
     def shutdown(self, timeout: float = 5.0):
-        self._stop.set(); self._inbox.put(("wake", None))
+        if self.conn is not None and not self.conn.closed: self.conn.send(Stop())
         if self._thread is not None: self._thread.join(timeout)
 
-    def _run(self):
-        eng = self.engine
-        try:
-            while not self._stop.is_set():
-                block = not eng.has_unfinished()
-                while True:
-                    try: kind, arg = self._inbox.get(block=block, timeout=0.05 if block else None)
-                    except queue.Empty: break
-                    block = False
-                    if kind == "add": eng.enqueue(arg)                    # checked by make_sequence in `generate`
-                    elif kind == "abort": eng.abort(arg); self._streams.pop(arg, None)
-                for out in eng.step():
-                    self._emit(out.seq.seq_id, out)
-                    if out.finished: self._streams.pop(out.seq.seq_id, None)
-        except BaseException as e:   # the loop is dead: tell every waiting request
-            log.exception("engine loop died")
-            self.error = e
-            for sid in list(self._streams): self._emit(sid, EngineDeadError(f"engine stopped: {e!r}"))
+    def _serve(self, conn):
+        try: EngineLoop(self.engine, conn).run()
+        except BaseException as e:   # the loop is dead: closing the pipe tells every waiting request
+            log.exception("engine loop died"); self.error = e
+        finally: conn.close()
 
-    def _emit(self, seq_id, item):
-        target = self._streams.get(seq_id)
+    def _read(self):
+        try:
+            while True:
+                msg = self.conn.recv()
+                if isinstance(msg, Outputs):
+                    for rid, d in msg.deltas: self._emit(rid, d, d.finished)
+                elif isinstance(msg, Rejected): self._emit(msg.rid, ValueError(msg.message), True)
+        except (EOFError, OSError): pass
+        for rid in list(self._streams): self._emit(rid, EngineDeadError(f"engine stopped: {self.error!r}"), True)
+
+    def _emit(self, rid: int, item, last: bool):
+        target = self._streams.pop(rid, None) if last else self._streams.get(rid)
         if target is not None: target[0].call_soon_threadsafe(target[1].put_nowait, item)
 
-    async def generate(self, prompt: str | list[int], params: SamplingParams | None = None) -> AsyncIterator[StepOutput]:
-        "Stream one request's outputs; cancelling the consumer (a client disconnect) aborts it and frees its blocks."
+    async def generate(self, prompt: str | list[int], params: SamplingParams | None = None) -> AsyncIterator[TokenDelta]:
+        "Stream one request's deltas; cancelling the consumer (a client disconnect) aborts it and frees its blocks."
         if not self.is_alive: raise EngineDeadError("the engine is not running")
         seq = self.engine.make_sequence(prompt, params)        # bad input raises here, before anything is queued
-        q: asyncio.Queue = asyncio.Queue()
-        self._streams[seq.seq_id] = (asyncio.get_running_loop(), q)
-        self._inbox.put(("add", seq))
+        rid, q = next(self._ids), asyncio.Queue()
+        self._streams[rid] = (asyncio.get_running_loop(), q)
+        self.conn.send(AddRequest(rid, seq.prompt_token_ids, asdict(seq.sampling_params)))
         finished = False
         try:
             while True:
@@ -313,4 +377,6 @@ class AsyncEngine:
                 yield item
                 if item.finished: finished = True; return
         finally:
-            if not finished: self._inbox.put(("abort", seq.seq_id))
+            if not finished:
+                self._streams.pop(rid, None)
+                if not self.conn.closed: self.conn.send(AbortRequest(rid))

@@ -12,9 +12,11 @@ from dataclasses import asdict
 import uvicorn
 
 from .sequence import SamplingParams
-from .engine import EngineDeadError
+from .engine import EngineLoop
+from .messages import (EngineDeadError, TokenDelta, AddRequest, AbortRequest, Call, Stop, Ready, Stats, Outputs,
+    Accepted, Rejected, CallResult)
 from .protocol import ServeConfig, APIError, add_serve_args, config_from_args, pipeline_shape, resolve_fast_path, checkpoint_dtype
-from .api import EngineClient, TokenDelta, build_app, end_requests
+from .api import EngineClient, build_app, end_requests
 
 # %% auto #0
 __all__ = ['log', 'load_engine', 'plan_stage_pools', 'start_pipeline', 'EngineWorker', 'worker_main', 'WorkerClient',
@@ -88,15 +90,13 @@ def start_pipeline(cfg: ServeConfig, model, device: str, dtype_bytes: int):
                           listen=cfg.pp_listen, model_source=cfg.model, log_level=cfg.log_level.upper())
 
 # %% ../../nbs/05h_service.ipynb #bae31ce9
-class EngineWorker:
-    "The engine loop of the worker process, fed through one end of a Pipe."
+class EngineWorker(EngineLoop):
+    "`EngineLoop` in the worker process, fed through one end of a Pipe, with a KV budget, pipeline stages and adapters."
     def __init__(self, cfg: ServeConfig, conn):
-        self.cfg, self.conn = cfg, conn
-        self.eng, self.budget, self.plan = load_engine(cfg)
+        self.cfg = cfg
+        eng, self.budget, self.plan = load_engine(cfg)
+        super().__init__(eng, conn)
         self.pipeline = self.eng.runner if cfg.pp > 1 else None       # a PipelineRunner: K stage processes
-        self.rid_of: dict[int, int] = {}                  # seq_id -> request id
-        self.seq_of: dict[int, int] = {}                  # request id -> seq_id
-        self.stopping, self.last_stats = False, 0.0
         self.registry, self.adapter_error = None, None
         if cfg.adapters_dir:
             from fastserve_nb.serve.learn import AdapterRegistry, apply_adapter
@@ -108,29 +108,14 @@ class EngineWorker:
                 log.error(self.adapter_error)
                 apply_adapter(self.eng, self.registry, None)
 
-    def run(self):
-        m = self.eng.model.config
-        self.send_stats()                                 # before "ready": a healthy server already has its gauges and stages
-        self.conn.send(("ready", {"pid": os.getpid(), "vocab_size": m.vocab_size, "num_blocks": self.plan.num_blocks}))
-        while not (self.stopping and not self.eng.has_unfinished()):
-            self.receive(0 if self.eng.has_unfinished() else 0.05)
-            self.budget.update(self.eng.scheduler.num_waiting)
-            outs = self.eng.step()
-            if outs: self.conn.send(("outs", [self.delta(o) for o in outs]))
-            elif self.pipeline is not None and not self.eng.has_unfinished(): self.pipeline.check()   # a stage that died while idle
-            if time.monotonic() - self.last_stats > 0.25: self.send_stats()
+    def before_step(self): self.budget.update(self.eng.scheduler.num_waiting)
+    def idle(self):
+        if self.pipeline is not None: self.pipeline.check()          # a stage that died while idle
+    def finish(self):
         self.budget.release()
         if self.pipeline is not None: self.pipeline.shutdown()      # stages started elsewhere exit 0 and stay down
 
-    def delta(self, o) -> tuple:
-        s = o.seq
-        rid = self.rid_of.get(s.seq_id)
-        if o.finished:
-            self.rid_of.pop(s.seq_id, None); self.seq_of.pop(rid, None); self.eng.seqs.pop(s.seq_id, None)
-        q = s.first_scheduled_time - s.arrival_time if o.finished and s.first_scheduled_time is not None else None
-        return (rid, o.token_id, o.text, o.finished, s.finish_reason if o.finished else None, s.num_prompt_tokens, q)
-
-    def send_stats(self):
+    def stats(self) -> dict:
         from fastserve_nb.serve.resources import engine_stats
         from fastserve_nb.serve.learn import serving_adapter
         stats = engine_stats(self.eng, self.budget, str(self.eng.model.device))
@@ -139,35 +124,9 @@ class EngineWorker:
         if self.pipeline is not None:
             stages = self.pipeline.health()["stages"]
             stats |= {"pipeline_stages": len(stages), "pipeline_stages_alive": sum(st["alive"] for st in stages), "pipeline": stages}
-        self.conn.send(("stats", stats))
-        self.last_stats = time.monotonic()
+        return stats
 
-    def receive(self, timeout: float):
-        while self.conn.poll(timeout):
-            timeout = 0
-            msg = self.conn.recv()                            # EOFError/ECONNRESET: the API process is gone, and so are we
-            kind = msg[0]
-            if kind == "add": self.add(*msg[1:])
-            elif kind == "abort":
-                sid = self.seq_of.pop(msg[1], None)
-                if sid is not None: self.rid_of.pop(sid, None); self.eng.abort(sid)
-            elif kind == "call": self.call(*msg[1:])
-            elif kind == "stop":
-                self.stopping = True
-                for rid in list(self.seq_of): self.eng.abort(self.seq_of.pop(rid))
-
-    def add(self, rid: int, prompt_ids: list[int], params: dict):
-        seq = None
-        try:
-            seq = self.eng.make_sequence(prompt_ids, SamplingParams(**params))
-            self.eng.enqueue(seq)                             # the scheduler refuses what the KV pool could never hold
-        except (ValueError, TypeError) as e:
-            if seq is not None: self.eng.seqs.pop(seq.seq_id, None)
-            self.conn.send(("rejected", rid, str(e))); return
-        self.rid_of[seq.seq_id], self.seq_of[rid] = rid, seq.seq_id
-        self.conn.send(("accepted", rid))
-
-    def call(self, cid: int, name: str, args: tuple):
+    def call(self, cid: int, name: str, args: tuple) -> CallResult:
         from fastserve_nb.serve import learn
         try:
             if name == "explain": value = learn.explain_tokens(self.eng.model, self.eng.tokenizer, *args)
@@ -175,8 +134,8 @@ class EngineWorker:
                 value = learn.adapter_action(self.eng, self.registry, *args)
                 if args[0] is not None: self.adapter_error = None          # the operator chose what is served now
             else: raise ValueError(f"unknown call {name!r}")
-            self.conn.send(("result", cid, True, value))
-        except (ValueError, KeyError, FileNotFoundError) as e: self.conn.send(("result", cid, False, (400, str(e))))
+            return CallResult(cid, True, value)
+        except (ValueError, KeyError, FileNotFoundError) as e: return CallResult(cid, False, (400, str(e)))
 
 def worker_main(cfg: ServeConfig, conn):
     "Entry point of the spawned worker process."
@@ -186,6 +145,7 @@ def worker_main(cfg: ServeConfig, conn):
     try: EngineWorker(cfg, conn).run()
     except (EOFError, OSError): log.warning("the API process went away; exiting")      # its end of the pipe closed
     except Exception: log.exception("the engine failed; this worker exits"); raise SystemExit(1)   # the supervisor restarts it
+
 
 # %% ../../nbs/05h_service.ipynb #53fc5593
 class _WorkerStream:
@@ -279,24 +239,23 @@ class WorkerClient(EngineClient):
         self._worker_lost(proc, gen)
 
     def _dispatch(self, msg, gen: int):
-        kind = msg[0]
         self.last_seen = time.monotonic()
-        if kind == "outs":
-            for rid, tok, text, fin, reason, n_prompt, q in msg[1]:
-                st = self.streams.pop(rid, None) if fin else self.streams.get(rid)
-                if st is not None: st.put(TokenDelta(tok, text, fin, reason, n_prompt, q))
-        elif kind == "stats": self.last_stats = msg[1]
-        elif kind in ("accepted", "rejected", "result"):
-            with self.lock: fut = self.pending.pop(msg[1], None)
+        if isinstance(msg, Outputs):
+            for rid, d in msg.deltas:
+                st = self.streams.pop(rid, None) if d.finished else self.streams.get(rid)
+                if st is not None: st.put(d)
+        elif isinstance(msg, Stats): self.last_stats = msg.stats
+        elif isinstance(msg, (Accepted, Rejected, CallResult)):
+            with self.lock: fut = self.pending.pop(msg.cid if isinstance(msg, CallResult) else msg.rid, None)
             if fut is None or fut.done(): return
-            if kind == "accepted": fut.set_result(None)
-            elif kind == "rejected": fut.set_exception(ValueError(msg[2]))
-            elif msg[2]: fut.set_result(msg[3])
-            else: fut.set_exception(APIError(msg[3][1], msg[3][0]))
-        elif kind == "ready":
-            self.vocab_size = msg[1]["vocab_size"]
+            if isinstance(msg, Accepted): fut.set_result(None)
+            elif isinstance(msg, Rejected): fut.set_exception(ValueError(msg.message))
+            elif msg.ok: fut.set_result(msg.value)
+            else: fut.set_exception(APIError(msg.value[1], msg.value[0]))
+        elif isinstance(msg, Ready):
+            self.vocab_size = msg.vocab_size
             self.ready.set()
-            log.info("engine worker %d ready: %s", gen, msg[1])
+            log.info("engine worker %d ready: %s", gen, msg)
 
     def _join(self, proc, timeout: float):
         "Wait for `proc` to exit, one thread at a time: of two threads in `waitpid` at once, one gets ECHILD and its `exitcode` stays None."
@@ -341,7 +300,7 @@ class WorkerClient(EngineClient):
         st, fut = _WorkerStream(self, rid, asyncio.get_running_loop()), concurrent.futures.Future()
         with self.lock: self.streams[rid], self.pending[rid] = st, fut
         try:
-            self._send(("add", rid, list(prompt_ids), asdict(params)))
+            self._send(AddRequest(rid, list(prompt_ids), asdict(params)))
             await asyncio.wait_for(asyncio.wrap_future(fut), 60)
         except BaseException as e:
             with self.lock: self.streams.pop(rid, None); self.pending.pop(rid, None)
@@ -352,7 +311,7 @@ class WorkerClient(EngineClient):
 
     def _abort(self, rid: int):
         with self.lock: self.streams.pop(rid, None)
-        try: self._send(("abort", rid))
+        try: self._send(AbortRequest(rid))
         except EngineDeadError: pass                                # it died: nothing left to abort
 
     def call(self, name: str, *args, timeout: float = 120):
@@ -360,7 +319,7 @@ class WorkerClient(EngineClient):
         if not self.ready.is_set(): raise EngineDeadError("the engine worker is restarting")
         cid, fut = next(self.ids), concurrent.futures.Future()
         with self.lock: self.pending[cid] = fut
-        self._send(("call", cid, name, args))
+        self._send(Call(cid, name, args))
         return fut.result(timeout)
 
     async def explain(self, prompt_ids, target_id): return await asyncio.to_thread(self.call, "explain", list(prompt_ids), target_id)
@@ -371,7 +330,7 @@ class WorkerClient(EngineClient):
     def shutdown(self, timeout: float = 10):
         "Stop the worker: it aborts what is left and exits; killed if it does not within `timeout`."
         self.closed = True
-        try: self._send(("stop",))
+        try: self._send(Stop())
         except EngineDeadError: pass
         if self.proc is not None:
             self._join(self.proc, timeout)
