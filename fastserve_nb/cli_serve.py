@@ -6,9 +6,6 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/cli_serve.html.md"""
 
 # %% ../nbs/09a_cli_serve.ipynb #15903835
 from __future__ import annotations
-import json
-from pathlib import Path
-
 from .cli import subcommand
 
 # %% auto #0
@@ -21,17 +18,8 @@ def _serve_args(p):
 
 @subcommand("serve", "serve a model over an OpenAI-compatible HTTP API (FastServe engine, supervised worker)", _serve_args)
 def serve_cmd(args) -> int:
-    from fastserve_nb.serve.protocol import config_from_args
-    from fastserve_nb.core import UnsupportedModelError, check_architecture
-    from fastserve_nb.cli import refuse
-    try: cfg = config_from_args(args)
-    except ValueError as e: args.parser.error(str(e))
-    config = Path(cfg.model).expanduser() / "config.json"         # a checkpoint folder: refuse it here, before a worker starts
-    try:
-        if config.is_file(): check_architecture(json.loads(config.read_text()))
-    except UnsupportedModelError as e: return refuse(args, e)
-    from fastserve_nb.serve.service import run_server
-    return run_server(cfg)
+    from fastserve_nb.serve.service import serve_from_args
+    return serve_from_args(args, args.parser)
 
 # %% ../nbs/09a_cli_serve.ipynb #4a534c18
 def _bench_args(p):
@@ -40,8 +28,5 @@ def _bench_args(p):
 
 @subcommand("bench-serve", "benchmark a running OpenAI-compatible server over HTTP (throughput, TTFT, TPOT, ITL, E2E)", _bench_args)
 def bench_serve_cmd(args) -> int:
-    from fastserve_nb.serve.bench_serve import bench_from_args, format_summary
-    try: res = bench_from_args(args)
-    except ValueError as e: args.parser.error(str(e))
-    print(format_summary(res))
-    return 0 if res["failed"] == 0 else 1
+    from fastserve_nb.serve.bench_serve import bench_main
+    return bench_main(args, args.parser)

@@ -7,13 +7,13 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/bench_serve.html.md"""
 # %% ../../nbs/05l_bench_serve.ipynb #9ee349f1
 from __future__ import annotations
 import argparse, asyncio, json, math, os, sys, time
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass, field
 
 import numpy as np
 
 # %% auto #0
 __all__ = ['LengthLaw', 'arrival_times', 'BenchRequest', 'make_requests', 'RequestResult', 'send_request', 'summarize',
-           'run_benchmark', 'add_bench_args', 'bench_from_args', 'main', 'format_summary']
+           'run_benchmark', 'add_bench_args', 'bench_from_args', 'bench_main', 'main', 'format_summary']
 
 # %% ../../nbs/05l_bench_serve.ipynb #ca868465
 @dataclass(frozen=True)
@@ -234,15 +234,18 @@ def bench_from_args(args: argparse.Namespace) -> dict:
     if args.result_file: open(args.result_file, "w").write(json.dumps(res, indent=1))
     return res
 
+def bench_main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    "Run the benchmark of `args`, print the summary; exit status 1 if a request failed (`fastserve bench-serve` and `python -m`)."
+    try: res = bench_from_args(args)
+    except ValueError as e: parser.error(str(e))
+    print(format_summary(res))
+    return 0 if res["failed"] == 0 else 1
+
 def main(argv: list[str] | None = None) -> int:
     "`python -m fastserve_nb.serve.bench_serve [flags]`: the same as `fastserve bench-serve`."
     p = argparse.ArgumentParser(prog="fastserve bench-serve", description="Benchmark a running OpenAI-compatible server over HTTP.")
     add_bench_args(p)
-    args = p.parse_args(argv)
-    try: res = bench_from_args(args)
-    except ValueError as e: p.error(str(e))
-    print(format_summary(res))
-    return 0 if res["failed"] == 0 else 1
+    return bench_main(p.parse_args(argv), p)
 
 # %% ../../nbs/05l_bench_serve.ipynb #a0bf51f9
 def format_summary(res: dict) -> str:

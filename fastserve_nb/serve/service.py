@@ -6,12 +6,13 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/service.html.md"""
 
 # %% ../../nbs/05h_service.ipynb #99942f81
 from __future__ import annotations
-import argparse, asyncio, concurrent.futures, contextlib, itertools, logging, math, multiprocessing as mp, os, signal, threading, time
+import argparse, asyncio, concurrent.futures, contextlib, itertools, json, logging, math, multiprocessing as mp, os, signal, sys, threading, time
 from dataclasses import asdict
+from pathlib import Path
 
 import uvicorn
 
-from .sequence import SamplingParams
+from ..core import UnsupportedModelError, check_architecture
 from .engine import EngineLoop
 from .messages import (EngineDeadError, TokenDelta, AddRequest, AbortRequest, Call, Stop, Ready, Stats, Outputs,
     Accepted, Rejected, CallResult)
@@ -20,7 +21,7 @@ from .api import EngineClient, build_app, end_requests
 
 # %% auto #0
 __all__ = ['log', 'load_engine', 'plan_stage_pools', 'start_pipeline', 'EngineWorker', 'worker_main', 'WorkerClient',
-           'DrainingServer', 'run_server', 'main', 'launch']
+           'DrainingServer', 'run_server', 'serve_from_args', 'main', 'launch']
 
 # %% ../../nbs/05h_service.ipynb #8e884691
 log = logging.getLogger(__name__)
@@ -389,14 +390,24 @@ def run_server(cfg: ServeConfig) -> int:
         client.shutdown()
     return 0
 
+def serve_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Check the flags (argparse's error on a bad one) and the checkpoint (one line and exit status 2 for an architecture
+    the decoder does not implement, before any worker starts), then serve: `fastserve serve` and `python -m` both."""
+    try: cfg = config_from_args(args)
+    except ValueError as e: parser.error(str(e))
+    config = Path(cfg.model).expanduser() / "config.json"         # a checkpoint folder ('tiny' and hub ids are checked on load)
+    try:
+        if config.is_file(): check_architecture(json.loads(config.read_text()))
+    except UnsupportedModelError as e:
+        print(f"{parser.prog}: {e}", file=sys.stderr)
+        return 2
+    return run_server(cfg)
+
 def main(argv: list[str] | None = None) -> int:
     "`python -m fastserve_nb.serve.service [flags]`: the same as `fastserve serve`."
     p = argparse.ArgumentParser(prog="fastserve serve", description="Serve a model over an OpenAI-compatible HTTP API.")
     add_serve_args(p)
-    args = p.parse_args(argv)
-    try: cfg = config_from_args(args)
-    except ValueError as e: p.error(str(e))
-    return run_server(cfg)
+    return serve_from_args(p.parse_args(argv), p)
 
 def launch(*flags: str, env: dict | None = None, timeout: float = 180, command: list[str] | None = None) -> tuple:
     "Start the server (`command`, default `python -m fastserve_nb.serve.service`) in its own process group with `flags` on a free loopback port; (process, URL) once healthy."
