@@ -120,7 +120,7 @@ if triton is not None:
         l = tl.zeros([GP], tl.float32)
         acc = tl.zeros([GP, D], tl.float32)
         for i in range(0, tl.cdiv(ctx, BS)):
-            blk = tl.load(BT + b * stride_btb + i)
+            blk = tl.load(BT + b * stride_btb + i).to(tl.int64)   # int64: block x stride passes 2^31 in a large pool
             off = blk * stride_kb + s[:, None] * stride_ks + kh * stride_kh + d[None, :]
             valid = (i * BS + s) < ctx
             k = tl.load(K + off, mask=valid[:, None], other=0.0)                 # (BS, D)
