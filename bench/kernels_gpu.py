@@ -32,6 +32,15 @@ def timed(fn, n=50):
     b.record(); torch.cuda.synchronize()
     return a.elapsed_time(b) / n / 1e3          # seconds per call
 
+def graphed(fn, n=50):
+    "Seconds per call with the call captured in a CUDA graph (as the runner replays decode): GPU time, no launch cost."
+    s = torch.cuda.Stream(); s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s): fn()
+    torch.cuda.current_stream().wait_stream(s); torch.cuda.synchronize()
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g): fn()
+    return timed(g.replay, n)
+
 x = torch.ones(1024**3, dtype=torch.float32, device=dev)          # 4 GiB, read by a sum
 read_bw = x.numel() * 4 / timed(lambda: x.sum(), 20)
 del x; torch.cuda.empty_cache()
@@ -54,12 +63,17 @@ for B, ctx in ((256, 300), (256, 1024), (64, 1024), (16, 2048), (1, 300), (1, 20
     nbytes = B * ctx * hkv * d * 2 * 2                                 # K and V of every context token, bf16
     t_old = timed(lambda: paged_decode(q, kc, vc, bt, lens))
     t_new = timed(lambda: flash_decode(q, kc, vc, bt, lens))
+    g_old, g_new = graphed(lambda: paged_decode(q, kc, vc, bt, lens)), graphed(lambda: flash_decode(q, kc, vc, bt, lens))
+    g_one = graphed(lambda: flash_decode(q, kc, vc, bt, lens, splits=1))
     row = dict(batch=B, context=ctx, bytes_read=nbytes, splits=num_splits(B, hkv, nb, torch.cuda.get_device_properties(0).multi_processor_count),
                old_us=t_old * 1e6, new_us=t_new * 1e6, old_bw_frac=nbytes / t_old / read_bw, new_bw_frac=nbytes / t_new / read_bw,
-               speedup=t_old / t_new, max_err_old=err_old, max_err_new=err_new)
+               speedup=t_old / t_new, max_err_old=err_old, max_err_new=err_new,
+               graph_old_us=g_old * 1e6, graph_new_us=g_new * 1e6, graph_new_one_split_us=g_one * 1e6,
+               graph_old_bw_frac=nbytes / g_old / read_bw, graph_new_bw_frac=nbytes / g_new / read_bw, graph_speedup=g_old / g_new)
     res["decode"].append(row)
     print(f"decode B={B:3d} ctx={ctx:5d}: old {t_old*1e6:7.1f} us ({row['old_bw_frac']:.0%} of read BW), "
-          f"new {t_new*1e6:7.1f} us ({row['new_bw_frac']:.0%}), x{row['speedup']:.2f}, err {err_old:.3f}/{err_new:.3f}", flush=True)
+          f"new {t_new*1e6:7.1f} us ({row['new_bw_frac']:.0%}), x{row['speedup']:.2f}, err {err_old:.3f}/{err_new:.3f}; "
+          f"in a graph: old {g_old*1e6:.1f} us ({row['graph_old_bw_frac']:.0%}), new {g_new*1e6:.1f} us ({row['graph_new_bw_frac']:.0%}), one split {g_one*1e6:.1f} us", flush=True)
     del kv; torch.cuda.empty_cache()
     json.dump(res, open(out, "w"), indent=1)
 

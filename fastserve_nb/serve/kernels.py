@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from ..core import causal_mask
 
 # %% auto #0
-__all__ = ['merge_partials', 'num_splits', 'flash_decode', 'varlen_reference', 'varlen_attention']
+__all__ = ['merge_partials', 'num_splits', 'flash_decode', 'varlen_reference', 'varlen_attention', 'prefill_attention']
 
 # %% ../../nbs/05da_kernels.ipynb #6f03c92b
 try:
@@ -113,3 +113,15 @@ def varlen_attention(q, k, v, cu_q: list[int], cu_k: list[int]):
     cq, ck = (torch.tensor(c, dtype=torch.int32).to(q.device, non_blocking=True) for c in (cu_q, cu_k))
     return torch.ops.aten._flash_attention_forward(q, k.contiguous(), v.contiguous(), cq, ck, max(lq), max(lk),
                                                    0.0, True, False)[0]
+
+# %% ../../nbs/05da_kernels.ipynb #05989897
+def prefill_attention(q, k, v, kc, vc, prefills):
+    """q: (1, h, T, d); k, v: (1, h_kv, T, d) the iteration's new tokens, prompt chunks first; kc, vc: the layer's caches
+    (N+1, B, h_kv, d) holding them already; prefills: (start, end, context_len, block ids) per chunk. Returns (1, h, T_pre, d)."""
+    ks, vs, cu_q, cu_k = [], [], [0], [0]
+    for start, end, ctx, blocks in prefills:
+        if ctx == end - start: ks.append(k[0, :, start:end].transpose(0, 1)); vs.append(v[0, :, start:end].transpose(0, 1))
+        else: ks.append(kc[blocks].flatten(0, 1)[:ctx]); vs.append(vc[blocks].flatten(0, 1)[:ctx])   # (ctx, h_kv, d)
+        cu_q.append(end); cu_k.append(cu_k[-1] + ctx)
+    K, V = torch.cat(ks).to(q.dtype), torch.cat(vs).to(q.dtype)
+    return varlen_attention(q[0, :, :cu_q[-1]].transpose(0, 1), K, V, cu_q, cu_k).transpose(0, 1)[None]
