@@ -14,9 +14,9 @@ import torch
 import torch.nn as nn
 
 # %% auto #0
-__all__ = ['ARCHITECTURES', 'VARIANTS', 'ACTIVATIONS', 'SAMPLING_KEYS', 'IMPLIED', 'rope_inv_freq', 'UnsupportedModelError',
-           'check_architecture', 'hf_config', 'split_checkpoint', 'fuse_checkpoint', 'softcap', 'ScaledEmbedding',
-           'check_paged', 'check_cache', 'generation_defaults', 'to_hf_config']
+__all__ = ['ARCHITECTURES', 'VARIANTS', 'ACTIVATIONS', 'ROPE_TYPES', 'SAMPLING_KEYS', 'IMPLIED', 'rope_inv_freq',
+           'UnsupportedModelError', 'check_architecture', 'hf_config', 'split_checkpoint', 'fuse_checkpoint', 'softcap',
+           'ScaledEmbedding', 'check_paged', 'check_cache', 'generation_defaults', 'to_hf_config']
 
 # %% ../nbs/00b_architectures.ipynb #a7c1e0b3
 def rope_inv_freq(cfg, p: dict | None = None) -> tuple[torch.Tensor, float]:
@@ -59,6 +59,7 @@ VARIANTS = {        # model_type -> the `ModelConfig` fields in which its layers
     "olmo2": dict(norm_placement="post", qk_norm="full")}
 
 ACTIVATIONS = ("silu", "gelu_pytorch_tanh")   # SwiGLU, and GeGLU with the tanh GELU
+ROPE_TYPES = ("default", "linear", "llama3", "yarn")   # the scalings `rope_inv_freq` computes
 
 class UnsupportedModelError(ValueError):
     "A checkpoint of an architecture, or a feature, that `Decoder` (or paged serving) does not implement."
@@ -92,6 +93,9 @@ def hf_config(d: dict) -> dict:
         d["local_rope_parameters"] = _rope(rope.get("sliding_attention") or {}, d)
         rope = rope["full_attention"]
     d["rope_parameters"] = _rope(rope, d)
+    for p in (d["rope_parameters"], d.get("local_rope_parameters") or {}):
+        if p and p["rope_type"] not in ROPE_TYPES:
+            raise UnsupportedModelError(f"{mt}: rope_type {p['rope_type']!r} is not supported; supported: {', '.join(ROPE_TYPES)}")
     d["hidden_act"] = d.get("hidden_activation") or d.get("hidden_act") or "silu"
     if d["hidden_act"] not in ACTIVATIONS:
         raise UnsupportedModelError(f"{mt}: activation {d['hidden_act']!r} is not supported; supported: {', '.join(ACTIVATIONS)}")

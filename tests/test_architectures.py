@@ -135,6 +135,15 @@ def test_engine_matches_generate(kind, tmp_path):
     assert [o.token_ids for o in out] == [generate_ids(ours, p, n, eos_ids=[]) for p in prompts]
 
 
+def test_engine_refuses_at_start(tmp_path):
+    "With its prefill profile (the default) the engine refuses at construction, before any request."
+    from fastserve_nb.serve.engine import LLMEngine, EngineConfig
+    for kind, match in (("gemma2", "soft-capping"), ("gemma3_text", "no sliding window")):
+        _, model = build(kind, tmp_path)
+        with pytest.raises(UnsupportedModelError, match=match):
+            LLMEngine(model, None, EngineConfig(max_num_seqs=2, max_model_len=64, block_size=4, cuda_graphs=False))
+
+
 def test_engine_refuses_what_paged_attention_lacks(tmp_path):
     "Soft-capping at once; a sliding window when a position reaches it — an error, never wrong tokens."
     from fastserve_nb.serve.sequence import SamplingParams
