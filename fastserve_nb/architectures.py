@@ -149,7 +149,7 @@ def check_paged(cfg, max_model_len: int):
                        f"use max_model_len <= {W})")
     if missing: raise UnsupportedModelError(f"{cfg.model_type}: paged serving does not implement " + " or ".join(missing))
 
-def check_cache(cfg: ModelConfig, cache, positions):
+def check_cache(cfg, cache, positions):
     """UnsupportedModelError before a cache without `features` computes a layer wrong: soft-capping always, a sliding
     window once a position reaches it (below W the window changes nothing)."""
     has, name = getattr(cache, "features", ()), type(cache).__name__
