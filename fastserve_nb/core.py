@@ -53,7 +53,7 @@ class ModelConfig:
     bos_token_id: int | None = None
     eos_token_id: int | list | None = None
     pad_token_id: int | None = None
-    model_type: str = "llama"          # an architecture of `VARIANTS` fixes the five fields after `hidden_act`
+    model_type: str = "llama"          # an architecture of `VARIANTS` fixes the four fields after `hidden_act`
     hidden_act: str = "silu"           # the MLP's gate: SwiGLU ("silu") or GeGLU ("gelu_pytorch_tanh")
     embed_scale: bool = False          # Gemma: E[x]·√d_model
     norm_offset: float = 0.0           # Gemma: RMSNorm scales by (1 + g)
