@@ -18,57 +18,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from .sequence import SamplingParams
-from .engine import AsyncEngine
+from .client import EngineClient
 from .messages import EngineDeadError, TokenDelta
-from .resources import AdmissionController, engine_stats
+from .resources import AdmissionController
 from .protocol import (ServeConfig, APIError, bad_request, CompletionRequest, ChatCompletionRequest,
     FeedbackRequest, AdapterRequest, ExplainRequest, MAX_ID, loads_json, parse_request, sampling_params, chat_prompt, Metrics)
 
 # %% auto #0
-__all__ = ['log', 'EngineClient', 'AsyncEngineClient', 'read_json', 'is_admin_route', 'APIKeyMiddleware', 'RateLimiter',
-           'client_id', 'build_app', 'end_requests', 'serve_in_thread']
+__all__ = ['log', 'read_json', 'is_admin_route', 'APIKeyMiddleware', 'RateLimiter', 'client_id', 'build_app', 'end_requests',
+           'serve_in_thread']
 
 # %% ../../nbs/05f_api.ipynb #c02107cb
 log = logging.getLogger(__name__)
-
-# %% ../../nbs/05f_api.ipynb #60062a67
-class EngineClient:
-    "What the API needs from an engine (in this process, or in a supervised worker: `serve.service.WorkerClient`)."
-    tokenizer: Any
-    max_model_len: int
-    vocab_size: int
-
-    @property
-    def is_alive(self) -> bool: raise NotImplementedError
-    def stats(self) -> dict: raise NotImplementedError
-    def health(self) -> dict: return {}                       # extra facts for /health (worker pid, pipeline stages)
-    async def submit(self, prompt_ids: list[int], params: SamplingParams) -> AsyncIterator[TokenDelta]: raise NotImplementedError
-    async def explain(self, prompt_ids: list[int], target_id: int | None) -> dict:
-        raise APIError("explanations run in the engine worker between iterations (serve.service); this engine has none", 404)
-    async def adapters(self, action: str | None = None, version: str | None = None) -> dict:
-        raise APIError("this server has no adapter registry (start it with --adapters-dir)", 404)
-
-# %% ../../nbs/05f_api.ipynb #de3bb28d
-class AsyncEngineClient(EngineClient):
-    "The engine in this process, stepping in `AsyncEngine`'s thread."
-    def __init__(self, front: AsyncEngine):
-        self.front, self.engine = front, front.engine
-        self.tokenizer, self.max_model_len = self.engine.tokenizer, self.engine.config.max_model_len
-        self.vocab_size = self.engine.model.config.vocab_size
-
-    @property
-    def is_alive(self) -> bool: return self.front.is_alive
-    def stats(self) -> dict: return engine_stats(self.engine)
-
-    async def submit(self, prompt_ids, params):
-        if not self.is_alive: raise EngineDeadError("the engine is not running")
-        self.engine.make_sequence(prompt_ids, params)            # validates (ValueError) and touches no state
-        return self._stream(self.front.generate(prompt_ids, params))
-
-    async def _stream(self, agen):
-        try:
-            async for d in agen: yield d
-        finally: await agen.aclose()                              # not finished: AsyncEngine aborts and frees the blocks
 
 # %% ../../nbs/05f_api.ipynb #8b4ddec2
 class _Request:

@@ -6,10 +6,10 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/serve.html.md"""
 
 # %% ../../nbs/05_serve.ipynb #6b61e3b1
 from __future__ import annotations
-import time, math, logging, threading, asyncio, itertools, os
+import time, math, logging, os
 from collections import deque
-from dataclasses import dataclass, field, asdict
-from typing import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 
@@ -19,12 +19,12 @@ from .kv_cache import BlockManager
 from .scheduler import Scheduler, SchedulerConfig, profiled_prefill_time
 from .runner import ModelRunner, KVPool, Runner
 from .resources import engine_stats
-from .messages import (EngineDeadError, TokenDelta, AddRequest, AbortRequest, Call, Stop, Ready, Stats, Outputs,
-    Accepted, Rejected, CallResult, queue_pipe)
+from .messages import (TokenDelta, AddRequest, AbortRequest, Call, Stop, Ready, Stats, Outputs,
+    Accepted, Rejected, CallResult)
 
 # %% auto #0
 __all__ = ['log', 'EngineConfig', 'profile_prefill', 'detokenize_incrementally', 'StepOutput', 'Completion', 'LLMEngine',
-           'request_metrics', 'EngineLoop', 'AsyncEngine']
+           'request_metrics', 'EngineLoop']
 
 # %% ../../nbs/05_serve.ipynb #790f6c7d
 log = logging.getLogger(__name__)
@@ -264,14 +264,16 @@ class EngineLoop:
     def run(self):
         "Serve until `Stop` and nothing left to finish; EOFError/OSError when the other end goes away."
         self.send_stats()                                 # before Ready: a healthy server already has its gauges
-        self.conn.send(Ready(os.getpid(), self.eng.model.config.vocab_size, self.eng.config.num_blocks))
+        e = self.eng
+        self.conn.send(Ready(os.getpid(), e.model.config.vocab_size, e.config.num_blocks, e.config.max_model_len,
+                             getattr(e.tokenizer, "name_or_path", None)))
         while not (self.stopping and not self.eng.has_unfinished()):
             self.receive(0 if self.eng.has_unfinished() else 0.05)
             self.before_step()
             outs = self.eng.step()
             if outs: self.conn.send(Outputs([self.delta(o) for o in outs]))
             elif not self.eng.has_unfinished(): self.idle()
-            if time.monotonic() - self.last_stats > 0.25: self.send_stats()
+            if time.monotonic() - self.last_stats > 0.25 or (outs and not self.eng.has_unfinished()): self.send_stats()   # idle: fresh gauges
         self.finish()
 
     def receive(self, timeout: float):
@@ -311,72 +313,10 @@ class EngineLoop:
         self.conn.send(Stats(self.stats()))
         self.last_stats = time.monotonic()
 
-    # -- hooks (05h_service's worker fills them in) --
+    # -- hooks (05ha_worker's EngineWorker fills them in) --
     def stats(self) -> dict: return engine_stats(self.eng)
-    def call(self, cid: int, name: str, args: tuple) -> CallResult: return CallResult(cid, False, (404, f"this engine loop has no call {name!r}"))
+    def call(self, cid: int, name: str, args: tuple) -> CallResult:
+        return CallResult(cid, False, (404, f"this engine has no {name!r}: explanations and adapters run in the server's worker process"))
     def before_step(self): pass
     def idle(self): pass
     def finish(self): pass
-
-# %% ../../nbs/05_serve.ipynb #3cc0c29e
-class AsyncEngine:
-    "`EngineLoop` stepping an `LLMEngine` in a background thread, with coroutines to stream requests and abort them."
-    def __init__(self, engine: LLMEngine):
-        self.engine, self.conn = engine, None
-        self._streams: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Queue]] = {}
-        self._ids = itertools.count()
-        self._thread: threading.Thread | None = None
-        self.error: BaseException | None = None
-
-    @property
-    def is_alive(self) -> bool: return self._thread is not None and self._thread.is_alive() and self.error is None
-
-    def start(self) -> "AsyncEngine":
-        self.conn, loop_end = queue_pipe()
-        self._thread = threading.Thread(target=self._serve, args=(loop_end,), name="fastserve-engine", daemon=True)
-        self._thread.start()
-        threading.Thread(target=self._read, name="fastserve-engine-reader", daemon=True).start()
-        return self
-
-    def shutdown(self, timeout: float = 5.0):
-        if self.conn is not None and not self.conn.closed: self.conn.send(Stop())
-        if self._thread is not None: self._thread.join(timeout)
-
-    def _serve(self, conn):
-        try: EngineLoop(self.engine, conn).run()
-        except BaseException as e:   # the loop is dead: closing the pipe tells every waiting request
-            log.exception("engine loop died"); self.error = e
-        finally: conn.close()
-
-    def _read(self):
-        try:
-            while True:
-                msg = self.conn.recv()
-                if isinstance(msg, Outputs):
-                    for rid, d in msg.deltas: self._emit(rid, d, d.finished)
-                elif isinstance(msg, Rejected): self._emit(msg.rid, ValueError(msg.message), True)
-        except (EOFError, OSError): pass
-        for rid in list(self._streams): self._emit(rid, EngineDeadError(f"engine stopped: {self.error!r}"), True)
-
-    def _emit(self, rid: int, item, last: bool):
-        target = self._streams.pop(rid, None) if last else self._streams.get(rid)
-        if target is not None: target[0].call_soon_threadsafe(target[1].put_nowait, item)
-
-    async def generate(self, prompt: str | list[int], params: SamplingParams | None = None) -> AsyncIterator[TokenDelta]:
-        "Stream one request's deltas; cancelling the consumer (a client disconnect) aborts it and frees its blocks."
-        if not self.is_alive: raise EngineDeadError("the engine is not running")
-        seq = self.engine.make_sequence(prompt, params)        # bad input raises here, before anything is queued
-        rid, q = next(self._ids), asyncio.Queue()
-        self._streams[rid] = (asyncio.get_running_loop(), q)
-        self.conn.send(AddRequest(rid, seq.prompt_token_ids, asdict(seq.sampling_params)))
-        finished = False
-        try:
-            while True:
-                item = await q.get()
-                if isinstance(item, BaseException): raise item
-                yield item
-                if item.finished: finished = True; return
-        finally:
-            if not finished:
-                self._streams.pop(rid, None)
-                if not self.conn.closed: self.conn.send(AbortRequest(rid))
