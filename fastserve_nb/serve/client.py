@@ -123,7 +123,7 @@ def _dispatch(self: EngineClient, msg):
         elif msg.ok: fut.set_result(msg.value)
         else: fut.set_exception(APIError(msg.value[1], msg.value[0]))
     elif isinstance(msg, Ready):
-        self.info, self.vocab_size = msg, msg.vocab_size
+        self.info, self.vocab_size, self.max_model_len = msg, msg.vocab_size, msg.max_model_len
         self.ready.set()
         log.info("engine loop %d ready: %s", self.generation, msg)
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
+from fastcore.basics import patch
 
 from ..core import Decoder
 from .sequence import Sequence, SamplingParams
@@ -88,7 +89,7 @@ def detokenize_incrementally(tokenizer, seq: Sequence) -> str:
     seq.text += delta
     return delta
 
-# %% ../../nbs/05_serve.ipynb #002054cb
+# %% ../../nbs/05_serve.ipynb #5c7fab5c
 @dataclass
 class StepOutput:
     "What one iteration produced for one sequence."
@@ -131,103 +132,112 @@ class LLMEngine:
         self.timings = dict(schedule=0.0, execute=0.0, update=0.0)   # seconds spent in each phase of `step`
         self.counters = dict(swapped_out_blocks=0, swapped_in_blocks=0, preempted=0)
 
-    # -- requests --
-    def add_request(self, prompt: str | list[int], params: SamplingParams | None = None, arrival_time: float | None = None) -> Sequence:
-        "Validate and queue one request; returns its `Sequence`."
-        return self.enqueue(self.make_sequence(prompt, params, arrival_time))
+# %% ../../nbs/05_serve.ipynb #6b7fcc00
+@patch
+def add_request(self: LLMEngine, prompt: str | list[int], params: SamplingParams | None = None, arrival_time: float | None = None) -> Sequence:
+    "Validate and queue one request; returns its `Sequence`."
+    return self.enqueue(self.make_sequence(prompt, params, arrival_time))
 
-    def enqueue(self, seq: Sequence) -> Sequence:
-        self.scheduler.add(seq)
-        return seq
+@patch
+def enqueue(self: LLMEngine, seq: Sequence) -> Sequence:
+    self.scheduler.add(seq)
+    return seq
 
-    @property
-    def seqs(self) -> dict[int, Sequence]:
-        "The unfinished sequences: the scheduler's record, the one place live sequences are kept."
-        return self.scheduler.seqs
+@patch(as_prop=True)
+def seqs(self: LLMEngine) -> dict[int, Sequence]:
+    "The unfinished sequences: the scheduler's record, the one place live sequences are kept."
+    return self.scheduler.seqs
 
-    def make_sequence(self, prompt: str | list[int], params: SamplingParams | None = None, arrival_time: float | None = None) -> Sequence:
-        """The one gate a request passes: `Sequence` checks the prompt and the parameters, then the context, the KV pool
-        and the vocabulary are checked here; `ValueError` names what is wrong. Touches no engine state: any thread may call it."""
-        ids = self.tokenizer.encode(prompt, add_special_tokens=False) if isinstance(prompt, str) else list(prompt)
-        seq = Sequence(ids, params, arrival_time=time.perf_counter() if arrival_time is None else arrival_time)
-        c, P, M = self.config, seq.num_prompt_tokens, seq.sampling_params.max_tokens
-        if P + M > c.max_model_len:
-            raise ValueError(f"prompt ({P} tokens) + max_tokens ({M}) exceeds the context of {c.max_model_len} tokens")
-        if (need := seq.max_num_blocks(c.block_size)) > c.num_blocks:
-            raise ValueError(f"prompt ({P} tokens) + max_tokens ({M}) needs {need} KV blocks; the pool has {c.num_blocks} "
-                             f"of {c.block_size} tokens: lower max_tokens or shorten the prompt")
-        if max(ids) >= self.model.config.vocab_size or min(ids) < 0:
-            raise ValueError(f"token ids must lie in [0, {self.model.config.vocab_size}), got {min(ids)}..{max(ids)}")
-        return seq
+@patch
+def make_sequence(self: LLMEngine, prompt: str | list[int], params: SamplingParams | None = None, arrival_time: float | None = None) -> Sequence:
+    """The one gate a request passes: `Sequence` checks the prompt and the parameters, then the context, the KV pool
+    and the vocabulary are checked here; `ValueError` names what is wrong. Touches no engine state: any thread may call it."""
+    ids = self.tokenizer.encode(prompt, add_special_tokens=False) if isinstance(prompt, str) else list(prompt)
+    seq = Sequence(ids, params, arrival_time=time.perf_counter() if arrival_time is None else arrival_time)
+    c, P, M = self.config, seq.num_prompt_tokens, seq.sampling_params.max_tokens
+    if P + M > c.max_model_len:
+        raise ValueError(f"prompt ({P} tokens) + max_tokens ({M}) exceeds the context of {c.max_model_len} tokens")
+    if (need := seq.max_num_blocks(c.block_size)) > c.num_blocks:
+        raise ValueError(f"prompt ({P} tokens) + max_tokens ({M}) needs {need} KV blocks; the pool has {c.num_blocks} "
+                         f"of {c.block_size} tokens: lower max_tokens or shorten the prompt")
+    if max(ids) >= self.model.config.vocab_size or min(ids) < 0:
+        raise ValueError(f"token ids must lie in [0, {self.model.config.vocab_size}), got {min(ids)}..{max(ids)}")
+    return seq
 
-    def abort(self, seq_id: int):
-        "Stop a request and free its blocks (a client went away)."
-        self.scheduler.abort(seq_id)
+@patch
+def abort(self: LLMEngine, seq_id: int):
+    "Stop a request and free its blocks (a client went away)."
+    self.scheduler.abort(seq_id)
 
-    def has_unfinished(self) -> bool: return self.scheduler.has_unfinished() or bool(self.inflight)
+@patch
+def has_unfinished(self: LLMEngine) -> bool: return self.scheduler.has_unfinished() or bool(self.inflight)
 
-    # -- one iteration --
-    def step(self) -> list[StepOutput]:
-        """Submit iterations until D are in flight (D = `pipeline_depth`, at most the runner's `max_in_flight`: 1 for
-        `ModelRunner`, which computes in `submit`), then collect the oldest and return its outputs. Each batch is chosen
-        among the sequences not in flight. The time an iteration is charged (MLFQ's quanta) runs from its submission
-        to its return: what its jobs waited for it."""
-        D = min(self.config.pipeline_depth, self.runner.max_in_flight)
-        while len(self.inflight) < D:
-            t = time.perf_counter()
-            busy = {s.seq_id for b, _, _ in self.inflight for s, _ in b.entries}
-            share = -(-min(len(self.scheduler.seqs), self.config.max_num_seqs) // D) if D > 1 else None  # ~1/D of the jobs each
-            batch = self.scheduler.schedule(t, busy, share)
-            if batch.is_empty: break
-            t0 = time.perf_counter()
-            self.inflight.append((batch, self.runner.submit(batch.entries, batch.swap_out, batch.swap_in), t0))
-            self.timings["schedule"] += t0 - t; self.timings["execute"] += time.perf_counter() - t0
-        if not self.inflight: return []
-        batch, handle, t0 = self.inflight.popleft()
+# %% ../../nbs/05_serve.ipynb #4862d4fd
+@patch
+def step(self: LLMEngine) -> list[StepOutput]:
+    """Submit iterations until D are in flight (D = `pipeline_depth`, at most the runner's `max_in_flight`: 1 for
+    `ModelRunner`, which computes in `submit`), then collect the oldest and return its outputs. Each batch is chosen
+    among the sequences not in flight. The time an iteration is charged (MLFQ's quanta) runs from its submission
+    to its return: what its jobs waited for it."""
+    D = min(self.config.pipeline_depth, self.runner.max_in_flight)
+    while len(self.inflight) < D:
         t = time.perf_counter()
-        new = self.runner.collect(handle)
-        now = time.perf_counter()
-        self.timings["execute"] += now - t
-        return self._advance(batch, new, t0, now)
+        busy = {s.seq_id for b, _, _ in self.inflight for s, _ in b.entries}
+        share = -(-min(len(self.scheduler.seqs), self.config.max_num_seqs) // D) if D > 1 else None  # ~1/D of the jobs each
+        batch = self.scheduler.schedule(t, busy, share)
+        if batch.is_empty: break
+        t0 = time.perf_counter()
+        self.inflight.append((batch, self.runner.submit(batch.entries, batch.swap_out, batch.swap_in), t0))
+        self.timings["schedule"] += t0 - t; self.timings["execute"] += time.perf_counter() - t0
+    if not self.inflight: return []
+    batch, handle, t0 = self.inflight.popleft()
+    t = time.perf_counter()
+    new = self.runner.collect(handle)
+    now = time.perf_counter()
+    self.timings["execute"] += now - t
+    return self._advance(batch, new, t0, now)
 
-    def _advance(self, batch, new: dict, t0: float, now: float) -> list[StepOutput]:
-        "Apply one iteration's tokens: the scheduler's update, stop strings, incremental text."
-        finished = {s.seq_id for s in self.scheduler.update(batch, new, now, now - t0)}
-        self.num_iterations += 1
-        self.timings["update"] += time.perf_counter() - now
-        c = self.counters
-        c["swapped_out_blocks"] += len(batch.swap_out); c["swapped_in_blocks"] += len(batch.swap_in); c["preempted"] += len(batch.preempted)
-        outs = []
-        for seq, _ in batch.entries:
-            tok = new.get(seq.seq_id)
-            if tok is None: continue
-            done = seq.seq_id in finished
-            text = ""
-            if self.tokenizer is not None:
-                delta = detokenize_incrementally(self.tokenizer, seq)
-                stops = seq.sampling_params.stop
-                if stops:
-                    cut = _find_stop(seq.text, stops, len(delta))
-                    if cut is not None:
-                        seq.text = seq.text[:cut]
-                        if not done: self.scheduler.finish(seq, "stop"); finished.add(seq.seq_id); done = True
-                # hold back a tail that may still grow into a stop string; release everything at the end
-                end = len(seq.text) if done or not stops else len(seq.text) - _partial_stop(seq.text, stops)
-                text, seq.emitted = seq.text[seq.emitted:end], max(seq.emitted, end)
-            outs.append(StepOutput(seq, tok, text, done))
-        return outs
+@patch
+def _advance(self: LLMEngine, batch, new: dict, t0: float, now: float) -> list[StepOutput]:
+    "Apply one iteration's tokens: the scheduler's update, stop strings, incremental text."
+    finished = {s.seq_id for s in self.scheduler.update(batch, new, now, now - t0)}
+    self.num_iterations += 1
+    self.timings["update"] += time.perf_counter() - now
+    c = self.counters
+    c["swapped_out_blocks"] += len(batch.swap_out); c["swapped_in_blocks"] += len(batch.swap_in); c["preempted"] += len(batch.preempted)
+    outs = []
+    for seq, _ in batch.entries:
+        tok = new.get(seq.seq_id)
+        if tok is None: continue
+        done = seq.seq_id in finished
+        text = ""
+        if self.tokenizer is not None:
+            delta = detokenize_incrementally(self.tokenizer, seq)
+            stops = seq.sampling_params.stop
+            if stops:
+                cut = _find_stop(seq.text, stops, len(delta))
+                if cut is not None:
+                    seq.text = seq.text[:cut]
+                    if not done: self.scheduler.finish(seq, "stop"); finished.add(seq.seq_id); done = True
+            # hold back a tail that may still grow into a stop string; release everything at the end
+            end = len(seq.text) if done or not stops else len(seq.text) - _partial_stop(seq.text, stops)
+            text, seq.emitted = seq.text[seq.emitted:end], max(seq.emitted, end)
+        outs.append(StepOutput(seq, tok, text, done))
+    return outs
 
-    # -- synchronous batch API --
-    def generate(self, prompts: list[str | list[int]], params: SamplingParams | list[SamplingParams] | None = None,
-                 progress: bool = False) -> list[Completion]:
-        "Run all prompts to completion (continuous batching) and return them in input order."
-        ps = params if isinstance(params, list) else [params or SamplingParams()] * len(prompts)
-        seqs = [self.add_request(p, _copy(sp)) for p, sp in zip(prompts, ps)]
-        while self.has_unfinished(): self.step()
-        return [self._completion(s) for s in seqs]
+# %% ../../nbs/05_serve.ipynb #a2e1ab77
+@patch
+def generate(self: LLMEngine, prompts: list[str | list[int]], params: SamplingParams | list[SamplingParams] | None = None,
+             progress: bool = False) -> list[Completion]:
+    "Run all prompts to completion (continuous batching) and return them in input order."
+    ps = params if isinstance(params, list) else [params or SamplingParams()] * len(prompts)
+    seqs = [self.add_request(p, _copy(sp)) for p, sp in zip(prompts, ps)]
+    while self.has_unfinished(): self.step()
+    return [self._completion(s) for s in seqs]
 
-    def _completion(self, s: Sequence) -> Completion:
-        return Completion(s.seq_id, s.prompt_token_ids, list(s.output_token_ids), s.text, s.finish_reason, request_metrics(s))
+@patch
+def _completion(self: LLMEngine, s: Sequence) -> Completion:
+    return Completion(s.seq_id, s.prompt_token_ids, list(s.output_token_ids), s.text, s.finish_reason, request_metrics(s))
 
 def _copy(p: SamplingParams) -> SamplingParams:
     return SamplingParams(**{k: (list(v) if isinstance(v, list) else v) for k, v in vars(p).items()})
