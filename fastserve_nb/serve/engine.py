@@ -300,25 +300,6 @@ class EngineLoop:
                 self.stopping = True
                 for rid in list(self.seq_of): self.eng.abort(self.seq_of.pop(rid))
 
-    def add(self, rid: int, prompt_ids: list[int], params: dict):
-        seq = None
-        try:
-            seq = self.eng.make_sequence(prompt_ids, SamplingParams(**params))
-            self.eng.enqueue(seq)                             # the scheduler refuses what the KV pool could never hold
-        except (ValueError, TypeError) as e:
-            if seq is not None: self.eng.seqs.pop(seq.seq_id, None)
-            self.conn.send(Rejected(rid, str(e))); return
-        self.rid_of[seq.seq_id], self.seq_of[rid] = rid, seq.seq_id
-        self.conn.send(Accepted(rid))
-
-    def delta(self, o: StepOutput) -> tuple[int, TokenDelta]:
-        "(request id, delta) of one `StepOutput`; a finished request is forgotten."
-        s = o.seq
-        rid = self.rid_of.get(s.seq_id)
-        if o.finished:
-            self.rid_of.pop(s.seq_id, None); self.seq_of.pop(rid, None); self.eng.seqs.pop(s.seq_id, None)
-        return rid, TokenDelta.of(o)
-
     def send_stats(self):
         self.conn.send(Stats(self.stats()))
         self.last_stats = time.monotonic()
@@ -330,3 +311,25 @@ class EngineLoop:
     def before_step(self): pass
     def idle(self): pass
     def finish(self): pass
+
+# %% ../../nbs/05_serve.ipynb #4600b9eb
+@patch
+def add(self: EngineLoop, rid: int, prompt_ids: list[int], params: dict):
+    seq = None
+    try:
+        seq = self.eng.make_sequence(prompt_ids, SamplingParams(**params))
+        self.eng.enqueue(seq)                             # the scheduler refuses what the KV pool could never hold
+    except (ValueError, TypeError) as e:
+        if seq is not None: self.eng.seqs.pop(seq.seq_id, None)
+        self.conn.send(Rejected(rid, str(e))); return
+    self.rid_of[seq.seq_id], self.seq_of[rid] = rid, seq.seq_id
+    self.conn.send(Accepted(rid))
+
+@patch
+def delta(self: EngineLoop, o: StepOutput) -> tuple[int, TokenDelta]:
+    "(request id, delta) of one `StepOutput`; a finished request is forgotten."
+    s = o.seq
+    rid = self.rid_of.get(s.seq_id)
+    if o.finished:
+        self.rid_of.pop(s.seq_id, None); self.seq_of.pop(rid, None); self.eng.seqs.pop(s.seq_id, None)
+    return rid, TokenDelta.of(o)

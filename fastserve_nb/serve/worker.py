@@ -55,6 +55,7 @@ def load_engine(cfg: ServeConfig):
                  "compiled" if fast.compile or fast.cuda_graphs else "engine built", built, "on" if fast.compile else "off", "on" if fast.cuda_graphs else "off")
     return eng, budget, plan
 
+# %% ../../nbs/05ha_worker.ipynb #6184a209
 def plan_stage_pools(cfg: ServeConfig, model_config, stages: list[dict], dtype_bytes: int):
     "One block count for every stage's pool: the most that each memory (host, device) holds for the stages that share it."
     import dataclasses
