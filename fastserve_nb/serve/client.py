@@ -95,9 +95,10 @@ class EngineClient:
         return True
 
     def _send(self, msg):
+        if self.conn is None: raise EngineDeadError("no engine loop is connected")
         with self.send_lock:
             try: self.conn.send(msg)
-            except (AttributeError, OSError, ValueError) as e: raise EngineDeadError(f"the engine loop is not reachable: {e}") from None
+            except (OSError, ValueError) as e: raise EngineDeadError(f"the engine loop is not reachable: {e}") from None
 
 # %% ../../nbs/05ec_client.ipynb #444fc6ba
 @patch
