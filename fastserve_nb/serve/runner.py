@@ -194,8 +194,6 @@ class ModelRunner:
                  max_model_len: int = 2048, cuda_graphs: bool = True, max_graph_batch: int = 256, compile: bool = False):
         self.model, self.block_size, self.max_model_len = model, block_size, max_model_len
         self.device = model.device
-        self.has_head = getattr(model, "is_last", True)   # False: a pipeline stage before the last (05j) returns hidden states
-        self.has_embed = getattr(model, "is_first", True) # False: a later stage takes the previous stage's hidden states
         self.pool = KVPool(model.config, num_blocks, block_size, num_host_blocks, self.device, model.dtype)
         self.cache = PagedAttention(self.pool)
         self.max_blocks = math.ceil(max_model_len / block_size)
@@ -239,37 +237,47 @@ def prepare(self: ModelRunner, entries):
 # %% ../../nbs/05d_runner.ipynb #dbc746ef
 @patch
 @torch.inference_mode()
-def forward(self: ModelRunner, entries, hidden=None) -> tuple[list, torch.Tensor]:
-    """Logits (R, V) at the last new token of each row, in the order of the returned sequences. A pipeline stage
-    after the first passes the previous stage's `hidden` (1, T, d) in place of the token ids; a stage without
-    the LM head returns the hidden states (1, T, d) of all T tokens."""
+def forward(self: ModelRunner, entries) -> tuple[list, torch.Tensor]:
+    "Logits (R, V) at the last new token of each row, in the order of the returned sequences."
     ids, pos, meta, order = self.prepare(entries)
-    n_dec = ids.shape[1] - meta.num_prefill_tokens
-    if (hidden is None) == self.has_embed and n_dec == len(order) and self.graphs and n_dec <= max(self.graphs):
-        out = self._replay(ids, pos, meta, hidden)
-        return order, out if self.has_head else out.clone()   # hidden states leave by an async send: not the graph's buffer
-    self.cache.meta = meta
-    h = self._hidden(ids if hidden is None else hidden, pos)     # (1, T, d)
-    if not self.has_head: return order, h
-    last = [end - 1 for _, end, _, _ in meta.prefills]
-    last += range(meta.num_prefill_tokens, ids.shape[1])
-    return order, self.model.logits(h[0, last])                  # (R, V)
+    return order, self.run_model(ids, pos, meta)
 
 @patch
-def _hidden(self: ModelRunner, ids, pos):
-    m = self.model                            # a later pipeline stage's `embed` is the identity on hidden states
-    return m.hidden(m.embed(ids), pos, self.cache, "sdpa")    # (1, T, d)
+def run_model(self: ModelRunner, x, pos, meta) -> torch.Tensor:
+    """The model over one flat batch from `prepare`: inputs `x` (1, T), positions (1, T) -> `compute_logits` at each
+    row's last new token. A decode-only batch replays a CUDA graph when one is wide enough."""
+    n_dec = x.shape[1] - meta.num_prefill_tokens
+    if not meta.prefills and self.graphs and n_dec <= max(self.graphs): return self._replay(x, pos, meta)
+    self.cache.meta = meta
+    h = self._hidden(x, pos)                                     # (1, T, d)
+    last = [end - 1 for _, end, _, _ in meta.prefills]
+    last += range(meta.num_prefill_tokens, x.shape[1])
+    return self.compute_logits(h, last)                          # (R, V)
+
+@patch
+def _hidden(self: ModelRunner, x, pos):
+    m = self.model
+    return m.hidden(m.embed(x), pos, self.cache, "sdpa")         # (1, T, d)
+
+@patch
+def compute_logits(self: ModelRunner, h, rows) -> torch.Tensor:
+    "The LM head on the hidden states (1, T, d) at `rows`: logits (R, V)."
+    return self.model.logits(h[0, rows])
 
 # %% ../../nbs/05d_runner.ipynb #946e70d9
 @patch
 @torch.inference_mode()
-def execute(self: ModelRunner, entries, swap_out=(), swap_in=(), hidden=None) -> dict[int, int | None]:
+def execute(self: ModelRunner, entries, swap_out=(), swap_in=()) -> dict[int, int | None]:
     "Swap blocks, run the batch, sample: {seq_id: new token or None (partial prefill chunk)}."
     self.pool.swap(list(swap_out), list(swap_in), wait=False)   # copies overlap compute that does not need them
     if not entries: return {}
     if self.pool.in_flight: self.pool.wait_for({b for s, _ in entries for b in s.block_table})
+    return self.next_tokens(entries, *self.forward(entries))
+
+@patch
+def next_tokens(self: ModelRunner, entries, order, logits) -> dict[int, int | None]:
+    "{seq_id: token} sampled from the logits of each row that reaches the end of its known tokens, None for a partial chunk."
     n_of = {s.seq_id: n for s, n in entries}
-    order, logits = self.forward(entries, hidden)
     done = [s.num_computed_tokens + n_of[s.seq_id] >= s.num_tokens for s in order]
     if not all(done): logits = logits[torch.tensor(done, device=logits.device)]
     toks = self.sample([s for s, d in zip(order, done) if d], logits)
@@ -329,11 +337,10 @@ def update_weights(self: ModelRunner, tensors: dict[str, torch.Tensor]):
 def capture_graphs(self: ModelRunner, max_batch: int):
     "Capture the decode forward once per padded batch size 1, 2, 4, 8, 16, 32, ... ≤ max_batch."
     dev, B = self.device, max_batch
-    io = self.graph_io = dict(ids=torch.zeros(1, B, dtype=torch.long, device=dev), pos=torch.zeros(1, B, dtype=torch.long, device=dev),
+    io = self.graph_io = dict(x=self._graph_input(B), pos=torch.zeros(1, B, dtype=torch.long, device=dev),
                               slots=torch.tensor([[self.pool.scratch], [0]], device=dev).expand(2, B).contiguous(),   # (2, B)
                               bt=torch.full((B, self.max_blocks), self.pool.scratch, dtype=torch.int32, device=dev),
                               lens=torch.ones(B, dtype=torch.int32, device=dev))
-    if not self.has_embed: io["x"] = torch.zeros(1, B, self.model.config.hidden_size, dtype=self.model.dtype, device=dev)
     sizes = [b for b in (1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 160, 192, 224, 256, 320, 384, 448, 512) if b <= B]
     pool = None
     for b in reversed(sizes):
@@ -350,22 +357,26 @@ def capture_graphs(self: ModelRunner, max_batch: int):
     torch.cuda.synchronize()
 
 @patch
-def _graph_body(self: ModelRunner, io, b):
-    h = self._hidden(io["ids" if self.has_embed else "x"][:, :b], io["pos"][:, :b])
-    return self.model.logits(h[0]) if self.has_head else h   # (b, V) logits or (1, b, d) hidden
+def _graph_input(self: ModelRunner, B: int) -> torch.Tensor:
+    "The graphs' input buffer: (1, B) token ids."
+    return torch.zeros(1, B, dtype=torch.long, device=self.device)
 
 @patch
-def _replay(self: ModelRunner, ids, pos, meta, hidden=None):
-    n = ids.shape[1]
+def _graph_body(self: ModelRunner, io, b):
+    h = self._hidden(io["x"][:, :b], io["pos"][:, :b])
+    return self.compute_logits(h, slice(None))                  # (b, V)
+
+@patch
+def _replay(self: ModelRunner, x, pos, meta):
+    n = x.shape[1]
     b = min(k for k in self.graphs if k >= n)
     g, out, gmeta = self.graphs[b]
     io = self.graph_io
-    io["ids"][:, :n] = ids; io["pos"][:, :n] = pos
-    if hidden is not None: io["x"][:, :n] = hidden
+    io["x"][:, :n] = x; io["pos"][:, :n] = pos
     io["slots"][:, :n] = meta.slot_mapping; io["slots"][0, n:b] = self.pool.scratch; io["slots"][1, n:b] = 0
     io["bt"][:n].fill_(self.pool.scratch); io["bt"][:n, :meta.block_tables.shape[1]] = meta.block_tables
     io["bt"][n:b] = self.pool.scratch
     io["lens"][:n] = meta.context_lens; io["lens"][n:b] = 1
     self.cache.meta = gmeta
     g.replay()
-    return out[:n] if self.has_head else out[:, :n]
+    return out.narrow(-2, 0, n)                                  # the first n of the graph's b rows
