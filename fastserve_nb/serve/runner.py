@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fastcore.basics import patch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ..core import Decoder, attention, causal_mask, sample, compile_ops
@@ -31,7 +32,7 @@ try:
 except ImportError:  # CPU-only installs have no Triton; the gather path below serves them
     triton = None
 
-# %% ../../nbs/05d_runner.ipynb #a27598f0
+# %% ../../nbs/05d_runner.ipynb #8bd92af3
 def block_runs(pairs: list[tuple[int, int]]) -> list[tuple[int, int, int]]:
     "Group (src, dst) block pairs into runs (src, dst, n) of consecutive ids on both sides: one copy per run."
     runs: list[list[int]] = []
@@ -40,6 +41,7 @@ def block_runs(pairs: list[tuple[int, int]]) -> list[tuple[int, int, int]]:
         else: runs.append([s, d, 1])
     return [tuple(r) for r in runs]
 
+# %% ../../nbs/05d_runner.ipynb #a27598f0
 class KVPool:
     "K and V of every layer in blocks on the device, a pinned host pool for swapped blocks, and the copies between them."
     def __init__(self, cfg, num_blocks: int, block_size: int, num_host_blocks: int = 0, device="cpu", dtype=torch.float32):
@@ -192,8 +194,6 @@ class ModelRunner:
                  max_model_len: int = 2048, cuda_graphs: bool = True, max_graph_batch: int = 256, compile: bool = False):
         self.model, self.block_size, self.max_model_len = model, block_size, max_model_len
         self.device = model.device
-        self.has_head = getattr(model, "is_last", True)   # False: a pipeline stage before the last (05j) returns hidden states
-        self.has_embed = getattr(model, "is_first", True) # False: a later stage takes the previous stage's hidden states
         self.pool = KVPool(model.config, num_blocks, block_size, num_host_blocks, self.device, model.dtype)
         self.cache = PagedAttention(self.pool)
         self.max_blocks = math.ceil(max_model_len / block_size)
@@ -201,137 +201,101 @@ class ModelRunner:
         if compile and self.device.type == "cuda": compile_ops()
         if cuda_graphs and self.device.type == "cuda": self.capture_graphs(max_graph_batch)
 
-    def prepare(self, entries):
-        "Flat (1, T) token ids and positions plus the `BatchMeta` of one iteration; prefill rows first."
-        B = self.block_size
-        pre = [(s, n) for s, n in entries if n > 1 or s.num_computed_tokens < s.num_tokens - 1]
-        dec = [s for s, n in entries if not (n > 1 or s.num_computed_tokens < s.num_tokens - 1)]
-        ids, pos, slots, prefills, t = [], [], [], [], 0
-        for s, n in pre:
-            a, b = s.num_computed_tokens, s.num_computed_tokens + n
-            p = np.arange(a, b)
-            ids += s.token_ids[a:b]; pos.append(p)
-            slots.append(np.stack([np.asarray(s.block_table)[p // B], p % B]))
-            prefills.append((t, t + n, b, torch.tensor(s.block_table[:math.ceil(b / B)], device=self.device)))
-            t += n
-        meta = BatchMeta(None, prefills, t)
-        if dec:   # decode rows: one token each, at position len - 1; block tables as one padded int32 matrix
-            lens = np.fromiter((s.num_tokens for s in dec), np.int64, len(dec))
-            width = max(len(s.block_table) for s in dec)
-            bt = np.zeros((len(dec), width), np.int32)
-            for i, s in enumerate(dec): bt[i, :len(s.block_table)] = s.block_table
-            p = lens - 1
-            ids += [s.token_ids[-1] for s in dec]; pos.append(p)
-            slots.append(np.stack([bt[np.arange(len(dec)), p // B].astype(np.int64), p % B]))
-            meta.block_tables = torch.from_numpy(bt).to(self.device, non_blocking=True)
-            meta.context_lens = torch.from_numpy(lens.astype(np.int32)).to(self.device, non_blocking=True)
-        meta.slot_mapping = torch.from_numpy(np.concatenate(slots, 1)).to(self.device, non_blocking=True)   # (2, T)
-        order = [s for s, _ in pre] + dec
-        ids = torch.tensor([ids], device=self.device)
-        return ids, torch.from_numpy(np.concatenate(pos))[None].to(self.device, non_blocking=True), meta, order
-
-    @torch.inference_mode()
-    def forward(self, entries, hidden=None) -> tuple[list, torch.Tensor]:
-        """Logits (R, V) at the last new token of each row, in the order of the returned sequences. A pipeline stage
-        after the first passes the previous stage's `hidden` (1, T, d) in place of the token ids; a stage without
-        the LM head returns the hidden states (1, T, d) of all T tokens."""
-        ids, pos, meta, order = self.prepare(entries)
-        n_dec = ids.shape[1] - meta.num_prefill_tokens
-        if (hidden is None) == self.has_embed and n_dec == len(order) and self.graphs and n_dec <= max(self.graphs):
-            out = self._replay(ids, pos, meta, hidden)
-            return order, out if self.has_head else out.clone()   # hidden states leave by an async send: not the graph's buffer
-        self.cache.meta = meta
-        h = self._hidden(ids if hidden is None else hidden, pos)     # (1, T, d)
-        if not self.has_head: return order, h
-        last = [end - 1 for _, end, _, _ in meta.prefills]
-        last += range(meta.num_prefill_tokens, ids.shape[1])
-        return order, self.model.logits(h[0, last])                  # (R, V)
-
-    def _hidden(self, ids, pos):
-        m = self.model                            # a later pipeline stage's `embed` is the identity on hidden states
-        return m.hidden(m.embed(ids), pos, self.cache, "sdpa")    # (1, T, d)
-
-    @torch.inference_mode()
-    def execute(self, entries, swap_out=(), swap_in=(), hidden=None) -> dict[int, int | None]:
-        "Swap blocks, run the batch, sample: {seq_id: new token or None (partial prefill chunk)}."
-        self.pool.swap(list(swap_out), list(swap_in), wait=False)   # copies overlap compute that does not need them
-        if not entries: return {}
-        if self.pool.in_flight: self.pool.wait_for({b for s, _ in entries for b in s.block_table})
-        n_of = {s.seq_id: n for s, n in entries}
-        order, logits = self.forward(entries, hidden)
-        done = [s.num_computed_tokens + n_of[s.seq_id] >= s.num_tokens for s in order]
-        if not all(done): logits = logits[torch.tensor(done, device=logits.device)]
-        toks = self.sample([s for s, d in zip(order, done) if d], logits)
-        it = iter(toks)
-        return {s.seq_id: (next(it) if d else None) for s, d in zip(order, done)}
-
     max_in_flight = 1            # `submit` computes at once: a second iteration in flight could only split the batch
 
-    def submit(self, entries, swap_out=(), swap_in=()) -> dict[int, int | None]:
-        "Run the iteration now (one process has nothing to overlap it with); its tokens are the handle."
-        return self.execute(entries, swap_out, swap_in)
+# %% ../../nbs/05d_runner.ipynb #1c85bb41
+@patch
+def prepare(self: ModelRunner, entries):
+    "Flat (1, T) token ids and positions plus the `BatchMeta` of one iteration; prefill rows first."
+    B = self.block_size
+    pre = [(s, n) for s, n in entries if n > 1 or s.num_computed_tokens < s.num_tokens - 1]
+    dec = [s for s, n in entries if not (n > 1 or s.num_computed_tokens < s.num_tokens - 1)]
+    ids, pos, slots, prefills, t = [], [], [], [], 0
+    for s, n in pre:
+        a, b = s.num_computed_tokens, s.num_computed_tokens + n
+        p = np.arange(a, b)
+        ids += s.token_ids[a:b]; pos.append(p)
+        slots.append(np.stack([np.asarray(s.block_table)[p // B], p % B]))
+        prefills.append((t, t + n, b, torch.tensor(s.block_table[:math.ceil(b / B)], device=self.device)))
+        t += n
+    meta = BatchMeta(None, prefills, t)
+    if dec:   # decode rows: one token each, at position len - 1; block tables as one padded int32 matrix
+        lens = np.fromiter((s.num_tokens for s in dec), np.int64, len(dec))
+        width = max(len(s.block_table) for s in dec)
+        bt = np.zeros((len(dec), width), np.int32)
+        for i, s in enumerate(dec): bt[i, :len(s.block_table)] = s.block_table
+        p = lens - 1
+        ids += [s.token_ids[-1] for s in dec]; pos.append(p)
+        slots.append(np.stack([bt[np.arange(len(dec)), p // B].astype(np.int64), p % B]))
+        meta.block_tables = torch.from_numpy(bt).to(self.device, non_blocking=True)
+        meta.context_lens = torch.from_numpy(lens.astype(np.int32)).to(self.device, non_blocking=True)
+    meta.slot_mapping = torch.from_numpy(np.concatenate(slots, 1)).to(self.device, non_blocking=True)   # (2, T)
+    order = [s for s, _ in pre] + dec
+    ids = torch.tensor([ids], device=self.device)
+    return ids, torch.from_numpy(np.concatenate(pos))[None].to(self.device, non_blocking=True), meta, order
 
-    def collect(self, handle: dict[int, int | None]) -> dict[int, int | None]:
-        "The tokens `submit` computed."
-        return handle
+# %% ../../nbs/05d_runner.ipynb #dbc746ef
+@patch
+@torch.inference_mode()
+def forward(self: ModelRunner, entries) -> tuple[list, torch.Tensor]:
+    "Logits (R, V) at the last new token of each row, in the order of the returned sequences."
+    ids, pos, meta, order = self.prepare(entries)
+    return order, self.run_model(ids, pos, meta)
 
-    def update_weights(self, tensors: dict[str, torch.Tensor]):
-        "Nothing to copy: this runner computes with the engine's own model, where the new weights already are."
+@patch
+def run_model(self: ModelRunner, x, pos, meta) -> torch.Tensor:
+    """The model over one flat batch from `prepare`: inputs `x` (1, T), positions (1, T) -> `compute_logits` at each
+    row's last new token. A decode-only batch replays a CUDA graph when one is wide enough."""
+    n_dec = x.shape[1] - meta.num_prefill_tokens
+    if not meta.prefills and self.graphs and n_dec <= max(self.graphs): return self._replay(x, pos, meta)
+    self.cache.meta = meta
+    h = self._hidden(x, pos)                                     # (1, T, d)
+    last = [end - 1 for _, end, _, _ in meta.prefills]
+    last += range(meta.num_prefill_tokens, x.shape[1])
+    return self.compute_logits(h, last)                          # (R, V)
 
-    def sample(self, seqs, logits) -> list[int]:
-        "Greedy rows in one argmax; sampled rows each with their own parameters and seeded generator."
-        out = logits.argmax(-1).tolist() if len(seqs) else []
-        for i, s in enumerate(seqs):
-            p = s.sampling_params
-            if p.temperature > 0:
-                g = s.generator
-                if g is None and p.seed is not None:
-                    g = s.generator = torch.Generator(self.device).manual_seed(p.seed)
-                out[i] = int(sample(logits[i:i + 1], p.temperature, p.top_k, p.top_p, g))
-        return out
+@patch
+def _hidden(self: ModelRunner, x, pos):
+    m = self.model
+    return m.hidden(m.embed(x), pos, self.cache, "sdpa")         # (1, T, d)
 
-    # ---- CUDA graphs for decode ----
-    def capture_graphs(self, max_batch: int):
-        "Capture the decode forward once per padded batch size 1, 2, 4, 8, 16, 32, ... ≤ max_batch."
-        dev, B = self.device, max_batch
-        io = self.graph_io = dict(ids=torch.zeros(1, B, dtype=torch.long, device=dev), pos=torch.zeros(1, B, dtype=torch.long, device=dev),
-                                  slots=torch.tensor([[self.pool.scratch], [0]], device=dev).expand(2, B).contiguous(),   # (2, B)
-                                  bt=torch.full((B, self.max_blocks), self.pool.scratch, dtype=torch.int32, device=dev),
-                                  lens=torch.ones(B, dtype=torch.int32, device=dev))
-        if not self.has_embed: io["x"] = torch.zeros(1, B, self.model.config.hidden_size, dtype=self.model.dtype, device=dev)
-        sizes = [b for b in (1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 160, 192, 224, 256, 320, 384, 448, 512) if b <= B]
-        pool = None
-        for b in reversed(sizes):
-            meta = BatchMeta(io["slots"][:, :b], [], 0, io["bt"][:b], io["lens"][:b])
-            self.cache.meta = meta
-            with torch.inference_mode():
-                for _ in range(2): self._graph_body(io, b)          # warm up (Triton compile, allocator)
-                torch.cuda.synchronize()
-                g = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(g, pool=pool):
-                    out = self._graph_body(io, b)
-            pool = g.pool()
-            self.graphs[b] = (g, out, meta)
-        torch.cuda.synchronize()
+@patch
+def compute_logits(self: ModelRunner, h, rows) -> torch.Tensor:
+    "The LM head on the hidden states (1, T, d) at `rows`: logits (R, V)."
+    return self.model.logits(h[0, rows])
 
-    def _graph_body(self, io, b):
-        h = self._hidden(io["ids" if self.has_embed else "x"][:, :b], io["pos"][:, :b])
-        return self.model.logits(h[0]) if self.has_head else h   # (b, V) logits or (1, b, d) hidden
+# %% ../../nbs/05d_runner.ipynb #946e70d9
+@patch
+@torch.inference_mode()
+def execute(self: ModelRunner, entries, swap_out=(), swap_in=()) -> dict[int, int | None]:
+    "Swap blocks, run the batch, sample: {seq_id: new token or None (partial prefill chunk)}."
+    self.pool.swap(list(swap_out), list(swap_in), wait=False)   # copies overlap compute that does not need them
+    if not entries: return {}
+    if self.pool.in_flight: self.pool.wait_for({b for s, _ in entries for b in s.block_table})
+    return self.next_tokens(entries, *self.forward(entries))
 
-    def _replay(self, ids, pos, meta, hidden=None):
-        n = ids.shape[1]
-        b = min(k for k in self.graphs if k >= n)
-        g, out, gmeta = self.graphs[b]
-        io = self.graph_io
-        io["ids"][:, :n] = ids; io["pos"][:, :n] = pos
-        if hidden is not None: io["x"][:, :n] = hidden
-        io["slots"][:, :n] = meta.slot_mapping; io["slots"][0, n:b] = self.pool.scratch; io["slots"][1, n:b] = 0
-        io["bt"][:n].fill_(self.pool.scratch); io["bt"][:n, :meta.block_tables.shape[1]] = meta.block_tables
-        io["bt"][n:b] = self.pool.scratch
-        io["lens"][:n] = meta.context_lens; io["lens"][n:b] = 1
-        self.cache.meta = gmeta
-        g.replay()
-        return out[:n] if self.has_head else out[:, :n]
+@patch
+def next_tokens(self: ModelRunner, entries, order, logits) -> dict[int, int | None]:
+    "{seq_id: token} sampled from the logits of each row that reaches the end of its known tokens, None for a partial chunk."
+    n_of = {s.seq_id: n for s, n in entries}
+    done = [s.num_computed_tokens + n_of[s.seq_id] >= s.num_tokens for s in order]
+    if not all(done): logits = logits[torch.tensor(done, device=logits.device)]
+    toks = self.sample([s for s, d in zip(order, done) if d], logits)
+    it = iter(toks)
+    return {s.seq_id: (next(it) if d else None) for s, d in zip(order, done)}
+
+@patch
+def sample(self: ModelRunner, seqs, logits) -> list[int]:
+    "Greedy rows in one argmax; sampled rows each with their own parameters and seeded generator."
+    out = logits.argmax(-1).tolist() if len(seqs) else []
+    for i, s in enumerate(seqs):
+        p = s.sampling_params
+        if p.temperature > 0:
+            g = s.generator
+            if g is None and p.seed is not None:
+                g = s.generator = torch.Generator(self.device).manual_seed(p.seed)
+            out[i] = int(sample(logits[i:i + 1], p.temperature, p.top_k, p.top_p, g))
+    return out
 
 # %% ../../nbs/05d_runner.ipynb #9b79a3bf
 @runtime_checkable
@@ -352,3 +316,67 @@ def implements(cls, proto=Runner) -> bool:
     methods = [n for n, f in vars(proto).items() if inspect.isfunction(f) and not n.startswith("_")]
     sig = lambda c, n: set(inspect.signature(getattr(c, n)).parameters)
     return all(callable(getattr(cls, n, None)) and sig(proto, n) <= sig(cls, n) for n in methods)
+
+# %% ../../nbs/05d_runner.ipynb #0ee55f9b
+@patch
+def submit(self: ModelRunner, entries, swap_out=(), swap_in=()) -> dict[int, int | None]:
+    "Run the iteration now (one process has nothing to overlap it with); its tokens are the handle."
+    return self.execute(entries, swap_out, swap_in)
+
+@patch
+def collect(self: ModelRunner, handle: dict[int, int | None]) -> dict[int, int | None]:
+    "The tokens `submit` computed."
+    return handle
+
+@patch
+def update_weights(self: ModelRunner, tensors: dict[str, torch.Tensor]):
+    "Nothing to copy: this runner computes with the engine's own model, where the new weights already are."
+
+# %% ../../nbs/05d_runner.ipynb #67c1c570
+@patch
+def capture_graphs(self: ModelRunner, max_batch: int):
+    "Capture the decode forward once per padded batch size 1, 2, 4, 8, 16, 32, ... ≤ max_batch."
+    dev, B = self.device, max_batch
+    io = self.graph_io = dict(x=self._graph_input(B), pos=torch.zeros(1, B, dtype=torch.long, device=dev),
+                              slots=torch.tensor([[self.pool.scratch], [0]], device=dev).expand(2, B).contiguous(),   # (2, B)
+                              bt=torch.full((B, self.max_blocks), self.pool.scratch, dtype=torch.int32, device=dev),
+                              lens=torch.ones(B, dtype=torch.int32, device=dev))
+    sizes = [b for b in (1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 160, 192, 224, 256, 320, 384, 448, 512) if b <= B]
+    pool = None
+    for b in reversed(sizes):
+        meta = BatchMeta(io["slots"][:, :b], [], 0, io["bt"][:b], io["lens"][:b])
+        self.cache.meta = meta
+        with torch.inference_mode():
+            for _ in range(2): self._graph_body(io, b)          # warm up (Triton compile, allocator)
+            torch.cuda.synchronize()
+            g = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(g, pool=pool):
+                out = self._graph_body(io, b)
+        pool = g.pool()
+        self.graphs[b] = (g, out, meta)
+    torch.cuda.synchronize()
+
+@patch
+def _graph_input(self: ModelRunner, B: int) -> torch.Tensor:
+    "The graphs' input buffer: (1, B) token ids."
+    return torch.zeros(1, B, dtype=torch.long, device=self.device)
+
+@patch
+def _graph_body(self: ModelRunner, io, b):
+    h = self._hidden(io["x"][:, :b], io["pos"][:, :b])
+    return self.compute_logits(h, slice(None))                  # (b, V)
+
+@patch
+def _replay(self: ModelRunner, x, pos, meta):
+    n = x.shape[1]
+    b = min(k for k in self.graphs if k >= n)
+    g, out, gmeta = self.graphs[b]
+    io = self.graph_io
+    io["x"][:, :n] = x; io["pos"][:, :n] = pos
+    io["slots"][:, :n] = meta.slot_mapping; io["slots"][0, n:b] = self.pool.scratch; io["slots"][1, n:b] = 0
+    io["bt"][:n].fill_(self.pool.scratch); io["bt"][:n, :meta.block_tables.shape[1]] = meta.block_tables
+    io["bt"][n:b] = self.pool.scratch
+    io["lens"][:n] = meta.context_lens; io["lens"][n:b] = 1
+    self.cache.meta = gmeta
+    g.replay()
+    return out.narrow(-2, 0, n)                                  # the first n of the graph's b rows
