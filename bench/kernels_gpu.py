@@ -1,5 +1,5 @@
-"""Attention kernels in isolation on one GPU: decode (05d's one-program-per-(sequence, kv head) kernel against 05da's
-FlashDecoding kernel) and prompt attention (05d's chunk-by-chunk SDPA over gathered keys against one variable-length
+"""Attention kernels in isolation on one GPU: decode (one program per (sequence, kv head) walking one 16-token block
+per step, against 05da's FlashDecoding kernel: the context split across programs, 64-token tiles) and prompt attention (05d's chunk-by-chunk SDPA over gathered keys against one variable-length
 flash call), with bytes read per call and the fraction of the measured read bandwidth.
 
 Shapes are the Llama-1B ones: 32 query heads, 8 kv heads, head dim 64, bf16, a block-major pool of 16 layers with
@@ -16,7 +16,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from fastserve_nb.core import attention
-from fastserve_nb.serve.runner import paged_decode, paged_decode_reference
+from fastserve_nb.serve.runner import paged_decode_reference
 from fastserve_nb.serve.kernels import flash_decode, num_splits, varlen_attention, varlen_reference
 
 dev, dt = "cuda", torch.bfloat16
@@ -58,6 +58,7 @@ for B, ctx in ((256, 300), (256, 1024), (64, 1024), (16, 2048), (1, 300), (1, 20
     lens = torch.full((B,), ctx, dtype=torch.int32, device=dev)
     q = torch.randn(B, h, d, device=dev, dtype=dt)
     want = paged_decode_reference(q, kc, vc, bt, lens).float()
+    paged_decode = lambda q, kc, vc, bt, lens: flash_decode(q, kc, vc, bt, lens, splits=1, tile=BS)   # the one-split, one-block kernel
     err_old = (paged_decode(q, kc, vc, bt, lens).float() - want).abs().max().item()
     err_new = (flash_decode(q, kc, vc, bt, lens).float() - want).abs().max().item()
     nbytes = B * ctx * hkv * d * 2 * 2                                 # K and V of every context token, bf16

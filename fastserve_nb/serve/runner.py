@@ -15,22 +15,17 @@ import torch
 import torch.nn.functional as F
 
 from fastcore.basics import patch
-from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from ..core import Decoder, attention, causal_mask, sample, compile_ops
+from ..core import Decoder, attention, sample, compile_ops
+from ..architectures import check_paged
+from .kernels import flash_decode, prefill_attention, triton
 
 # %% auto #0
-__all__ = ['log', 'PREFIX_BACKENDS', 'block_runs', 'KVPool', 'paged_decode_reference', 'paged_decode', 'BatchMeta',
-           'PagedAttention', 'ModelRunner', 'Runner', 'implements']
+__all__ = ['log', 'block_runs', 'KVPool', 'paged_decode_reference', 'paged_decode', 'BatchMeta', 'PagedAttention', 'ModelRunner',
+           'Runner', 'implements']
 
 # %% ../../nbs/05d_runner.ipynb #88bcd7df
 log = logging.getLogger(__name__)
-
-try:
-    import triton
-    import triton.language as tl
-except ImportError:  # CPU-only installs have no Triton; the gather path below serves them
-    triton = None
 
 # %% ../../nbs/05d_runner.ipynb #8bd92af3
 def block_runs(pairs: list[tuple[int, int]]) -> list[tuple[int, int, int]]:
@@ -108,49 +103,11 @@ def paged_decode_reference(q, k_cache, v_cache, block_tables, context_lens):
     return out[:, :, 0]
 
 # %% ../../nbs/05d_runner.ipynb #1e9973cb
-if triton is not None:
-    @triton.jit
-    def _paged_decode_kernel(Q, K, V, O, BT, CTX, scale, stride_qb, stride_qh, stride_kb, stride_ks, stride_kh,
-                             stride_btb, G: tl.constexpr, GP: tl.constexpr, D: tl.constexpr, BS: tl.constexpr,
-                             PRECISION: tl.constexpr):
-        b, kh = tl.program_id(0), tl.program_id(1)           # one program per (sequence, kv head)
-        ctx = tl.load(CTX + b)
-        g, d, s = tl.arange(0, GP), tl.arange(0, D), tl.arange(0, BS)
-        qrow = kh * G + g                                      # the G query heads sharing this kv head
-        q = tl.load(Q + b * stride_qb + qrow[:, None] * stride_qh + d[None, :], mask=(g < G)[:, None], other=0.0)
-        m = tl.full([GP], float("-inf"), tl.float32)
-        l = tl.zeros([GP], tl.float32)
-        acc = tl.zeros([GP, D], tl.float32)
-        for i in range(0, tl.cdiv(ctx, BS)):
-            blk = tl.load(BT + b * stride_btb + i).to(tl.int64)   # int64: block x stride passes 2^31 in a large pool
-            off = blk * stride_kb + s[:, None] * stride_ks + kh * stride_kh + d[None, :]
-            valid = (i * BS + s) < ctx
-            k = tl.load(K + off, mask=valid[:, None], other=0.0)                 # (BS, D)
-            sc = tl.dot(q, tl.trans(k), input_precision=PRECISION).to(tl.float32) * scale                   # (GP, BS)
-            sc = tl.where(valid[None, :], sc, float("-inf"))
-            m_new = tl.maximum(m, tl.max(sc, 1))
-            p = tl.exp(sc - m_new[:, None])
-            alpha = tl.exp(m - m_new)
-            v = tl.load(V + off, mask=valid[:, None], other=0.0)
-            acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=PRECISION).to(tl.float32)
-            l = l * alpha + tl.sum(p, 1)
-            m = m_new
-        out = acc / l[:, None]
-        tl.store(O + b * stride_qb + qrow[:, None] * stride_qh + d[None, :], out.to(O.dtype.element_ty), mask=(g < G)[:, None])
-
 def paged_decode(q, k_cache, v_cache, block_tables, context_lens):
-    "Decode attention over block tables: the Triton kernel on CUDA, the gather reference elsewhere."
+    "Decode attention over block tables: `flash_decode` (05da's Triton kernel) on CUDA, the gather reference elsewhere."
     if triton is None or not q.is_cuda or k_cache.shape[1] < 16:
         return paged_decode_reference(q, k_cache, v_cache, block_tables, context_lens)
-    B, h, D = q.shape
-    hkv = k_cache.shape[2]
-    G = h // hkv
-    q, out = q.contiguous(), torch.empty_like(q)
-    _paged_decode_kernel[(B, hkv)](q, k_cache, v_cache, out, block_tables, context_lens, 1.0 / math.sqrt(D),
-                                   q.stride(0), q.stride(1), k_cache.stride(0), k_cache.stride(1), k_cache.stride(2),
-                                   block_tables.stride(0), G=G, GP=max(16, triton.next_power_of_2(G)), D=D, BS=k_cache.shape[1],
-                                   PRECISION="ieee" if q.dtype == torch.float32 else "tf32")   # fp32 stays exact
-    return out
+    return flash_decode(q, k_cache, v_cache, block_tables, context_lens)
 
 # %% ../../nbs/05d_runner.ipynb #de770f08
 @dataclass
@@ -162,8 +119,6 @@ class BatchMeta:
     block_tables: torch.Tensor | None = None      # (B_dec, max_blocks) for decode rows
     context_lens: torch.Tensor | None = None      # (B_dec,)
 
-PREFIX_BACKENDS = [SDPBackend.EFFICIENT_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.MATH]   # prompt chunks after a prefix
-
 class PagedAttention:
     "The `KVCache` the decoder sees during one iteration: writes new k, v into slots, attends through block tables."
     def __init__(self, pool: KVPool): self.pool, self.meta = pool, None
@@ -174,14 +129,8 @@ class PagedAttention:
         slot = (md.slot_mapping[0], md.slot_mapping[1])                    # block, offset
         kc.index_put_(slot, k[0].transpose(0, 1).to(kc.dtype))            # (T, h_kv, d_k) into T slots
         vc.index_put_(slot, v[0].transpose(0, 1).to(vc.dtype))
-        parts = []
-        for start, end, ctx, blocks in md.prefills:   # a prompt chunk sees its cached prefix and itself, causally
-            K = kc[blocks].flatten(0, 1)[:ctx].transpose(0, 1)[None]       # (1, h_kv, ctx, d_k)
-            V = vc[blocks].flatten(0, 1)[:ctx].transpose(0, 1)[None]
-            if ctx == end - start: parts.append(attention(q[:, :, start:end], K, V, None, impl)[0])   # no prefix: plain causal
-            else:
-                with sdpa_kernel(PREFIX_BACKENDS):
-                    parts.append(attention(q[:, :, start:end], K, V, causal_mask(end - start, ctx, q.device), impl)[0])
+        # every prompt chunk sees its cached prefix and itself, causally: one variable-length call (05da_kernels)
+        parts = [prefill_attention(q, k, v, kc, vc, md.prefills)] if md.prefills else []
         if md.block_tables is not None:
             qd = q[0, :, md.num_prefill_tokens:].transpose(0, 1)           # (B_dec, h, d_k)
             parts.append(paged_decode(qd, kc, vc, md.block_tables, md.context_lens).transpose(0, 1)[None])
@@ -194,6 +143,7 @@ class ModelRunner:
                  max_model_len: int = 2048, cuda_graphs: bool = True, max_graph_batch: int = 256, compile: bool = False):
         self.model, self.block_size, self.max_model_len = model, block_size, max_model_len
         self.device = model.device
+        check_paged(model.config, max_model_len)          # soft-capping, or a window shorter than the context: refused
         self.pool = KVPool(model.config, num_blocks, block_size, num_host_blocks, self.device, model.dtype)
         self.cache = PagedAttention(self.pool)
         self.max_blocks = math.ceil(max_model_len / block_size)
