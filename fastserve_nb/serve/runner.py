@@ -19,6 +19,7 @@ from fastcore.basics import patch
 from ..core import Decoder, attention, sample, compile_ops
 from ..architectures import check_paged
 from .kernels import flash_decode, prefill_attention, triton
+from .sampling import process_logits
 
 # %% auto #0
 __all__ = ['log', 'block_runs', 'KVPool', 'paged_decode_reference', 'paged_decode', 'BatchMeta', 'PagedAttention', 'ModelRunner',
@@ -236,7 +237,15 @@ def next_tokens(self: ModelRunner, entries, order, logits) -> dict[int, int | No
 
 @patch
 def sample(self: ModelRunner, seqs, logits) -> list[int]:
-    "Greedy rows in one argmax; sampled rows each with their own parameters and seeded generator."
+    """Greedy rows in one argmax; sampled rows each with their own parameters and seeded generator. Rows that ask for
+    penalties, a bias, min-p or min-tokens are processed first (05ab_sampling)."""
+    extra = [i for i, s in enumerate(seqs) if not s.sampling_params.is_plain]
+    if extra:
+        logits, eos = logits.clone(), set(self.model.config.eos_ids)
+        for i in extra:
+            s = seqs[i]; p = s.sampling_params
+            stop = set(p.stop_token_ids) | (set() if p.ignore_eos else eos)
+            logits[i] = process_logits(logits[i], p, s.prompt_token_ids, s.output_token_ids, stop)
     out = logits.argmax(-1).tolist() if len(seqs) else []
     for i, s in enumerate(seqs):
         p = s.sampling_params

@@ -10,9 +10,10 @@ import math
 
 import torch
 
+from .sequence import SamplingParams
+
 # %% auto #0
-__all__ = ['EXTRAS', 'apply_penalties', 'apply_bias', 'ban', 'min_p_filter', 'token_logprobs', 'sampling_extras', 'is_plain',
-           'process_logits']
+__all__ = ['apply_penalties', 'apply_bias', 'ban', 'min_p_filter', 'token_logprobs', 'process_logits']
 
 # %% ../../nbs/05ab_sampling.ipynb #d96a0148
 def apply_penalties(logits, prompt_ids, output_ids, presence: float = 0.0, frequency: float = 0.0, repetition: float = 1.0):
@@ -55,31 +56,10 @@ def token_logprobs(logits, chosen: int, k: int = 0) -> tuple[float, list[tuple[i
     return float(lp[chosen]), ([] if top is None else list(zip(top.indices.tolist(), top.values.tolist())))
 
 # %% ../../nbs/05ab_sampling.ipynb #c527e211
-EXTRAS = dict(presence_penalty=0.0, frequency_penalty=0.0, repetition_penalty=1.0, min_p=0.0, logit_bias=None, min_tokens=0)
-
-def sampling_extras(p) -> dict:
-    "The processing parameters of `p` (any object with those attributes; missing ones take their defaults), validated."
-    x = {k: getattr(p, k, d) for k, d in EXTRAS.items()}
-    def bad(name, allowed): raise ValueError(f"{name} must be {allowed}, got {x[name]!r}")
-    num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-    for k in ("presence_penalty", "frequency_penalty"):
-        if not num(x[k]) or not -2 <= x[k] <= 2: bad(k, "a number in [-2, 2]")
-    if not num(x["repetition_penalty"]) or not 0 < x["repetition_penalty"] <= 10: bad("repetition_penalty", "a number in (0, 10]")
-    if not num(x["min_p"]) or not 0 <= x["min_p"] <= 1: bad("min_p", "a number in [0, 1]")
-    if not (isinstance(x["min_tokens"], int) and not isinstance(x["min_tokens"], bool)) or x["min_tokens"] < 0: bad("min_tokens", "an integer ≥ 0")
-    b = x["logit_bias"]
-    if b is not None and not (isinstance(b, dict) and len(b) <= 300 and all(isinstance(t, int) and not isinstance(t, bool) and t >= 0 and num(v) and -100 <= v <= 100 for t, v in b.items())):
-        bad("logit_bias", "a map of at most 300 token ids (integers ≥ 0) to numbers in [-100, 100]")
-    return x
-
-def is_plain(p) -> bool:
-    "Does `p` ask for nothing beyond temperature, top-k and top-p? (Then the batch's rows need no processing.)"
-    return all(getattr(p, k, d) in (d, None, {}) for k, d in EXTRAS.items())
-
-def process_logits(logits, p, prompt_ids, output_ids, stop_ids=()):
+def process_logits(logits, p: SamplingParams, prompt_ids, output_ids, stop_ids=()):
     "One row (V,), processed for request parameters `p`: bias, min-tokens bans, penalties, then min-p at its temperature."
-    x = sampling_extras(p)
-    out = apply_bias(logits.float(), {t: v for t, v in (x["logit_bias"] or {}).items() if t < logits.shape[-1]})
-    if len(output_ids) < x["min_tokens"]: out = ban(out, {t for t in stop_ids if t < logits.shape[-1]})
-    out = apply_penalties(out, prompt_ids, output_ids, x["presence_penalty"], x["frequency_penalty"], x["repetition_penalty"])
-    return min_p_filter(out, x["min_p"], getattr(p, "temperature", 0.0))
+    V = logits.shape[-1]
+    out = apply_bias(logits.float(), {t: v for t, v in (p.logit_bias or {}).items() if t < V})
+    if len(output_ids) < p.min_tokens: out = ban(out, {t for t in stop_ids if t < V})
+    out = apply_penalties(out, prompt_ids, output_ids, p.presence_penalty, p.frequency_penalty, p.repetition_penalty)
+    return min_p_filter(out, p.min_p, p.temperature)
