@@ -174,7 +174,8 @@ def stage_main(argv: list[str] | None = None):
         torch.set_num_threads(args.threads or spec.threads or torch.get_num_threads())
         store_conn = connect_to_engine(address, key.encode(), spec.timeout_s)   # the group's store: the engine holds it
         store_conn.send(StoreConnect(rank))
-        _, world, device = init_distributed(spec.backend, spec.timeout_s, EngineStore(store_conn))   # NCCL: cuda:LOCAL_RANK
+        store = EngineStore(store_conn)               # kept referenced: torch calls into it for as long as the group lives
+        _, world, device = init_distributed(spec.backend, spec.timeout_s, store)   # NCCL: cuda:LOCAL_RANK
         device, dtype, (a, b) = torch.device(spec.device or device), DTYPES[spec.dtype], spec.layers
         if spec.folder: stage = load_stage(spec.folder, device, dtype)
         else: stage = load_stage_from_checkpoint(resolve(args.model or spec.model), a, b, device, dtype)
