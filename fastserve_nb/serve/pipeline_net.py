@@ -6,7 +6,7 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/pipeline_net.html.md"""
 
 # %% ../../nbs/05jb_pipeline_net.ipynb #6f0dd92d
 from __future__ import annotations
-import datetime, socket, threading, time
+import socket, threading, time
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client, answer_challenge, deliver_challenge
 

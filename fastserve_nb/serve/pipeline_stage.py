@@ -20,7 +20,7 @@ from ..pipeline_parallel import PipeLink, Event
 from .runner import ModelRunner
 from .resources import available_memory
 from .pipeline_net import parse_address, connect_to_engine, EngineStore
-from .stage_messages import (Hello, Reject, StoreConnect, StageSpec, Loaded, PoolSize, StageReady, RowUpdate, Step,
+from .stage_messages import (Hello, Reject, StoreConnect, Loaded, PoolSize, StageReady, RowUpdate, Step,
                                                Tokens, Logits, Record, SendEvents, Events, SetWeights, WeightsSet, StopStage, StageFailed)
 
 # %% auto #0

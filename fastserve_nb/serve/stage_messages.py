@@ -6,7 +6,7 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/stage_messages.html.md"""
 
 # %% ../../nbs/05jc_stage_messages.ipynb #3318dec5
 from __future__ import annotations
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 # %% auto #0
