@@ -8,7 +8,7 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/pipeline.html.md"""
 from __future__ import annotations
 import logging, os, pickle, secrets, signal, socket, subprocess, sys, tempfile, threading, time, weakref
 from multiprocessing import AuthenticationError
-from dataclasses import replace
+from dataclasses import asdict, replace
 from multiprocessing.connection import Listener, wait as wait_any
 from typing import Callable
 
@@ -338,7 +338,7 @@ def _send(self: PipelineRunner, groups, swap_out, swap_in, want_logits: bool) ->
             if self._seqs.get(s.seq_id) is not s:          # first sight (or a new object reusing the id)
                 if s.seq_id in self._seqs: released.append(s.seq_id)
                 p = s.sampling_params
-                new[s.seq_id] = dict(temperature=p.temperature, top_k=p.top_k, top_p=p.top_p, seed=p.seed)
+                new[s.seq_id] = {**asdict(p), "num_prompt_tokens": s.num_prompt_tokens}   # all it samples with
                 self._seqs[s.seq_id], self._sent[s.seq_id] = s, 0
             rows.append(RowUpdate(s.seq_id, n, s.num_computed_tokens, s.token_ids[self._sent[s.seq_id]:], list(s.block_table)))
             self._sent[s.seq_id] = len(s.token_ids)

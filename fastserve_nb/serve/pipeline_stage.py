@@ -8,7 +8,6 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/pipeline_stage.html.md"""
 from __future__ import annotations
 import argparse, logging, os, socket, time, traceback
 from dataclasses import replace
-from types import SimpleNamespace
 
 import torch
 import torch.distributed as dist
@@ -18,13 +17,14 @@ from ..core import Decoder, DTYPES, resolve
 from ..parallel import Stage, load_stage, load_stage_from_checkpoint, init_distributed
 from ..pipeline_parallel import PipeLink, Event
 from .runner import ModelRunner
+from .sequence import SamplingParams
 from .resources import available_memory
 from .pipeline_net import parse_address, connect_to_engine, EngineStore
 from .stage_messages import (Hello, Reject, StoreConnect, Loaded, PoolSize, StageReady, RowUpdate, Step,
                                                Tokens, Logits, Record, SendEvents, Events, SetWeights, WeightsSet, StopStage, StageFailed)
 
 # %% auto #0
-__all__ = ['log', 'StageModel', 'StageWorker', 'stage_main']
+__all__ = ['log', 'StageModel', 'StageRunner', 'StageWorker', 'stage_main']
 
 # %% ../../nbs/05ja_pipeline_stage.ipynb #4e2b4ba8
 log = logging.getLogger(__name__)
@@ -56,16 +56,47 @@ class StageModel(Decoder):
             return self.model.layers[int(i) - self.start].get_parameter(rest)
         return self.get_parameter(key)
 
+# %% ../../nbs/05ja_pipeline_stage.ipynb #b613e7a7
+class StageRunner(ModelRunner):
+    "A `ModelRunner` over a `StageModel`: after the first stage hidden states come in, before the last they go out."
+    def __init__(self, model: StageModel, *args, **kw):
+        self.has_embed, self.has_head = model.is_first, model.is_last   # before ModelRunner's __init__ captures graphs
+        super().__init__(model, *args, **kw)
+
+    @torch.inference_mode()
+    def forward(self, entries, hidden=None) -> tuple[list, torch.Tensor]:
+        """Logits (R, V), or before the last stage the hidden states (1, T, d) of all T tokens; after the first stage
+        the previous stage's `hidden` (1, T, d) takes the place of the token ids."""
+        ids, pos, meta, order = self.prepare(entries)
+        return order, self.run_model(ids if hidden is None else hidden, pos, meta)
+
+    def compute_logits(self, h, rows):
+        return super().compute_logits(h, rows) if self.has_head else h    # no head: every hidden state goes on
+
+    def _graph_input(self, B: int) -> torch.Tensor:
+        if self.has_embed: return super()._graph_input(B)
+        return torch.zeros(1, B, self.model.config.hidden_size, dtype=self.model.dtype, device=self.device)
+
+    def _replay(self, x, pos, meta):
+        out = super()._replay(x, pos, meta)
+        return out if self.has_head else out.clone()   # hidden states leave by an async send: not the graph's buffer
+
 # %% ../../nbs/05ja_pipeline_stage.ipynb #6e417dae
 class _Row:
     "A stage's mirror of one sequence: what `ModelRunner.prepare` and `ModelRunner.sample` read."
     def __init__(self, seq_id: int, params: dict):
-        self.seq_id, self.sampling_params = seq_id, SimpleNamespace(**params)
+        params = dict(params)
+        self.num_prompt_tokens = params.pop("num_prompt_tokens", 0)   # penalties tell the prompt from the output
+        self.seq_id, self.sampling_params = seq_id, SamplingParams(**params)
         self.token_ids, self.block_table, self.num_computed_tokens = [], [], 0
         self.generator = None                            # the seeded generator `ModelRunner.sample` makes on first use
 
     @property
     def num_tokens(self) -> int: return len(self.token_ids)
+    @property
+    def prompt_token_ids(self) -> list[int]: return self.token_ids[:self.num_prompt_tokens]
+    @property
+    def output_token_ids(self) -> list[int]: return self.token_ids[self.num_prompt_tokens:]
 
 class _Clock:
     """Stamps of a stage's work in seconds of the host's monotonic clock (`time.perf_counter`, shared by the processes of
@@ -91,7 +122,7 @@ class _Clock:
 
 class StageWorker:
     "A stage process's loop: batch metadata from the engine, hidden states from the previous stage, results onward."
-    def __init__(self, runner: ModelRunner, link: PipeLink | None, conn, rank: int):
+    def __init__(self, runner: StageRunner, link: PipeLink | None, conn, rank: int):
         self.runner, self.link, self.conn, self.rank = runner, link, conn, rank
         m = runner.model
         self.first, self.last, self.d, self.dtype = m.is_first, m.is_last, m.config.hidden_size, m.dtype
@@ -138,7 +169,7 @@ class StageWorker:
             elif msg.want_logits:
                 order, logits = self.runner.forward(entries, x)                  # (R, V), sent as numpy: plain pickle
                 out = Logits(step_id, m, [r.seq_id for r in order], logits.float().cpu().numpy())
-            else: out = Tokens(step_id, m, self.runner.execute(entries, hidden=x))
+            else: out = Tokens(step_id, m, self.runner.next_tokens(entries, *self.runner.forward(entries, x)))
             if rec: self.events.append((m, t0, self.clock.mark(), step_id))               # compute only: before sending
             if self.last: self.conn.send(out)
             else: self.link.send(out, self.rank + 1)
@@ -183,7 +214,7 @@ def stage_main(argv: list[str] | None = None):
         conn.send(Loaded(rank, {"pid": os.getpid(), "host": socket.gethostname(), "device": str(device), "layers": [a, b],
                                 "free_bytes": available_memory(str(device))}))
         pool: PoolSize = conn.recv()
-        runner = ModelRunner(StageModel(stage), pool.num_blocks, spec.block_size, spec.num_host_blocks, spec.max_model_len,
+        runner = StageRunner(StageModel(stage), pool.num_blocks, spec.block_size, spec.num_host_blocks, spec.max_model_len,
                              cuda_graphs=spec.cuda_graphs, max_graph_batch=spec.max_graph_batch)
         link = PipeLink(rank, world, device, spec.timeout_s) if world > 1 else None
         conn.send(StageReady(rank, os.getpid()))
