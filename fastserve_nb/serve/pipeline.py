@@ -14,8 +14,8 @@ from typing import Callable
 import torch
 
 from ..core import Decoder
-from ..parallel import weight_balanced, save_stages, free_port, stage_owns
-from ..pipeline_parallel import Event
+from ..parallel.sharding import weight_balanced, save_stages, free_port, stage_owns
+from ..parallel.pipeline_parallel import Event
 from .pipeline_net import parse_address, no_delay, loopback_interface
 
 # %% auto #0

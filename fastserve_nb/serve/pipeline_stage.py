@@ -15,8 +15,8 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from ..core import Decoder, DTYPES, resolve
-from ..parallel import Stage, load_stage, load_stage_from_checkpoint, init_distributed, free_port
-from ..pipeline_parallel import PipeLink, Event
+from ..parallel.sharding import Stage, load_stage, load_stage_from_checkpoint, init_distributed, free_port
+from ..parallel.pipeline_parallel import PipeLink, Event
 from .runner import ModelRunner
 from .resources import available_memory
 from .pipeline_net import parse_address, route_to, connect_to_engine, group_store
