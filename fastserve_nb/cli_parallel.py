@@ -40,6 +40,7 @@ def parallel_generate(mode: str, path: str, prompts: list[list[int]], max_new_to
 
 @subcommand("parallel", "greedy generation over torchrun's processes: data (dp), tensor (tp) or pipeline (pp) parallel", _parallel_args)
 def parallel_cmd(args) -> int:
+    if any(not p for p in args.prompt): args.parser.error("--prompt must not be empty")
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
         return refuse(args, ValueError("RANK and WORLD_SIZE are not set: start it with torchrun --nproc-per-node K"))
     import torch.distributed as dist
