@@ -175,3 +175,40 @@ def test_every_module_imports():
     r = subprocess.run([sys.executable, "-c", code, *sorted(GRAPH)], capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert sorted(Path(f) for f in r.stdout.split()) == sorted(modules(PKG).values())
+
+
+def imported_names(src: str) -> list[tuple[str, str | None]]:
+    "(module, name) of every `fastserve_nb` import in `src` (name None for `import m`); lines a parser rejects (magics) are skipped."
+    try: nodes = list(ast.walk(ast.parse(src)))
+    except SyntaxError:
+        nodes = []
+        for stmt in src.split("\n"):
+            try: nodes += ast.walk(ast.parse(stmt.strip()))
+            except SyntaxError: pass
+    out = []
+    for n in nodes:
+        if isinstance(n, ast.Import): out += [(a.name, None) for a in n.names if a.name.split(".")[0] == "fastserve_nb"]
+        elif isinstance(n, ast.ImportFrom) and not n.level and (n.module or "").split(".")[0] == "fastserve_nb":
+            out += [(n.module, a.name) for a in n.names]
+    return out
+
+
+def test_every_import_outside_the_package_resolves():
+    "The notebooks (all cells, exported or not), tests, bench and scripts import only modules and names that exist."
+    import importlib, json
+    sources = {f"{p.name}[{i}]": "".join(c["source"]) for p in sorted((ROOT / "nbs").glob("*.ipynb"))
+               for i, c in enumerate(json.loads(p.read_text())["cells"]) if c["cell_type"] == "code"}
+    for d in ("tests", "bench", "scripts"): sources |= {str(p.relative_to(ROOT)): p.read_text() for p in sorted((ROOT / d).glob("*.py"))}
+    bad, seen = [], 0
+    for where, src in sources.items():
+        for mod, name in imported_names(src):
+            seen += 1
+            try: m = importlib.import_module(mod)
+            except ImportError as e: bad.append(f"{where}: {mod}: {e}"); continue
+            if not Path(m.__file__).is_relative_to(ROOT):   # an old path an editable install of another checkout still serves
+                bad.append(f"{where}: {mod} is not in this checkout ({m.__file__})"); continue
+            if name and name != "*" and not hasattr(m, name):
+                try: importlib.import_module(f"{mod}.{name}")
+                except ImportError: bad.append(f"{where}: from {mod} import {name}: no such name")
+    assert seen > 100, seen   # the notebooks' imports were found
+    assert bad == [], "\n".join(bad)
