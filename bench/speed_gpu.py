@@ -40,6 +40,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--smoke", action="store_true", help="a tiny shape on the CPU, to check the script itself")
 ap.add_argument("--requests", type=int, default=256)
 ap.add_argument("--new-tokens", type=int, default=256)
+ap.add_argument("--skip-wide", action="store_true", help="leave out the engine with a 256-wide batch")
 ap.add_argument("--skip-eager", action="store_true", help="leave out the engine without torch.compile (no compile_speedup)")
 args = ap.parse_args()
 smoke = args.smoke
@@ -135,7 +136,7 @@ if not args.skip_eager: free(engine_run("engine_no_compile", compile="off"))
 eng = engine_run("engine_default")
 b1_engine(eng, "engine_b1")
 free(eng)
-free(engine_run("engine_default_wide", max_num_seqs=256 if not smoke else 16, max_num_batched_tokens=8192 if not smoke else 512))
+if not args.skip_wide: free(engine_run("engine_default_wide", max_num_seqs=256 if not smoke else 16, max_num_batched_tokens=8192 if not smoke else 512))
 
 # ---- (c) and (d): the same requests through `fastserve serve` with its default flags ----
 flags = ["--model", str(folder), "--max-model-len", str(max_len)] + (["--num-threads", "1"] if smoke else [])
