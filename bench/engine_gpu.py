@@ -52,15 +52,18 @@ def run_sweep(model, args, dev, sync, out_dir, res):
     """The policy sweep: per batch cap, measure capacity (FCFS, all requests at once), then serve the same chat workload
     at each rate under each policy; write engine_gpu_sweep.json (or engine_gpu_sweep_smoke.json)."""
     from fastserve_nb.serve.bench import run_workload, summarize
-    from fastserve_nb.serve.rank import LengthRanker, replay_workload
+    from functools import partial
+    from fastserve_nb.core import load_model
+    from fastserve_nb.serve.rank import LengthRanker, hidden_features, replay_workload
     here = os.path.dirname(os.path.abspath(__file__))
     data = json.load(open(os.path.join(here, "rank_tiny.json")))       # written by nbs/05cb_rank.ipynb
-    ranker = LengthRanker.from_dict(data["ranker"])
+    tiny, _ = load_model("tiny", dev)                                  # the ranker reads tiny's hidden state of each prompt
+    ranker = LengthRanker.from_dict(data["ranker"], partial(hidden_features, tiny))
     test = data["test"]
-    max_len = 256 if args.smoke else 1024
-    n = 12 if args.smoke else args.sweep_requests
+    max_len = 64 if args.smoke else 1024
+    n = 6 if args.smoke else args.sweep_requests
     caps = [2, 4] if args.smoke else [int(c) for c in args.caps.split(",")]
-    loads = [0.5, 1.0] if args.smoke else [float(r) for r in args.rates.split(",")]
+    loads = [1.0] if args.smoke else [float(r) for r in args.rates.split(",")]
     wl = replay_workload(test["prompts"], test["lengths"], n, seed=0, law=args.law, max_model_len=max_len)
     POL = {"fcfs": ("fcfs", False), "mlfq-recompute": ("mlfq", False), "mlfq-swap": ("mlfq", True),
            "srpt": ("srpt", True), "rank": ("rank", True)}
@@ -142,7 +145,7 @@ sync(); bw = 10 * 2 * x.numel() * 2 / (time.perf_counter() - t)
 res["copy_GBps"] = bw / 1e9; del x, y
 
 shape = dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32, num_key_value_heads=8, vocab_size=128256)
-if args.smoke: shape = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, vocab_size=1000)
+if args.smoke: shape = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, vocab_size=4096)   # tiny's ids fit
 hcfg = LlamaConfig(**shape, max_position_embeddings=4096, tie_word_embeddings=True)
 torch.manual_seed(0)
 with torch.device(dev):
