@@ -38,6 +38,7 @@ ap.add_argument("--caps", default="16,64", help="sweep: batch caps (max_num_seqs
 ap.add_argument("--law", default="alpaca", help="sweep: the chat law of the answer lengths (alpaca | sharegpt)")
 ap.add_argument("--sweep-requests", type=int, default=200, help="sweep: requests per (cap, rate, policy)")
 ap.add_argument("--sweep-policies", default="fcfs,mlfq-recompute,mlfq-swap,srpt,rank")
+ap.add_argument("--merge", action="store_true", help="sweep: keep the other caps already in the output file (one cap per command)")
 args = ap.parse_args()
 dev = "cpu" if args.smoke else "cuda"
 sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
@@ -86,6 +87,10 @@ def run_sweep(model, args, dev, sync, out_dir, res):
             e.scheduler.predict_output_len = lambda s: ranker.predict(s.token_ids[:s.num_prompt_tokens])
         return e, blocks
 
+    prev = os.path.join(out_dir, SWEEP_FILE(args))
+    if args.merge and os.path.exists(prev):                            # earlier commands' caps, same GPU only
+        old = json.load(open(prev))
+        if old.get("gpu") == out["gpu"]: out["runs"] = {c: r for c, r in old["runs"].items() if int(c) not in caps}
     for cap in caps:
         e, blocks = engine(cap, "fcfs", False)
         run_workload(e, wl[:cap], rate_scale=1e9)                      # warm-up
