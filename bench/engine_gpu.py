@@ -119,9 +119,9 @@ def SWEEP_FILE(args): return "engine_gpu_sweep_smoke.json" if args.smoke else "e
 
 def sweep_ratios(out: dict) -> dict:
     """The headline ratios (bigger = the first-named policy better) per cap at its saturation point (the load nearest 1)
-    and at its heaviest load, the KV pressure point; the unsuffixed names are those of the first cap (FastServe's 16)."""
+    and at its heaviest load, the KV pressure point; the unsuffixed names are those of the smallest cap (FastServe's 16)."""
     r, first = {}, True
-    for cap, run in out["runs"].items():
+    for cap, run in sorted(out["runs"].items(), key=lambda kv: int(kv[0])):    # the smallest cap names the headline
         pts = run["points"]
         sat, heavy = min(pts, key=lambda p: abs(p["load"] - 1)), max(pts, key=lambda p: p["load"])
         def ratio(pt, a, b, key):
