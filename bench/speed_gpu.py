@@ -109,11 +109,17 @@ def engine_run(tag, **over):
         f"compile {eng.config.compile}, CUDA graphs {eng.config.cuda_graphs})")
     eng.generate([r.prompt for r in reqs[:16]], SamplingParams(max_tokens=8, ignore_eos=True))     # warm-up
     sync(); t = time.perf_counter()
+    done = threading.Event()
+    def progress():                                                # where a slow run spends its time
+        while not done.wait(20):
+            s = eng.scheduler
+            say(f"{tag}: iteration {eng.num_iterations}, running {s.num_running}, waiting {s.num_waiting}, swapped {s.num_swapped}")
+    threading.Thread(target=progress, daemon=True).start()
     outs = eng.generate([r.prompt for r in reqs], SamplingParams(max_tokens=M, ignore_eos=True))
-    sync(); dt = time.perf_counter() - t
+    sync(); dt = time.perf_counter() - t; done.set()
     ntok = sum(len(o.token_ids) for o in outs)
     res[tag] = {"output_tok_s": ntok / dt, "total_tok_s": (ntok + res["workload"]["prompt_tokens"]) / dt, "seconds": dt,
-                "output_tokens": ntok, "ttft_p50_ms": 1e3 * sorted(o.metrics["ttft"] for o in outs)[len(outs) // 2]}
+                "output_tokens": ntok, "iterations": eng.num_iterations, "ttft_p50_ms": 1e3 * sorted(o.metrics["ttft"] for o in outs)[len(outs) // 2]}
     say(f"{tag}: {N} requests, {ntok / dt:,.0f} output tok/s in {dt:.2f} s")
     save()
     return eng
