@@ -11,6 +11,8 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Callable
 
+from fastcore.basics import patch
+
 from .sequence import Sequence, SequenceStatus
 from .kv_cache import BlockManager
 
@@ -95,7 +97,7 @@ class ScheduledBatch:
     @property
     def seqs(self) -> list[Sequence]: return [s for s, _ in self.entries]
 
-# %% ../../nbs/05c_scheduler.ipynb #f1469fd9
+# %% ../../nbs/05c_scheduler.ipynb #b509cf0d
 class Scheduler:
     "Picks each iteration's batch: FCFS (vLLM), skip-join MLFQ (FastServe) or SRPT (oracle), with preemption and swap."
     def __init__(self, config: SchedulerConfig, block_manager: BlockManager,
@@ -114,262 +116,11 @@ class Scheduler:
         self.next_time: dict[int, float] = {}                             # this iteration's ENST of every job (seconds from now)
         self.just_swapped_in: set[int] = set()                            # proactively swapped in last iteration: not evicted now
 
-    # ---- admission ----
-    def join_level(self, num_prompt_tokens: int) -> int:
-        "Skip-join: the highest level whose quantum covers the predicted prefill time (Q1 for plain MLFQ)."
-        if not self.config.skip_join: return 0
-        t = self.prefill_time(num_prompt_tokens)
-        return next((l for l in range(self.config.num_levels) if self.config.quantum(l) >= t), self.config.num_levels - 1)
-
-    def add(self, seq: Sequence):
-        "Queue a new request. The engine's `make_sequence` has refused bad ones; here we only assert what must hold."
-        bm = self.block_manager
-        assert seq.seq_id not in self.seqs, f"seq_id {seq.seq_id} is already scheduled"
-        assert seq.status == WAITING and not seq.num_computed_tokens and not seq.block_table, f"{seq!r} is not a new WAITING sequence"
-        assert seq.max_num_blocks(bm.block_size) <= bm.num_blocks, f"{seq!r} needs more KV blocks than the pool's {bm.num_blocks}"
-        self.seqs[seq.seq_id] = seq
-        if self.config.policy == "fcfs": self.waiting.append(seq)
-        elif self.config.policy == "mlfq":
-            seq.queue_level, seq.service_in_level = self.join_level(seq.num_prompt_tokens), 0.0
-            self.queues[seq.queue_level].append(seq)
-        elif self.config.policy == "rank": self.predicted[seq.seq_id] = float(self.predict_output_len(seq))
-
-    def priority_order(self) -> list[Sequence]:
-        "Every unfinished sequence, highest priority first."
-        if self.config.policy == "fcfs": return self.running + list(self.waiting)
-        if self.config.policy == "mlfq": return [s for q in self.queues for s in q]
-        if self.config.policy == "rank": return sorted(self.seqs.values(), key=lambda s: (self.predicted[s.seq_id], s.arrival_time, s.seq_id))
-        return sorted(self.seqs.values(), key=self.remaining_key)
-
     @staticmethod
     def remaining_key(s: Sequence):
         "SRPT priority: output tokens still to come (oracle length, else max_tokens), then arrival."
         total = s.oracle_output_len if s.oracle_output_len is not None else s.sampling_params.max_tokens
         return (total - s.num_output_tokens, s.arrival_time, s.seq_id)
-
-    # ---- one iteration ----
-    def schedule(self, now: float, busy: set[int] = frozenset(), max_seqs: int | None = None) -> ScheduledBatch:
-        """Pick this iteration's batch at time `now` and tell the block manager what to allocate and swap.
-        `busy`: ids of sequences still in flight in earlier iterations (a pipeline with several iterations in flight):
-        they are neither scheduled, preempted nor swapped. `max_seqs`: at most this many sequences in this batch."""
-        self.block_manager.free_swapped_in()             # last iteration's copy-ins are done (or queued before ours)
-        limit = min(self.config.max_num_seqs, max_seqs or self.config.max_num_seqs)
-        batch = self._schedule_fcfs(busy, limit) if self.config.policy == "fcfs" else self._schedule_preemptive(now, busy, limit)
-        for s, _ in batch.entries:
-            if s.first_scheduled_time is None: s.first_scheduled_time = now
-        return batch
-
-    def _new_tokens(self, seq: Sequence, budget: int) -> int:
-        "Tokens to compute this iteration: the rest of the (cached-prefix-trimmed) sequence, capped by the budget."
-        return min(seq.num_tokens - seq.num_computed_tokens - self.block_manager.get_num_cached_tokens(seq), budget)
-
-    def _schedule_fcfs(self, busy=frozenset(), limit: int | None = None) -> ScheduledBatch:
-        cfg, bm, batch = self.config, self.block_manager, ScheduledBatch()
-        budget, i, limit, stalled = cfg.max_num_batched_tokens, 0, limit or cfg.max_num_seqs, False
-        while i < len(self.running) and budget > 0 and len(batch.entries) < limit:   # running first, in arrival order
-            seq = self.running[i]
-            if seq.seq_id in busy: i += 1; continue              # in flight: its next step waits for its result
-            n = self._new_tokens(seq, budget)
-            while not bm.can_allocate(seq, n):                   # out of blocks: recompute the latest arrival
-                if self.running[-1].seq_id in busy: stalled = True; break   # ... once it is back from the pipeline
-                victim = self.running.pop()
-                self._preempt_by_recompute(victim, batch)
-                self.waiting.appendleft(victim)
-                if victim is seq: break
-            else:
-                bm.allocate(seq, n); batch.entries.append((seq, n)); budget -= n; i += 1
-                continue
-            break
-        while not (batch.preempted or stalled) and self.waiting and len(self.running) < cfg.max_num_seqs and budget > 0 and len(batch.entries) < limit:
-            seq = self.waiting[0]                                # admit in arrival order while blocks allow
-            n = self._new_tokens(seq, budget)
-            reserve = cfg.reserve_blocks if self.running else 0
-            if bm.blocks_needed(seq, n) + reserve > bm.num_free_blocks: break
-            self.waiting.popleft(); bm.allocate(seq, n)
-            self.running.append(seq); seq.status = RUNNING
-            batch.entries.append((seq, n)); budget -= n
-        return batch
-
-    def _schedule_preemptive(self, now: float, busy=frozenset(), limit: int | None = None) -> ScheduledBatch:
-        cfg, bm, batch = self.config, self.block_manager, ScheduledBatch()
-        if cfg.policy == "mlfq": self._promote_starved(now)
-        order = self.priority_order()
-        self.next_time = self.enst(order, now)
-        budget, chosen, moved = cfg.max_num_batched_tokens, set(), set(busy)  # moved: evicted now, or in flight: untouchable
-        for i, seq in enumerate(order):
-            if len(batch.entries) >= (limit or cfg.max_num_seqs) or budget == 0: break
-            if seq.seq_id in moved: continue
-            may_evict = cfg.promotion_evicts or seq.seq_id not in self.promoted or bool(seq.block_table)
-            if self._try_run(seq, order[i + 1:], budget, batch, moved, may_evict): budget -= batch.entries[-1][1]; chosen.add(seq.seq_id)
-        if not batch.entries and self.seqs:              # nobody could get memory: the oldest job may evict anyone
-            oldest = min(self.seqs.values(), key=lambda s: (s.arrival_time, s.seq_id))
-            by_arrival = sorted(self.seqs.values(), key=lambda s: (s.arrival_time, s.seq_id))
-            if oldest.seq_id not in moved and self._try_run(oldest, by_arrival[1:], budget, batch, moved): chosen.add(oldest.seq_id)
-        if cfg.enable_swap: self._proactive_swap(order, batch, chosen | moved)
-        for s in self.running:                                     # ran last iteration, kept its KV, not now
-            if s.status == RUNNING and s.seq_id not in chosen and s.seq_id not in busy: s.status = PREEMPTED
-        self.running = batch.seqs + [self.seqs[i] for i in busy if i in self.seqs]
-        return batch
-
-    def _try_run(self, seq: Sequence, lower: list[Sequence], budget: int, batch: ScheduledBatch, moved: set,
-                 may_evict: bool = True) -> bool:
-        "Give `seq` blocks for its next chunk — evicting from `lower` if needed and allowed — and add it to the batch."
-        bm = self.block_manager
-        n = self._new_tokens(seq, budget)
-        if bm.blocks_needed(seq, n) > bm.num_free_blocks:
-            if not may_evict: return False
-            self._evict(seq, lower, bm.blocks_needed(seq, n), batch, moved)
-            n = self._new_tokens(seq, budget)
-            if bm.blocks_needed(seq, n) > bm.num_free_blocks: return False
-        if seq.status == SWAPPED: batch.swap_in += bm.swap_in(seq)
-        bm.allocate(seq, n)
-        seq.status = RUNNING
-        batch.entries.append((seq, n))
-        return True
-
-    # ---- preemption and swapping ----
-    def enst(self, order: list[Sequence], now: float) -> dict[int, float]:
-        """FastServe's estimated next scheduled time of every job in `order`, in seconds from `now`: the earlier of its
-        promotion to Q1 (α after it last ran; MLFQ jobs below Q1) and the time the work ahead of it drains — each job ahead
-        uses the rest of its quantum (SRPT, FCFS, rank: one iteration per token still to come, or predicted to), `max_num_seqs` at a time."""
-        cfg, ahead, est = self.config, 0.0, {}
-        for s in order:
-            promote = cfg.starvation_alpha - (now - s.last_run_time) if cfg.policy == "mlfq" and s.queue_level > 0 else math.inf
-            est[s.seq_id] = max(0.0, min(promote, ahead / cfg.max_num_seqs))
-            if cfg.policy == "mlfq": ahead += max(cfg.quantum(s.queue_level) - s.service_in_level, 0.0)
-            elif cfg.policy == "rank": ahead += cfg.base_quantum * max(self.predicted[s.seq_id] - s.num_output_tokens, 1)
-            else: ahead += cfg.base_quantum * max(self.remaining_key(s)[0], 1)
-        return est
-
-    def victims(self, holders: list[Sequence]) -> list[Sequence]:
-        "Who leaves the device first: the largest ENST (\"enst\"), or the tail of the priority order (\"queue\")."
-        if self.config.swap_order == "queue": return list(reversed(holders))
-        pos = {s.seq_id: i for i, s in enumerate(holders)}
-        return sorted(holders, key=lambda s: (-self.next_time.get(s.seq_id, math.inf), -pos[s.seq_id]))
-
-    def swap_in_candidates(self, due: list[Sequence], skip: set) -> list[Sequence]:
-        """Swapped jobs to copy back in, in order (\"enst\": smallest ENST first, and only those that would not be the
-        next victim — whose ENST is below that of a job the device keeps waiting)."""
-        swapped = [s for s in due if s.status == SWAPPED and s.seq_id not in skip]
-        if self.config.swap_order == "queue": return swapped
-        kept = [self.next_time[s.seq_id] for s in self.seqs.values() if s.status == PREEMPTED and s.block_table and s.seq_id in self.next_time]
-        worst = max(kept, default=math.inf)
-        return sorted((s for s in swapped if self.next_time[s.seq_id] < worst), key=lambda s: self.next_time[s.seq_id])
-
-    def swap_time(self, num_blocks: int) -> float:
-        "Seconds to copy `num_blocks` KV blocks one way over the host link."
-        return num_blocks * self.block_manager.block_size * self.config.kv_bytes_per_token / self.config.swap_bandwidth
-
-    def recompute_is_cheaper(self, v: Sequence) -> bool:
-        "Prefilling `v`'s computed tokens again beats copying its blocks out and back in (\"enst\" only)."
-        return self.config.swap_order == "enst" and self.prefill_time(v.num_computed_tokens) < 2 * self.swap_time(len(v.block_table))
-
-    def _preempt_by_recompute(self, seq: Sequence, batch: ScheduledBatch):
-        self.block_manager.free(seq)                               # num_computed_tokens -> 0: prefill again later
-        seq.status = WAITING
-        batch.preempted.append(seq)
-        log.debug("preempted %s by recompute", seq)
-
-    def _swap_out(self, seq: Sequence, batch: ScheduledBatch):
-        batch.swap_out += self.block_manager.swap_out(seq)
-        seq.status = SWAPPED
-
-    def _evict(self, seq: Sequence, lower: list[Sequence], need: int, batch: ScheduledBatch, moved: set):
-        """Free `need` blocks for `seq` from the last holders in `lower`, or touch nothing if they can't. Swap out while
-        the host pool has room; else recompute, but only jobs that arrived after `seq`: the oldest job never loses work."""
-        bm, plan, released = self.block_manager, [], Counter()   # released[b]: tables of the plan that hold block b
-        free, host_free = bm.num_free_blocks, bm.num_free_host_blocks
-        for v in self.victims(lower):
-            if free >= need: break
-            if not v.block_table or v.seq_id in moved: continue
-            younger = (v.arrival_time, v.seq_id) > (seq.arrival_time, seq.seq_id)   # may lose its work
-            swap = self.config.enable_swap and len(v.block_table) <= host_free and not (younger and self.recompute_is_cheaper(v))
-            if not swap and not younger: continue
-            host_free -= len(v.block_table) if swap else 0
-            released.update(v.block_table)
-            free += sum(bm.blocks[b].ref_count == released[b] for b in v.block_table)  # shared blocks free with their last holder
-            plan.append((v, swap))
-        if free < need: return
-        for v, swap in plan:
-            self._swap_out(v, batch) if swap else self._preempt_by_recompute(v, batch)
-            moved.add(v.seq_id)
-
-    def _proactive_swap(self, order: list[Sequence], batch: ScheduledBatch, skip: set):
-        """Keep `reserve_blocks` free by swapping out the jobs that will run latest (largest ENST first); when nothing
-        had to leave, swap jobs due soon back in ahead of their turn (smallest ENST first), still keeping the reserve."""
-        cfg, bm = self.config, self.block_manager
-        protected, self.just_swapped_in = self.just_swapped_in, set()
-        for v in self.victims(order):
-            if bm.num_free_blocks >= cfg.reserve_blocks: break
-            if v.seq_id in skip or v.seq_id in protected or not v.block_table or self.recompute_is_cheaper(v): continue
-            if bm.can_swap_out(v): self._swap_out(v, batch); skip.add(v.seq_id)
-        if batch.swap_out or batch.preempted: return
-        for s in self.swap_in_candidates(order[:2 * cfg.max_num_seqs], skip):   # only jobs due within about two batches
-            if bm.num_free_blocks - bm.blocks_needed(s, 0) < cfg.reserve_blocks: break
-            batch.swap_in += bm.swap_in(s); s.status = PREEMPTED
-            if cfg.swap_order == "enst": self.just_swapped_in.add(s.seq_id)
-
-    # ---- MLFQ ----
-    def _promote_starved(self, now: float):
-        "Jobs that have not run for α seconds go back to the tail of Q1 (marked promoted until they are demoted)."
-        for q in self.queues[1:]:
-            for s in [s for s in q if now - s.last_run_time >= self.config.starvation_alpha]:
-                q.remove(s); self._move(s, 0); self.promoted.add(s.seq_id)
-
-    def _move(self, s: Sequence, level: int):
-        if level: self.promoted.discard(s.seq_id)
-        s.queue_level, s.service_in_level = level, 0.0
-        self.queues[level].append(s)
-
-    def _charge(self, s: Sequence, iteration_time: float):
-        "Add the iteration's time to the job's service in its level; demote one level when it reaches the quantum."
-        s.service_in_level += iteration_time
-        level = s.queue_level
-        if level < self.config.num_levels - 1 and s.service_in_level >= self.config.quantum(level) * (1 - 1e-9):
-            self.queues[level].remove(s); self._move(s, level + 1)
-
-    # ---- after the runner ----
-    def update(self, batch: ScheduledBatch, new_tokens: dict[int, int | None], now: float, iteration_time: float) -> list[Sequence]:
-        """Advance the batch's sequences by what the runner computed, append sampled tokens, charge MLFQ service;
-        finish and free sequences that hit EOS, a stop token or max_tokens, and return them."""
-        finished = []
-        for seq, n in batch.entries:
-            if seq.is_finished: continue                            # aborted while the batch ran
-            seq.num_computed_tokens += n
-            self.block_manager.cache_blocks(seq)
-            seq.last_run_time = now
-            reason = None
-            if seq.num_computed_tokens == seq.num_tokens:           # the last position was computed: a token came out
-                tok = new_tokens.get(seq.seq_id)
-                if tok is None: raise ValueError(f"sequence {seq.seq_id} finished its prefill but new_tokens has no token for it")
-                seq.append_token(tok, now)
-                reason = self._stop_reason(seq, tok)
-            if reason: self.finish(seq, reason, now); finished.append(seq)
-            elif self.config.policy == "mlfq": self._charge(seq, iteration_time)
-        return finished
-
-    def _stop_reason(self, seq: Sequence, tok: int) -> str | None:
-        p = seq.sampling_params
-        if tok in p.stop_token_ids or (not p.ignore_eos and tok in self.eos_token_ids): return "stop"
-        if seq.num_output_tokens >= p.max_tokens: return "length"
-        return None
-
-    def finish(self, seq: Sequence, reason: str, now: float | None = None):
-        "End `seq` (\"stop\", \"length\" or \"abort\"), free its blocks, drop it from every queue. Idempotent."
-        if reason not in ("stop", "length", "abort"): raise ValueError(f"reason must be 'stop', 'length' or 'abort', got {reason!r}")
-        if seq.is_finished: return
-        seq.status, seq.finish_reason = SequenceStatus.FINISHED, reason
-        seq.finish_time = now if now is not None else seq.token_times[-1] if seq.token_times else time.monotonic()
-        self.block_manager.free(seq)
-        self.seqs.pop(seq.seq_id, None); self.predicted.pop(seq.seq_id, None); self.promoted.discard(seq.seq_id)
-        for q in (self.waiting, self.running, self.queues[seq.queue_level]):
-            if seq in q: q.remove(seq)
-
-    def abort(self, seq_id: int) -> Sequence | None:
-        "Finish a request the client gave up on; None when it is not (or no longer) scheduled."
-        seq = self.seqs.get(seq_id)
-        if seq is not None: self.finish(seq, "abort")
-        return seq
 
     # ---- state ----
     def has_unfinished(self) -> bool: return bool(self.seqs)
@@ -400,3 +151,280 @@ class Scheduler:
             for q in (self.running, list(self.waiting)):
                 check([s.seq_id for s in q] == [s.seq_id for s in sorted(q, key=lambda s: (s.arrival_time, s.seq_id))],
                       "FCFS queues are out of arrival order")
+
+# %% ../../nbs/05c_scheduler.ipynb #917f0df8
+@patch
+def join_level(self: Scheduler, num_prompt_tokens: int) -> int:
+    "Skip-join: the highest level whose quantum covers the predicted prefill time (Q1 for plain MLFQ)."
+    if not self.config.skip_join: return 0
+    t = self.prefill_time(num_prompt_tokens)
+    return next((l for l in range(self.config.num_levels) if self.config.quantum(l) >= t), self.config.num_levels - 1)
+
+@patch
+def add(self: Scheduler, seq: Sequence):
+    "Queue a new request. The engine's `make_sequence` has refused bad ones; here we only assert what must hold."
+    bm = self.block_manager
+    assert seq.seq_id not in self.seqs, f"seq_id {seq.seq_id} is already scheduled"
+    assert seq.status == WAITING and not seq.num_computed_tokens and not seq.block_table, f"{seq!r} is not a new WAITING sequence"
+    assert seq.max_num_blocks(bm.block_size) <= bm.num_blocks, f"{seq!r} needs more KV blocks than the pool's {bm.num_blocks}"
+    self.seqs[seq.seq_id] = seq
+    if self.config.policy == "fcfs": self.waiting.append(seq)
+    elif self.config.policy == "mlfq":
+        seq.queue_level, seq.service_in_level = self.join_level(seq.num_prompt_tokens), 0.0
+        self.queues[seq.queue_level].append(seq)
+    elif self.config.policy == "rank": self.predicted[seq.seq_id] = float(self.predict_output_len(seq))
+
+@patch
+def priority_order(self: Scheduler) -> list[Sequence]:
+    "Every unfinished sequence, highest priority first."
+    if self.config.policy == "fcfs": return self.running + list(self.waiting)
+    if self.config.policy == "mlfq": return [s for q in self.queues for s in q]
+    if self.config.policy == "rank": return sorted(self.seqs.values(), key=lambda s: (self.predicted[s.seq_id], s.arrival_time, s.seq_id))
+    return sorted(self.seqs.values(), key=self.remaining_key)
+
+# %% ../../nbs/05c_scheduler.ipynb #cfe00683
+@patch
+def schedule(self: Scheduler, now: float, busy: set[int] = frozenset(), max_seqs: int | None = None) -> ScheduledBatch:
+    """Pick this iteration's batch at time `now` and tell the block manager what to allocate and swap.
+    `busy`: ids of sequences still in flight in earlier iterations (a pipeline with several iterations in flight):
+    they are neither scheduled, preempted nor swapped. `max_seqs`: at most this many sequences in this batch."""
+    self.block_manager.free_swapped_in()             # last iteration's copy-ins are done (or queued before ours)
+    limit = min(self.config.max_num_seqs, max_seqs or self.config.max_num_seqs)
+    batch = self._schedule_fcfs(busy, limit) if self.config.policy == "fcfs" else self._schedule_preemptive(now, busy, limit)
+    for s, _ in batch.entries:
+        if s.first_scheduled_time is None: s.first_scheduled_time = now
+    return batch
+
+@patch
+def _new_tokens(self: Scheduler, seq: Sequence, budget: int) -> int:
+    "Tokens to compute this iteration: the rest of the (cached-prefix-trimmed) sequence, capped by the budget."
+    return min(seq.num_tokens - seq.num_computed_tokens - self.block_manager.get_num_cached_tokens(seq), budget)
+
+@patch
+def _schedule_fcfs(self: Scheduler, busy=frozenset(), limit: int | None = None) -> ScheduledBatch:
+    cfg, bm, batch = self.config, self.block_manager, ScheduledBatch()
+    budget, i, limit, stalled = cfg.max_num_batched_tokens, 0, limit or cfg.max_num_seqs, False
+    while i < len(self.running) and budget > 0 and len(batch.entries) < limit:   # running first, in arrival order
+        seq = self.running[i]
+        if seq.seq_id in busy: i += 1; continue              # in flight: its next step waits for its result
+        n = self._new_tokens(seq, budget)
+        while not bm.can_allocate(seq, n):                   # out of blocks: recompute the latest arrival
+            if self.running[-1].seq_id in busy: stalled = True; break   # ... once it is back from the pipeline
+            victim = self.running.pop()
+            self._preempt_by_recompute(victim, batch)
+            self.waiting.appendleft(victim)
+            if victim is seq: break
+        else:
+            bm.allocate(seq, n); batch.entries.append((seq, n)); budget -= n; i += 1
+            continue
+        break
+    while not (batch.preempted or stalled) and self.waiting and len(self.running) < cfg.max_num_seqs and budget > 0 and len(batch.entries) < limit:
+        seq = self.waiting[0]                                # admit in arrival order while blocks allow
+        n = self._new_tokens(seq, budget)
+        reserve = cfg.reserve_blocks if self.running else 0
+        if bm.blocks_needed(seq, n) + reserve > bm.num_free_blocks: break
+        self.waiting.popleft(); bm.allocate(seq, n)
+        self.running.append(seq); seq.status = RUNNING
+        batch.entries.append((seq, n)); budget -= n
+    return batch
+
+# %% ../../nbs/05c_scheduler.ipynb #3eeda24e
+@patch
+def _schedule_preemptive(self: Scheduler, now: float, busy=frozenset(), limit: int | None = None) -> ScheduledBatch:
+    cfg, bm, batch = self.config, self.block_manager, ScheduledBatch()
+    if cfg.policy == "mlfq": self._promote_starved(now)
+    order = self.priority_order()
+    self.next_time = self.enst(order, now)
+    budget, chosen, moved = cfg.max_num_batched_tokens, set(), set(busy)  # moved: evicted now, or in flight: untouchable
+    for i, seq in enumerate(order):
+        if len(batch.entries) >= (limit or cfg.max_num_seqs) or budget == 0: break
+        if seq.seq_id in moved: continue
+        may_evict = cfg.promotion_evicts or seq.seq_id not in self.promoted or bool(seq.block_table)
+        if self._try_run(seq, order[i + 1:], budget, batch, moved, may_evict): budget -= batch.entries[-1][1]; chosen.add(seq.seq_id)
+    if not batch.entries and self.seqs:              # nobody could get memory: the oldest job may evict anyone
+        oldest = min(self.seqs.values(), key=lambda s: (s.arrival_time, s.seq_id))
+        by_arrival = sorted(self.seqs.values(), key=lambda s: (s.arrival_time, s.seq_id))
+        if oldest.seq_id not in moved and self._try_run(oldest, by_arrival[1:], budget, batch, moved): chosen.add(oldest.seq_id)
+    if cfg.enable_swap: self._proactive_swap(order, batch, chosen | moved)
+    for s in self.running:                                     # ran last iteration, kept its KV, not now
+        if s.status == RUNNING and s.seq_id not in chosen and s.seq_id not in busy: s.status = PREEMPTED
+    self.running = batch.seqs + [self.seqs[i] for i in busy if i in self.seqs]
+    return batch
+
+@patch
+def _try_run(self: Scheduler, seq: Sequence, lower: list[Sequence], budget: int, batch: ScheduledBatch, moved: set,
+             may_evict: bool = True) -> bool:
+    "Give `seq` blocks for its next chunk — evicting from `lower` if needed and allowed — and add it to the batch."
+    bm = self.block_manager
+    n = self._new_tokens(seq, budget)
+    if bm.blocks_needed(seq, n) > bm.num_free_blocks:
+        if not may_evict: return False
+        self._evict(seq, lower, bm.blocks_needed(seq, n), batch, moved)
+        n = self._new_tokens(seq, budget)
+        if bm.blocks_needed(seq, n) > bm.num_free_blocks: return False
+    if seq.status == SWAPPED: batch.swap_in += bm.swap_in(seq)
+    bm.allocate(seq, n)
+    seq.status = RUNNING
+    batch.entries.append((seq, n))
+    return True
+
+# %% ../../nbs/05c_scheduler.ipynb #d9a2290e
+@patch
+def enst(self: Scheduler, order: list[Sequence], now: float) -> dict[int, float]:
+    """FastServe's estimated next scheduled time of every job in `order`, in seconds from `now`: the earlier of its
+    promotion to Q1 (α after it last ran; MLFQ jobs below Q1) and the time the work ahead of it drains — each job ahead
+    uses the rest of its quantum (SRPT, FCFS, rank: one iteration per token still to come, or predicted to), `max_num_seqs` at a time."""
+    cfg, ahead, est = self.config, 0.0, {}
+    for s in order:
+        promote = cfg.starvation_alpha - (now - s.last_run_time) if cfg.policy == "mlfq" and s.queue_level > 0 else math.inf
+        est[s.seq_id] = max(0.0, min(promote, ahead / cfg.max_num_seqs))
+        if cfg.policy == "mlfq": ahead += max(cfg.quantum(s.queue_level) - s.service_in_level, 0.0)
+        elif cfg.policy == "rank": ahead += cfg.base_quantum * max(self.predicted[s.seq_id] - s.num_output_tokens, 1)
+        else: ahead += cfg.base_quantum * max(self.remaining_key(s)[0], 1)
+    return est
+
+@patch
+def victims(self: Scheduler, holders: list[Sequence]) -> list[Sequence]:
+    "Who leaves the device first: the largest ENST (\"enst\"), or the tail of the priority order (\"queue\")."
+    if self.config.swap_order == "queue": return list(reversed(holders))
+    pos = {s.seq_id: i for i, s in enumerate(holders)}
+    return sorted(holders, key=lambda s: (-self.next_time.get(s.seq_id, math.inf), -pos[s.seq_id]))
+
+@patch
+def swap_in_candidates(self: Scheduler, due: list[Sequence], skip: set) -> list[Sequence]:
+    """Swapped jobs to copy back in, in order (\"enst\": smallest ENST first, and only those that would not be the
+    next victim — whose ENST is below that of a job the device keeps waiting)."""
+    swapped = [s for s in due if s.status == SWAPPED and s.seq_id not in skip]
+    if self.config.swap_order == "queue": return swapped
+    kept = [self.next_time[s.seq_id] for s in self.seqs.values() if s.status == PREEMPTED and s.block_table and s.seq_id in self.next_time]
+    worst = max(kept, default=math.inf)
+    return sorted((s for s in swapped if self.next_time[s.seq_id] < worst), key=lambda s: self.next_time[s.seq_id])
+
+@patch
+def swap_time(self: Scheduler, num_blocks: int) -> float:
+    "Seconds to copy `num_blocks` KV blocks one way over the host link."
+    return num_blocks * self.block_manager.block_size * self.config.kv_bytes_per_token / self.config.swap_bandwidth
+
+@patch
+def recompute_is_cheaper(self: Scheduler, v: Sequence) -> bool:
+    "Prefilling `v`'s computed tokens again beats copying its blocks out and back in (\"enst\" only)."
+    return self.config.swap_order == "enst" and self.prefill_time(v.num_computed_tokens) < 2 * self.swap_time(len(v.block_table))
+
+# %% ../../nbs/05c_scheduler.ipynb #10a4febe
+@patch
+def _preempt_by_recompute(self: Scheduler, seq: Sequence, batch: ScheduledBatch):
+    self.block_manager.free(seq)                               # num_computed_tokens -> 0: prefill again later
+    seq.status = WAITING
+    batch.preempted.append(seq)
+    log.debug("preempted %s by recompute", seq)
+
+@patch
+def _swap_out(self: Scheduler, seq: Sequence, batch: ScheduledBatch):
+    batch.swap_out += self.block_manager.swap_out(seq)
+    seq.status = SWAPPED
+
+@patch
+def _evict(self: Scheduler, seq: Sequence, lower: list[Sequence], need: int, batch: ScheduledBatch, moved: set):
+    """Free `need` blocks for `seq` from the last holders in `lower`, or touch nothing if they can't. Swap out while
+    the host pool has room; else recompute, but only jobs that arrived after `seq`: the oldest job never loses work."""
+    bm, plan, released = self.block_manager, [], Counter()   # released[b]: tables of the plan that hold block b
+    free, host_free = bm.num_free_blocks, bm.num_free_host_blocks
+    for v in self.victims(lower):
+        if free >= need: break
+        if not v.block_table or v.seq_id in moved: continue
+        younger = (v.arrival_time, v.seq_id) > (seq.arrival_time, seq.seq_id)   # may lose its work
+        swap = self.config.enable_swap and len(v.block_table) <= host_free and not (younger and self.recompute_is_cheaper(v))
+        if not swap and not younger: continue
+        host_free -= len(v.block_table) if swap else 0
+        released.update(v.block_table)
+        free += sum(bm.blocks[b].ref_count == released[b] for b in v.block_table)  # shared blocks free with their last holder
+        plan.append((v, swap))
+    if free < need: return
+    for v, swap in plan:
+        self._swap_out(v, batch) if swap else self._preempt_by_recompute(v, batch)
+        moved.add(v.seq_id)
+
+@patch
+def _proactive_swap(self: Scheduler, order: list[Sequence], batch: ScheduledBatch, skip: set):
+    """Keep `reserve_blocks` free by swapping out the jobs that will run latest (largest ENST first); when nothing
+    had to leave, swap jobs due soon back in ahead of their turn (smallest ENST first), still keeping the reserve."""
+    cfg, bm = self.config, self.block_manager
+    protected, self.just_swapped_in = self.just_swapped_in, set()
+    for v in self.victims(order):
+        if bm.num_free_blocks >= cfg.reserve_blocks: break
+        if v.seq_id in skip or v.seq_id in protected or not v.block_table or self.recompute_is_cheaper(v): continue
+        if bm.can_swap_out(v): self._swap_out(v, batch); skip.add(v.seq_id)
+    if batch.swap_out or batch.preempted: return
+    for s in self.swap_in_candidates(order[:2 * cfg.max_num_seqs], skip):   # only jobs due within about two batches
+        if bm.num_free_blocks - bm.blocks_needed(s, 0) < cfg.reserve_blocks: break
+        batch.swap_in += bm.swap_in(s); s.status = PREEMPTED
+        if cfg.swap_order == "enst": self.just_swapped_in.add(s.seq_id)
+
+# %% ../../nbs/05c_scheduler.ipynb #1199db35
+@patch
+def _promote_starved(self: Scheduler, now: float):
+    "Jobs that have not run for α seconds go back to the tail of Q1 (marked promoted until they are demoted)."
+    for q in self.queues[1:]:
+        for s in [s for s in q if now - s.last_run_time >= self.config.starvation_alpha]:
+            q.remove(s); self._move(s, 0); self.promoted.add(s.seq_id)
+
+@patch
+def _move(self: Scheduler, s: Sequence, level: int):
+    if level: self.promoted.discard(s.seq_id)
+    s.queue_level, s.service_in_level = level, 0.0
+    self.queues[level].append(s)
+
+@patch
+def _charge(self: Scheduler, s: Sequence, iteration_time: float):
+    "Add the iteration's time to the job's service in its level; demote one level when it reaches the quantum."
+    s.service_in_level += iteration_time
+    level = s.queue_level
+    if level < self.config.num_levels - 1 and s.service_in_level >= self.config.quantum(level) * (1 - 1e-9):
+        self.queues[level].remove(s); self._move(s, level + 1)
+
+# %% ../../nbs/05c_scheduler.ipynb #385ab495
+@patch
+def update(self: Scheduler, batch: ScheduledBatch, new_tokens: dict[int, int | None], now: float, iteration_time: float) -> list[Sequence]:
+    """Advance the batch's sequences by what the runner computed, append sampled tokens, charge MLFQ service;
+    finish and free sequences that hit EOS, a stop token or max_tokens, and return them."""
+    finished = []
+    for seq, n in batch.entries:
+        if seq.is_finished: continue                            # aborted while the batch ran
+        seq.num_computed_tokens += n
+        self.block_manager.cache_blocks(seq)
+        seq.last_run_time = now
+        reason = None
+        if seq.num_computed_tokens == seq.num_tokens:           # the last position was computed: a token came out
+            tok = new_tokens.get(seq.seq_id)
+            if tok is None: raise ValueError(f"sequence {seq.seq_id} finished its prefill but new_tokens has no token for it")
+            seq.append_token(tok, now)
+            reason = self._stop_reason(seq, tok)
+        if reason: self.finish(seq, reason, now); finished.append(seq)
+        elif self.config.policy == "mlfq": self._charge(seq, iteration_time)
+    return finished
+
+@patch
+def _stop_reason(self: Scheduler, seq: Sequence, tok: int) -> str | None:
+    p = seq.sampling_params
+    if tok in p.stop_token_ids or (not p.ignore_eos and tok in self.eos_token_ids): return "stop"
+    if seq.num_output_tokens >= p.max_tokens: return "length"
+    return None
+
+@patch
+def finish(self: Scheduler, seq: Sequence, reason: str, now: float | None = None):
+    "End `seq` (\"stop\", \"length\" or \"abort\"), free its blocks, drop it from every queue. Idempotent."
+    if reason not in ("stop", "length", "abort"): raise ValueError(f"reason must be 'stop', 'length' or 'abort', got {reason!r}")
+    if seq.is_finished: return
+    seq.status, seq.finish_reason = SequenceStatus.FINISHED, reason
+    seq.finish_time = now if now is not None else seq.token_times[-1] if seq.token_times else time.monotonic()
+    self.block_manager.free(seq)
+    self.seqs.pop(seq.seq_id, None); self.predicted.pop(seq.seq_id, None); self.promoted.discard(seq.seq_id)
+    for q in (self.waiting, self.running, self.queues[seq.queue_level]):
+        if seq in q: q.remove(seq)
+
+@patch
+def abort(self: Scheduler, seq_id: int) -> Sequence | None:
+    "Finish a request the client gave up on; None when it is not (or no longer) scheduled."
+    seq = self.seqs.get(seq_id)
+    if seq is not None: self.finish(seq, "abort")
+    return seq
