@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 from fastcore.basics import patch
 
-from ..core import Decoder
+from ..core import Decoder, UnsupportedModelError
 from ..parallel.sharding import weight_balanced, save_stages, stage_owns
 from ..parallel.pipeline_parallel import Event
 from .pipeline_net import parse_address, no_delay, loopback_interface, authenticate, StoreServer
@@ -23,10 +23,11 @@ from .stage_messages import (Hello, Reject, StoreConnect, StageSpec, Loaded, Poo
                                                Tokens, Logits, Record, SendEvents, Events, SetWeights, WeightsSet, StopStage, StageFailed)
 
 # %% auto #0
-__all__ = ['log', 'split_micro_batches', 'PipelineError', 'PipelineRunner', 'busy_fraction']
+__all__ = ['log', 'STAGE_ARCHITECTURES', 'split_micro_batches', 'PipelineError', 'PipelineRunner', 'busy_fraction']
 
 # %% ../../nbs/05j_pipeline.ipynb #a9ffd601
 log = logging.getLogger(__name__)
+STAGE_ARCHITECTURES = ("llama", "mistral", "qwen2")   # what a stage's own embedding, norms and head compute exactly
 
 # %% ../../nbs/05j_pipeline.ipynb #e28eed1a
 def split_micro_batches(entries: list, M: int) -> list[list]:
@@ -77,6 +78,9 @@ class PipelineRunner:
         self.micro_batches = K if micro_batches is None else micro_batches
         if self.micro_batches < 1: raise ValueError(f"micro_batches must be ≥ 1, got {self.micro_batches}")
         if listen is not None and not model_source: raise ValueError("listen needs model_source: what the stages started elsewhere load")
+        if model.config.model_type not in STAGE_ARCHITECTURES:       # a stage builds its own embedding, norms and head
+            raise UnsupportedModelError(f"{model.config.model_type}: pipeline stages implement " + ", ".join(STAGE_ARCHITECTURES)
+                                        + "; serve it in one process (without --pp)")
         self.config, self.K, self.block_size, self.max_model_len = model.config, K, block_size, max_model_len
         self.device = torch.device("cpu")                  # where results arrive; this process runs no layers
         self.bounds = list(bounds or weight_balanced(model, K))
