@@ -21,8 +21,10 @@ from .sequence import SamplingParams
 from .engine import AsyncEngine
 from .messages import EngineDeadError, TokenDelta
 from .resources import AdmissionController, engine_stats
-from .protocol import (ServeConfig, APIError, bad_request, CompletionRequest, ChatCompletionRequest,
-    FeedbackRequest, AdapterRequest, ExplainRequest, MAX_ID, loads_json, parse_request, sampling_params, chat_prompt, Metrics)
+from .config import ServeConfig
+from .protocol import (APIError, bad_request, CompletionRequest, ChatCompletionRequest,
+    FeedbackRequest, AdapterRequest, ExplainRequest, MAX_ID, loads_json, parse_request, sampling_params, chat_prompt)
+from .metrics import Metrics
 
 # %% auto #0
 __all__ = ['log', 'EngineClient', 'AsyncEngineClient', 'read_json', 'is_admin_route', 'APIKeyMiddleware', 'RateLimiter',
