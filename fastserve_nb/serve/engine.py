@@ -30,7 +30,7 @@ __all__ = ['log', 'profile_prefill', 'detokenize_incrementally', 'StepOutput', '
 log = logging.getLogger(__name__)
 
 # %% ../../nbs/05_serve.ipynb #219b96dd
-from .config import EngineConfig, PipelineConfig   # the options and their typed parts (05da_config)
+from .config import EngineConfig, PipelineConfig   # the options and their typed parts (05db_config)
 
 # %% ../../nbs/05_serve.ipynb #5bf9ed85
 @torch.inference_mode()
