@@ -16,38 +16,30 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
+from .architectures import (ARCHITECTURES, VARIANTS, UnsupportedModelError, check_architecture, hf_config, to_hf_config,
+                                        split_checkpoint, fuse_checkpoint, generation_defaults, rope_inv_freq, softcap,
+                                        ScaledEmbedding, check_cache)
+
 # %% auto #0
-__all__ = ['log', 'ARCHITECTURES', 'OPS', 'DTYPES', 'UnsupportedModelError', 'check_architecture', 'ModelConfig', 'rms_norm',
-           'RMSNorm', 'rope_inv_freq', 'rotate_half', 'apply_rope', 'swiglu', 'Ops', 'compile_ops', 'Rotary',
-           'attention', 'causal_mask', 'KVCache', 'ContiguousKVCache', 'Attention', 'MLP', 'DecoderLayer',
-           'DecoderOutput', 'Body', 'Decoder', 'load_safetensors_folder', 'from_pretrained', 'save_pretrained',
-           'sample', 'generate_ids', 'generate', 'perplexity', 'tiny_path', 'cache_dir', 'smollm2_path', 'resolve',
-           'load_model', 'check_exercise']
+__all__ = ['log', 'OPS', 'DTYPES', 'ModelConfig', 'rms_norm', 'RMSNorm', 'rotate_half', 'apply_rope', 'swiglu', 'geglu', 'Ops',
+           'compile_ops', 'Rotary', 'attention', 'causal_mask', 'KVCache', 'ContiguousKVCache', 'Attention', 'MLP',
+           'DecoderLayer', 'DecoderOutput', 'Body', 'Decoder', 'load_safetensors_folder', 'from_pretrained',
+           'save_pretrained', 'sample', 'generate_ids', 'generate', 'perplexity', 'tiny_path', 'cache_dir',
+           'smollm2_path', 'resolve', 'load_model', 'check_exercise', 'ARCHITECTURES', 'UnsupportedModelError',
+           'check_architecture', 'rope_inv_freq', 'softcap']
 
 # %% ../nbs/00_core.ipynb #790f6c7d
 log = logging.getLogger(__name__)
 
 # %% ../nbs/00_core.ipynb #7b3e5f76
-ARCHITECTURES = {   # model_type -> the transformers class whose weights and forward pass `Decoder` reproduces
-    "llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM"}
-
-class UnsupportedModelError(ValueError):
-    "A checkpoint of an architecture `Decoder` does not implement."
-
-def check_architecture(d: dict) -> str:
-    "The `model_type` of a `config.json` dict; UnsupportedModelError (one line: what it is, what is supported) otherwise."
-    mt, archs = d.get("model_type"), d.get("architectures") or []
-    if mt not in ARCHITECTURES or any(a != ARCHITECTURES[mt] for a in archs):
-        what = f"model_type {mt!r}" + (f" ({', '.join(map(str, archs))})" if archs else "")
-        raise UnsupportedModelError(f"{what} is not supported; supported: " + ", ".join(f"{k} ({v})" for k, v in ARCHITECTURES.items()))
-    return mt
+_all_ = ["ARCHITECTURES", "UnsupportedModelError", "check_architecture", "rope_inv_freq", "softcap"]   # defined in `architectures`, part of core's API
 
 @dataclass
 class ModelConfig:
-    "The shape of a Llama-family decoder, named as in Hugging Face's `config.json`."
+    "The shape of a decoder, named as in Hugging Face's `config.json`; the fields from `hidden_act` on say how it differs from Llama."
     vocab_size: int = 4096
     hidden_size: int = 256             # d_model
-    intermediate_size: int = 704       # d_ff of the SwiGLU MLP
+    intermediate_size: int = 704       # d_ff of the gated MLP
     num_hidden_layers: int = 6         # L
     num_attention_heads: int = 8       # h
     num_key_value_heads: int = 4       # h_kv (GQA: h_kv divides h)
@@ -60,9 +52,23 @@ class ModelConfig:
     mlp_bias: bool = False
     bos_token_id: int | None = None
     eos_token_id: int | list | None = None
-    model_type: str = "llama"
+    pad_token_id: int | None = None
+    model_type: str = "llama"          # an architecture of `VARIANTS` fixes the four fields after `hidden_act`
+    hidden_act: str = "silu"           # the MLP's gate: SwiGLU ("silu") or GeGLU ("gelu_pytorch_tanh")
+    embed_scale: bool = False          # Gemma: E[x]·√d_model
+    norm_offset: float = 0.0           # Gemma: RMSNorm scales by (1 + g)
+    norm_placement: str = "pre"        # "pre" (Llama), "sandwich" (Gemma: before and after each block), "post" (OLMo 2: after)
+    qk_norm: str | None = None         # RMSNorm of q and k: per "head" (Qwen3, Gemma 3) or over the "full" projection (OLMo 2)
+    local_rope_parameters: dict | None = None     # Gemma 3: the sliding layers' own RoPE
+    query_pre_attn_scalar: float | None = None    # Gemma: scores scaled by 1/√(this) instead of 1/√d_k
+    attn_logit_softcapping: float | None = None   # Gemma 2: s ← c·tanh(s/c) on attention scores
+    final_logit_softcapping: float | None = None  # Gemma 2: the same on the logits
+    sliding_window: int | None = None             # W: a sliding layer's query at i sees the keys i-W < j ≤ i
+    layer_types: list | None = None               # "sliding_attention" | "full_attention" per layer; None: all slide when W is set
+    generation_defaults: dict = field(default_factory=dict)   # sampling settings of the checkpoint's generation_config.json
 
     def __post_init__(self):
+        for k, v in VARIANTS.get(self.model_type, {}).items(): setattr(self, k, v)
         if self.head_dim is None: self.head_dim = self.hidden_size // self.num_attention_heads
         if self.num_attention_heads % self.num_key_value_heads:
             raise ValueError(f"num_attention_heads ({self.num_attention_heads}) must be a multiple of "
@@ -72,28 +78,16 @@ class ModelConfig:
     def from_hf(cls, d: dict) -> "ModelConfig":
         """Build from the `config.json` dict of a supported architecture (`ARCHITECTURES`); a field the file leaves out
         takes the default of transformers' own config class for that `model_type`, as `transformers` would load it."""
-        check_architecture(d)
-        from transformers import AutoConfig
-        d = AutoConfig.for_model(**d).to_dict()
-        if d["model_type"] == "qwen2": d.setdefault("attention_bias", True)
-        rope = d.get("rope_parameters") or dict(d.get("rope_scaling") or {})
-        rope.setdefault("rope_type", rope.pop("type", None) or "default")
-        rope.setdefault("rope_theta", d.get("rope_theta", 10000.0))
-        d["rope_parameters"] = rope
-        window = d.get("sliding_window") if d["model_type"] == "mistral" or d.get("use_sliding_window") else None
-        if window and window < d["max_position_embeddings"]:
-            # each token attends to the last `window` only: up to that length the model is exact, beyond it `Decoder` is not
-            log.warning("%s: sliding-window attention (%d tokens) is served up to %d tokens of context", d["model_type"], window, window)
-            d["max_position_embeddings"] = window
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        return cls(**{k: v for k, v in hf_config(d).items() if k in names})
 
     def to_hf(self) -> dict:
-        "The `config.json` dict `transformers` reads back as a `LlamaConfig` (or Qwen2/Mistral)."
-        d = asdict(self)
-        d["architectures"] = [{"qwen2": "Qwen2ForCausalLM", "mistral": "MistralForCausalLM"}.get(self.model_type, "LlamaForCausalLM")]
-        d["hidden_act"] = "silu"
-        return d
+        "The `config.json` dict `transformers` reads back as the same model."
+        return to_hf_config(asdict(self))
+
+    def is_sliding(self, layer: int) -> bool:
+        "Does layer `layer` attend through a sliding window of `sliding_window` keys?"
+        return bool(self.sliding_window) and (self.layer_types is None or self.layer_types[layer] == "sliding_attention")
 
     @property
     def eos_ids(self) -> list[int]:
@@ -109,50 +103,31 @@ def rms_norm(x, weight, eps: float):
     return weight * x.to(dtype)
 
 class RMSNorm(nn.Module):
-    def __init__(self, d: int, eps: float = 1e-5):
+    "g ⊙ RMSNorm(x); with `offset` 1 (Gemma, whose g starts at 0) (1 + g) ⊙ RMSNorm(x), the product taken in fp32."
+    def __init__(self, d: int, eps: float = 1e-5, offset: float = 0.0):
         super().__init__()
-        self.weight, self.eps = nn.Parameter(torch.ones(d)), eps
+        self.weight, self.eps, self.offset = nn.Parameter(torch.full((d,), 1.0 - offset)), eps, offset
 
-    def forward(self, x): return OPS.rms_norm(x, self.weight, self.eps)
+    def forward(self, x):
+        if not self.offset: return OPS.rms_norm(x, self.weight, self.eps)
+        return OPS.rms_norm(x.float(), self.weight.float() + self.offset, self.eps).to(x.dtype)
 
 # %% ../nbs/00_core.ipynb #bed2044d
-def rope_inv_freq(cfg: ModelConfig) -> tuple[torch.Tensor, float]:
-    "Inverse frequencies θ_i (d_k/2,) and the cos/sin scale for `cfg.rope_parameters`."
-    p, d = cfg.rope_parameters, cfg.head_dim
-    base, kind = p.get("rope_theta", 10000.0), p.get("rope_type", "default")
-    inv_freq = 1.0 / (base ** (torch.arange(0, d, 2, dtype=torch.float32) / d))  # θ_i = b^{-2i/d}
-    if kind == "default": return inv_freq, 1.0
-    if kind == "linear": return inv_freq / p["factor"], 1.0
-    if kind == "llama3":
-        s, lo, hi, n0 = p["factor"], p["low_freq_factor"], p["high_freq_factor"], p["original_max_position_embeddings"]
-        wavelen = 2 * math.pi / inv_freq
-        scaled = torch.where(wavelen > n0 / lo, inv_freq / s, inv_freq)             # long wavelengths: interpolate
-        smooth = (n0 / wavelen - lo) / (hi - lo)
-        blended = (1 - smooth) * scaled / s + smooth * scaled
-        medium = (wavelen >= n0 / hi) & (wavelen <= n0 / lo)                          # the band in between: blend
-        return torch.where(medium, blended, scaled), 1.0
-    if kind == "yarn":
-        s, n0 = p["factor"], p["original_max_position_embeddings"]
-        fast, slow = p.get("beta_fast") or 32, p.get("beta_slow") or 1
-        attn = p.get("attention_factor") or (0.1 * math.log(s) + 1.0 if s > 1 else 1.0)
-        dim_for = lambda rot: d * math.log(n0 / (rot * 2 * math.pi)) / (2 * math.log(base))
-        lo, hi = dim_for(fast), dim_for(slow)
-        if p.get("truncate", True): lo, hi = math.floor(lo), math.ceil(hi)
-        lo, hi = max(lo, 0), min(hi, d - 1)
-        ramp = ((torch.arange(d // 2, dtype=torch.float32) - lo) / max(hi - lo, 1e-3)).clamp(0, 1)
-        return inv_freq / s * ramp + inv_freq * (1 - ramp), attn
-    raise ValueError(f"rope_type {kind!r} is not supported; use one of default, linear, llama3, yarn")
-
 def rotate_half(x):
     x1, x2 = x.chunk(2, dim=-1)
     return torch.cat((-x2, x1), dim=-1)
 
 def apply_rope(x, cos, sin):
-    "x: (B, h, T, d_k); cos, sin: (B, T, d_k)."
-    cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
-    return (x.float() * cos + rotate_half(x.float()) * sin).to(x.dtype)
+    "x: (B, h, T, d_k); cos, sin: (B, T, d) with d ≤ d_k: the first d channels rotate, the rest pass (partial RoPE)."
+    d, cos, sin = cos.shape[-1], cos.unsqueeze(1), sin.unsqueeze(1)
+    xr = x[..., :d].float()
+    out = xr * cos + rotate_half(xr) * sin
+    if d < x.shape[-1]: out = torch.cat((out, x[..., d:].float()), -1)
+    return out.to(x.dtype)
 
 def swiglu(gate, up): return F.silu(gate) * up
+
+def geglu(gate, up): return F.gelu(gate, approximate="tanh") * up
 
 class Ops:
     """The elementwise pieces of the decoder. Each is a handful of small kernels; on a GPU, `compile_ops()` swaps in
@@ -160,60 +135,67 @@ class Ops:
     rms_norm = staticmethod(rms_norm)
     apply_rope = staticmethod(apply_rope)
     swiglu = staticmethod(swiglu)
+    geglu = staticmethod(geglu)
 
 OPS = Ops()
 
 def compile_ops():
-    "Fuse RMSNorm, RoPE and SwiGLU with torch.compile (dynamic shapes: one compile serves every batch size)."
-    for name in ("rms_norm", "apply_rope", "swiglu"):
+    "Fuse RMSNorm, RoPE and the gated activations with torch.compile (dynamic shapes: one compile serves every batch size)."
+    for name in ("rms_norm", "apply_rope", "swiglu", "geglu"):
         setattr(OPS, name, torch.compile(getattr(Ops, name), dynamic=True))
 
 class Rotary(nn.Module):
     "cos/sin tables for the positions of a batch. θ stays fp32 whatever dtype the model is cast to (bf16 θ would shift every angle)."
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, p: dict | None = None):
         super().__init__()
-        self.inv_freq, self.scale = rope_inv_freq(cfg)   # a plain attribute, not a buffer: `.to(bfloat16)` leaves it alone
+        self.inv_freq, self.scale = rope_inv_freq(cfg, p)   # a plain attribute, not a buffer: `.to(bfloat16)` leaves it alone
 
-    def forward(self, positions):  # positions: (B, T) -> cos, sin: (B, T, d_k)
+    def forward(self, positions):  # positions: (B, T) -> cos, sin: (B, T, d), d = d_k unless RoPE is partial
         if self.inv_freq.device != positions.device: self.inv_freq = self.inv_freq.to(positions.device)
         ang = positions.float()[..., None] * self.inv_freq           # (B, T, d_k/2)
         emb = torch.cat((ang, ang), dim=-1)
         return emb.cos() * self.scale, emb.sin() * self.scale
 
 # %% ../nbs/00_core.ipynb #d7a99355
-def attention(q, k, v, mask=None, impl: str = "sdpa"):
-    "q: (B, h, T, d_k); k, v: (B, h_kv, S, d_k); mask: bool (B|1, 1, T, S), True = may attend. Returns (out, probs|None)."
-    if impl == "sdpa":
+def attention(q, k, v, mask=None, impl: str = "sdpa", softcap_c: float | None = None):
+    """q: (B, h, T, d_k); k, v: (B, h_kv, S, d_k); mask: bool (B|1, 1, T, S), True = may attend; `softcap_c`: scores
+    soft-capped at ±c (the readable path computes it). Returns (out, probs|None)."""
+    if impl == "sdpa" and not softcap_c:
         causal = mask is None and q.shape[2] > 1
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal, enable_gqa=k.shape[1] != q.shape[1])
         return out, None
     g = q.shape[1] // k.shape[1]                                        # queries per kv head
     k, v = k.repeat_interleave(g, dim=1), v.repeat_interleave(g, dim=1)  # (B, h, S, d_k)
     scores = (q.float() @ k.float().transpose(-2, -1)) / math.sqrt(q.shape[-1])  # (B, h, T, S)
+    if softcap_c: scores = softcap(scores, softcap_c)
     if mask is None: mask = causal_mask(q.shape[2], k.shape[2], q.device)
     scores = scores.masked_fill(~mask, float("-inf"))
     probs = scores.softmax(-1)
     return (probs @ v.float()).to(q.dtype), probs
 
-def causal_mask(T: int, S: int, device=None):
-    "(1, 1, T, S): query t (the last T of S positions) sees keys 0..S-T+t."
-    return torch.ones(T, S, dtype=torch.bool, device=device).tril(S - T)[None, None]
+def causal_mask(T: int, S: int, device=None, window: int | None = None):
+    "(1, 1, T, S): query t (the last T of S positions) sees keys 0..S-T+t; with a `window` W only the last W of them."
+    m = torch.ones(T, S, dtype=torch.bool, device=device).tril(S - T)
+    return (m.triu(S - T - window + 1) if window else m)[None, None]
 
 # %% ../nbs/00_core.ipynb #e12d04ba
 class KVCache(Protocol):
-    "What attention needs from a cache: store this step's k, v for `layer` and attend over everything stored."
+    """What attention needs from a cache: store this step's k, v for `layer` and attend over everything stored. A cache
+    that also computes sliding windows and soft-capping lists them in `features` and takes `window=`, `softcap_c=`."""
     def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, positions: torch.Tensor,
                impl: str = "sdpa") -> tuple[torch.Tensor, torch.Tensor | None]: ...
 
 class ContiguousKVCache:
     "One preallocated K and V buffer per layer; sequence b's token at position p lives at [:, b, :, p]."
+    features = frozenset({"window", "softcap_c"})
+
     def __init__(self, cfg: ModelConfig, batch_size: int, max_len: int, device=None, dtype=torch.float32):
         shape = (cfg.num_hidden_layers, batch_size, cfg.num_key_value_heads, max_len, cfg.head_dim)
         self.k = torch.zeros(shape, device=device, dtype=dtype)
         self.v = torch.zeros(shape, device=device, dtype=dtype)
         self.max_len = max_len
 
-    def attend(self, layer, q, k, v, positions, impl="sdpa"):
+    def attend(self, layer, q, k, v, positions, impl="sdpa", window=None, softcap_c=None):
         # q: (B, h, T, d_k); k, v: (B, h_kv, T, d_k); positions: (B, T)
         if int(positions.max()) >= self.max_len:
             raise ValueError(f"position {int(positions.max())} is past the cache's max_len {self.max_len}")
@@ -221,9 +203,9 @@ class ContiguousKVCache:
         self.k[layer][b, :, positions] = k.transpose(1, 2).to(self.k.dtype)   # (B, T, h_kv, d_k) slots
         self.v[layer][b, :, positions] = v.transpose(1, 2).to(self.v.dtype)
         S = int(positions.max()) + 1
-        keys = torch.arange(S, device=q.device)
-        mask = (keys[None, None, :] <= positions[:, :, None])[:, None]       # (B, 1, T, S)
-        return attention(q, self.k[layer][:, :, :S].to(q.dtype), self.v[layer][:, :, :S].to(q.dtype), mask, impl)
+        keys, pos = torch.arange(S, device=q.device)[None, None, :], positions[:, :, None]
+        mask = (keys <= pos) & (keys > pos - window) if window else keys <= pos
+        return attention(q, self.k[layer][:, :, :S].to(q.dtype), self.v[layer][:, :, :S].to(q.dtype), mask[:, None], impl, softcap_c)
 
 # %% ../nbs/00_core.ipynb #6f7dcc92
 class Attention(nn.Module):
@@ -235,16 +217,34 @@ class Attention(nn.Module):
         self.k_proj = nn.Linear(d, hkv * dk, bias=cfg.attention_bias)
         self.v_proj = nn.Linear(d, hkv * dk, bias=cfg.attention_bias)
         self.o_proj = nn.Linear(h * dk, d, bias=False)
+        if cfg.qk_norm:                    # over each head's d_k, or over the whole projection (h·d_k, h_kv·d_k)
+            full = cfg.qk_norm == "full"
+            self.q_norm = RMSNorm(h * dk if full else dk, cfg.rms_norm_eps, cfg.norm_offset)
+            self.k_norm = RMSNorm(hkv * dk if full else dk, cfg.rms_norm_eps, cfg.norm_offset)
+        self.window = cfg.sliding_window if cfg.is_sliding(layer_idx) else None
+        self.softcap_c = cfg.attn_logit_softcapping
+        # attention divides by √d_k; for 1/√s instead, q is multiplied by √(d_k/s), so no cache needs a scale argument
+        self.q_scale = math.sqrt(dk / cfg.query_pre_attn_scalar) if cfg.query_pre_attn_scalar else 1.0
+        local = self.window and cfg.local_rope_parameters
+        self.rotary = Rotary(cfg, cfg.local_rope_parameters) if local else None   # a sliding layer's own RoPE base
 
     def forward(self, x, cos, sin, positions, cache=None, impl="sdpa"):
         B, T, _ = x.shape
-        dk = self.cfg.head_dim
-        q = self.q_proj(x).view(B, T, -1, dk).transpose(1, 2)    # (B, h, T, d_k)
-        k = self.k_proj(x).view(B, T, -1, dk).transpose(1, 2)    # (B, h_kv, T, d_k)
-        v = self.v_proj(x).view(B, T, -1, dk).transpose(1, 2)
+        dk, qk = self.cfg.head_dim, self.cfg.qk_norm
+        q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)            # (B, T, h·d_k), (B, T, h_kv·d_k) twice
+        if qk == "full": q, k = self.q_norm(q), self.k_norm(k)
+        q, k, v = (t.view(B, T, -1, dk) for t in (q, k, v))                 # (B, T, heads, d_k)
+        if qk == "head": q, k = self.q_norm(q), self.k_norm(k)
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))                    # (B, heads, T, d_k)
+        if self.rotary is not None: cos, sin = self.rotary(positions)
         q, k = OPS.apply_rope(q, cos, sin), OPS.apply_rope(k, cos, sin)
-        if cache is None: out, probs = attention(q, k, v, impl=impl)
-        else: out, probs = cache.attend(self.layer_idx, q, k, v, positions, impl)
+        if self.q_scale != 1.0: q = q * self.q_scale
+        if cache is None:
+            mask = causal_mask(T, T, x.device, self.window) if self.window else None
+            out, probs = attention(q, k, v, mask, impl, self.softcap_c)
+        else:   # only what the cache computes is passed; `check_cache` refuses a forward that would need more
+            kw = {n: val for n, val in (("window", self.window), ("softcap_c", self.softcap_c)) if val and n in getattr(cache, "features", ())}
+            out, probs = cache.attend(self.layer_idx, q, k, v, positions, impl, **kw)
         return self.o_proj(out.transpose(1, 2).reshape(B, T, -1)), probs
 
 class MLP(nn.Module):
@@ -254,21 +254,32 @@ class MLP(nn.Module):
         self.gate_proj = nn.Linear(d, f, bias=cfg.mlp_bias)
         self.up_proj = nn.Linear(d, f, bias=cfg.mlp_bias)
         self.down_proj = nn.Linear(f, d, bias=cfg.mlp_bias)
+        self.glu = "geglu" if cfg.hidden_act == "gelu_pytorch_tanh" else "swiglu"
 
-    def forward(self, x): return self.down_proj(OPS.swiglu(self.gate_proj(x), self.up_proj(x)))
+    def forward(self, x): return self.down_proj(getattr(OPS, self.glu)(self.gate_proj(x), self.up_proj(x)))
 
 class DecoderLayer(nn.Module):
+    "Attention, then the MLP, each added to the residual stream with RMSNorms placed as `cfg.norm_placement` says."
     def __init__(self, cfg: ModelConfig, layer_idx: int):
         super().__init__()
-        self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        norm = lambda: RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, cfg.norm_offset)
+        self.placement = cfg.norm_placement
+        if self.placement != "post": self.input_layernorm = norm()
         self.self_attn = Attention(cfg, layer_idx)
-        self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        self.post_attention_layernorm = norm()       # Llama: the MLP's input; Gemma and OLMo 2: the attention's output
+        if self.placement == "sandwich": self.pre_feedforward_layernorm = norm()
+        if self.placement != "pre": self.post_feedforward_layernorm = norm()
         self.mlp = MLP(cfg)
 
     def forward(self, x, cos, sin, positions, cache=None, impl="sdpa"):
-        a, probs = self.self_attn(self.input_layernorm(x), cos, sin, positions, cache, impl)
-        x = x + a
-        return x + self.mlp(self.post_attention_layernorm(x)), probs
+        p = self.placement
+        a, probs = self.self_attn(x if p == "post" else self.input_layernorm(x), cos, sin, positions, cache, impl)
+        if p == "pre":
+            x = x + a
+            return x + self.mlp(self.post_attention_layernorm(x)), probs
+        x = x + self.post_attention_layernorm(a)
+        m = self.mlp(x if p == "post" else self.pre_feedforward_layernorm(x))
+        return x + self.post_feedforward_layernorm(m), probs
 
 # %% ../nbs/00_core.ipynb #b1543f96
 class DecoderOutput(NamedTuple):
@@ -280,9 +291,9 @@ class Body(nn.Module):
     "Embeddings, the stack of layers and the final norm: `model.*` in a checkpoint."
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
+        self.embed_tokens = (ScaledEmbedding if cfg.embed_scale else nn.Embedding)(cfg.vocab_size, cfg.hidden_size)
         self.layers = nn.ModuleList(DecoderLayer(cfg, i) for i in range(cfg.num_hidden_layers))
-        self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, cfg.norm_offset)
         self.rotary_emb = Rotary(cfg)
 
 class Decoder(nn.Module):
@@ -302,6 +313,7 @@ class Decoder(nn.Module):
                hidden_states: list | None = None, attentions: list | None = None):
         """Embeddings x (B, T, d) at `positions` (B, T) through every layer -> (B, T, d). Each layer's output and
         attention probabilities are appended to `hidden_states` and `attentions` when given."""
+        if cache is not None and (self.config.attn_logit_softcapping or self.config.sliding_window): check_cache(self.config, cache, positions)
         cos, sin = self.model.rotary_emb(positions)
         for layer in self.model.layers:
             x, probs = layer(x, cos, sin, positions, cache, impl or self.attn_impl)
@@ -310,8 +322,9 @@ class Decoder(nn.Module):
         return x
 
     def logits(self, h):
-        "Hidden states (..., d) -> logits (..., V): the final norm, then the LM head."
-        return self.lm_head(self.model.norm(h))
+        "Hidden states (..., d) -> logits (..., V): the final norm, the LM head, and Gemma 2's soft-cap."
+        logits, c = self.lm_head(self.model.norm(h)), self.config.final_logit_softcapping
+        return softcap(logits, c) if c else logits
 
     def forward(self, input_ids=None, positions=None, cache: KVCache | None = None, inputs_embeds=None,
                 output_hidden_states=False, output_attentions=False):
@@ -354,21 +367,21 @@ def from_pretrained(path, device=None, dtype=torch.float32) -> Decoder:
     path = Path(path)
     cfg = ModelConfig.from_hf(json.loads((path / "config.json").read_text()))
     cfg.eos_token_id = _checkpoint_eos_ids(cfg, path / "generation_config.json") or None
-    with torch.device("meta"): model = Decoder(cfg)
-    sd = {k: v for k, v in load_safetensors_folder(path).items() if "rotary_emb" not in k}
+    cfg.generation_defaults = generation_defaults(path / "generation_config.json")
+    with torch.device("meta"): model = Decoder(cfg)      # RoPE tables are computed on the CPU, not stored
+    sd = split_checkpoint({k: v for k, v in load_safetensors_folder(path).items() if "rotary_emb" not in k}, cfg)
     if cfg.tie_word_embeddings: sd.pop("lm_head.weight", None)
     missing, unexpected = model.load_state_dict(sd, strict=False, assign=True)
     missing = set(missing) - ({"lm_head.weight"} if cfg.tie_word_embeddings else set())
     if missing or unexpected: raise ValueError(f"checkpoint {path} does not fit: missing {sorted(missing)}, unexpected {sorted(unexpected)}")
     if cfg.tie_word_embeddings: model.lm_head.weight = model.model.embed_tokens.weight
-    model.model.rotary_emb = Rotary(cfg)   # buffers are computed, not stored
     return model.to(device=device, dtype=dtype).eval()
 
 def save_pretrained(model: Decoder, path, dtype=None):
     "Write `config.json` + `model.safetensors` that both `from_pretrained` and `transformers` read."
     path = Path(path); path.mkdir(parents=True, exist_ok=True)
     cfg = model.config.to_hf()
-    sd = {k: (v.to(dtype) if dtype else v).contiguous() for k, v in model.state_dict().items()}
+    sd = {k: (v.to(dtype) if dtype else v).contiguous() for k, v in fuse_checkpoint(model.state_dict(), model.config).items()}
     if model.config.tie_word_embeddings: sd.pop("lm_head.weight")
     if dtype: cfg["torch_dtype"] = str(dtype).removeprefix("torch.")
     save_file(sd, str(path / "model.safetensors"), metadata={"format": "pt"})

@@ -12,65 +12,27 @@ from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
 
 import uvicorn
+from fastcore.basics import patch
 from fastapi import FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from .sequence import SamplingParams
-from .engine import AsyncEngine
+from .client import EngineClient
 from .messages import EngineDeadError, TokenDelta
-from .resources import AdmissionController, engine_stats
+from .resources import AdmissionController
 from .config import ServeConfig
 from .protocol import (APIError, bad_request, CompletionRequest, ChatCompletionRequest,
     FeedbackRequest, AdapterRequest, ExplainRequest, MAX_ID, loads_json, parse_request, sampling_params, chat_prompt)
 from .metrics import Metrics
 
 # %% auto #0
-__all__ = ['log', 'EngineClient', 'AsyncEngineClient', 'read_json', 'is_admin_route', 'APIKeyMiddleware', 'RateLimiter',
-           'client_id', 'build_app', 'end_requests', 'serve_in_thread']
+__all__ = ['log', 'read_json', 'is_admin_route', 'APIKeyMiddleware', 'RateLimiter', 'client_id', 'build_app', 'end_requests',
+           'serve_in_thread']
 
 # %% ../../nbs/05f_api.ipynb #c02107cb
 log = logging.getLogger(__name__)
-
-# %% ../../nbs/05f_api.ipynb #60062a67
-class EngineClient:
-    "What the API needs from an engine (in this process, or in a supervised worker: `serve.service.WorkerClient`)."
-    tokenizer: Any
-    max_model_len: int
-    vocab_size: int
-
-    @property
-    def is_alive(self) -> bool: raise NotImplementedError
-    def stats(self) -> dict: raise NotImplementedError
-    def health(self) -> dict: return {}                       # extra facts for /health (worker pid, pipeline stages)
-    async def submit(self, prompt_ids: list[int], params: SamplingParams) -> AsyncIterator[TokenDelta]: raise NotImplementedError
-    async def explain(self, prompt_ids: list[int], target_id: int | None) -> dict:
-        raise APIError("explanations run in the engine worker between iterations (serve.service); this engine has none", 404)
-    async def adapters(self, action: str | None = None, version: str | None = None) -> dict:
-        raise APIError("this server has no adapter registry (start it with --adapters-dir)", 404)
-
-# %% ../../nbs/05f_api.ipynb #de3bb28d
-class AsyncEngineClient(EngineClient):
-    "The engine in this process, stepping in `AsyncEngine`'s thread."
-    def __init__(self, front: AsyncEngine):
-        self.front, self.engine = front, front.engine
-        self.tokenizer, self.max_model_len = self.engine.tokenizer, self.engine.config.max_model_len
-        self.vocab_size = self.engine.model.config.vocab_size
-
-    @property
-    def is_alive(self) -> bool: return self.front.is_alive
-    def stats(self) -> dict: return engine_stats(self.engine)
-
-    async def submit(self, prompt_ids, params):
-        if not self.is_alive: raise EngineDeadError("the engine is not running")
-        self.engine.make_sequence(prompt_ids, params)            # validates (ValueError) and touches no state
-        return self._stream(self.front.generate(prompt_ids, params))
-
-    async def _stream(self, agen):
-        try:
-            async for d in agen: yield d
-        finally: await agen.aclose()                              # not finished: AsyncEngine aborts and frees the blocks
 
 # %% ../../nbs/05f_api.ipynb #8b4ddec2
 class _Request:
@@ -96,44 +58,47 @@ class _Request:
             await self.close(); raise APIError(f"the engine is not available: {e}", 503) from None
         for ids in {tuple(i) for i in prompts}: self.usage["prompt_tokens"] += len(ids)
 
-    async def deltas(self) -> AsyncIterator[tuple[int, TokenDelta]]:
-        "(choice index, delta) from all streams as they come; metrics observed on the way."
-        q = self.q
-        async def pump(i, stream):
-            try:
-                async for d in stream: q.put_nowait((i, d))
-                q.put_nowait((i, None))
-            except Exception as e: q.put_nowait((i, e))
-        tasks = [asyncio.ensure_future(pump(i, st)) for i, st in enumerate(self.streams)]
-        last, first, done = {}, None, 0
+# %% ../../nbs/05f_api.ipynb #e79b18d8
+@patch
+async def deltas(self: _Request) -> AsyncIterator[tuple[int, TokenDelta]]:
+    "(choice index, delta) from all streams as they come; metrics observed on the way."
+    q = self.q
+    async def pump(i, stream):
         try:
-            while done < len(tasks):
-                i, d = await q.get()
-                if d is None: done += 1; continue
-                if isinstance(d, Exception): raise d
-                now = time.perf_counter()
-                if first is None: first = now; self.s.metrics.observe("time_to_first_token_seconds", now - self.t0)
-                if i in last: self.s.metrics.observe("inter_token_latency_seconds", now - last[i])
-                last[i] = now
-                self.usage["completion_tokens"] += 1
-                self.s.metrics.inc("generation_tokens_total")
-                if d.finished:
-                    self.s.metrics.observe("e2e_request_latency_seconds", now - self.t0)
-                    if d.queue_time is not None: self.s.metrics.observe("request_queue_time_seconds", d.queue_time)
-                    self.s.metrics.inc("request_success_total", finished_reason=d.finish_reason)
-                yield i, d
-        finally:
-            for t in tasks: t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            async for d in stream: q.put_nowait((i, d))
+            q.put_nowait((i, None))
+        except Exception as e: q.put_nowait((i, e))
+    tasks = [asyncio.ensure_future(pump(i, st)) for i, st in enumerate(self.streams)]
+    last, first, done = {}, None, 0
+    try:
+        while done < len(tasks):
+            i, d = await q.get()
+            if d is None: done += 1; continue
+            if isinstance(d, Exception): raise d
+            now = time.perf_counter()
+            if first is None: first = now; self.s.metrics.observe("time_to_first_token_seconds", now - self.t0)
+            if i in last: self.s.metrics.observe("inter_token_latency_seconds", now - last[i])
+            last[i] = now
+            self.usage["completion_tokens"] += 1
+            self.s.metrics.inc("generation_tokens_total")
+            if d.finished:
+                self.s.metrics.observe("e2e_request_latency_seconds", now - self.t0)
+                if d.queue_time is not None: self.s.metrics.observe("request_queue_time_seconds", d.queue_time)
+                self.s.metrics.inc("request_success_total", finished_reason=d.finish_reason)
+            yield i, d
+    finally:
+        for t in tasks: t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def close(self):
-        "Abort unfinished streams and give the admission slot back (idempotent)."
-        if self.closed: return
-        self.closed = True
-        self.s.running.discard(self)
-        for st in self.streams: await st.aclose()
-        self.s.metrics.inc("prompt_tokens_total", self.usage["prompt_tokens"])
-        self.s.admission.release(self.n, held=time.perf_counter() - self.t0)
+@patch
+async def close(self: _Request):
+    "Abort unfinished streams and give the admission slot back (idempotent)."
+    if self.closed: return
+    self.closed = True
+    self.s.running.discard(self)
+    for st in self.streams: await st.aclose()
+    self.s.metrics.inc("prompt_tokens_total", self.usage["prompt_tokens"])
+    self.s.admission.release(self.n, held=time.perf_counter() - self.t0)
 
 # %% ../../nbs/05f_api.ipynb #cc700502
 @dataclass
@@ -167,6 +132,7 @@ async def read_json(request: Request, cfg: ServeConfig) -> Any:
     except ClientDisconnect: raise bad_request("the client disconnected while sending the body") from None
     return await asyncio.to_thread(loads_json, raw)
 
+# %% ../../nbs/05f_api.ipynb #bb1e13d6
 def is_admin_route(method: str, path: str) -> bool:
     "Adapter control (any method on /v1/adapters) and the feedback export (GET /v1/feedback): what changes or reads every user's data."
     path = re.sub("/+", "/", path).rstrip("/")
@@ -190,6 +156,7 @@ class APIKeyMiddleware:
             if e is not None: return await e.response()(scope, receive, send)
         await self.app(scope, receive, send)
 
+# %% ../../nbs/05f_api.ipynb #63e1418f
 class RateLimiter:
     "A token bucket per client: `per_minute` rows a minute, in bursts of as many; the least recently seen clients are forgotten first."
     def __init__(self, per_minute: int, max_clients: int = 100_000):

@@ -6,12 +6,13 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/serve.html.md"""
 
 # %% ../../nbs/05_serve.ipynb #6b61e3b1
 from __future__ import annotations
-import time, math, logging, threading, asyncio, itertools, os
+import time, math, logging, os
 from collections import deque
-from dataclasses import dataclass, field, asdict
-from typing import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
+from fastcore.basics import patch
 
 from ..core import Decoder
 from .sequence import Sequence, SamplingParams
@@ -19,12 +20,12 @@ from .kv_cache import BlockManager
 from .scheduler import Scheduler, SchedulerConfig, profiled_prefill_time
 from .runner import ModelRunner, KVPool, Runner
 from .resources import engine_stats
-from .messages import (EngineDeadError, TokenDelta, AddRequest, AbortRequest, Call, Stop, Ready, Stats, Outputs,
-    Accepted, Rejected, CallResult, queue_pipe)
+from .messages import (TokenDelta, AddRequest, AbortRequest, Call, Stop, Ready, Stats, Outputs,
+    Accepted, Rejected, CallResult)
 
 # %% auto #0
 __all__ = ['log', 'profile_prefill', 'detokenize_incrementally', 'StepOutput', 'Completion', 'LLMEngine', 'request_metrics',
-           'EngineLoop', 'AsyncEngine']
+           'EngineLoop']
 
 # %% ../../nbs/05_serve.ipynb #790f6c7d
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ def detokenize_incrementally(tokenizer, seq: Sequence) -> str:
     seq.text += delta
     return delta
 
-# %% ../../nbs/05_serve.ipynb #002054cb
+# %% ../../nbs/05_serve.ipynb #5c7fab5c
 @dataclass
 class StepOutput:
     "What one iteration produced for one sequence."
@@ -106,103 +107,112 @@ class LLMEngine:
         self.timings = dict(schedule=0.0, execute=0.0, update=0.0)   # seconds spent in each phase of `step`
         self.counters = dict(swapped_out_blocks=0, swapped_in_blocks=0, preempted=0)
 
-    # -- requests --
-    def add_request(self, prompt: str | list[int], params: SamplingParams | None = None, arrival_time: float | None = None) -> Sequence:
-        "Validate and queue one request; returns its `Sequence`."
-        return self.enqueue(self.make_sequence(prompt, params, arrival_time))
+# %% ../../nbs/05_serve.ipynb #6b7fcc00
+@patch
+def add_request(self: LLMEngine, prompt: str | list[int], params: SamplingParams | None = None, arrival_time: float | None = None) -> Sequence:
+    "Validate and queue one request; returns its `Sequence`."
+    return self.enqueue(self.make_sequence(prompt, params, arrival_time))
 
-    def enqueue(self, seq: Sequence) -> Sequence:
-        self.scheduler.add(seq)
-        return seq
+@patch
+def enqueue(self: LLMEngine, seq: Sequence) -> Sequence:
+    self.scheduler.add(seq)
+    return seq
 
-    @property
-    def seqs(self) -> dict[int, Sequence]:
-        "The unfinished sequences: the scheduler's record, the one place live sequences are kept."
-        return self.scheduler.seqs
+@patch(as_prop=True)
+def seqs(self: LLMEngine) -> dict[int, Sequence]:
+    "The unfinished sequences: the scheduler's record, the one place live sequences are kept."
+    return self.scheduler.seqs
 
-    def make_sequence(self, prompt: str | list[int], params: SamplingParams | None = None, arrival_time: float | None = None) -> Sequence:
-        """The one gate a request passes: `Sequence` checks the prompt and the parameters, then the context, the KV pool
-        and the vocabulary are checked here; `ValueError` names what is wrong. Touches no engine state: any thread may call it."""
-        ids = self.tokenizer.encode(prompt, add_special_tokens=False) if isinstance(prompt, str) else list(prompt)
-        seq = Sequence(ids, params, arrival_time=time.perf_counter() if arrival_time is None else arrival_time)
-        c, P, M = self.config, seq.num_prompt_tokens, seq.sampling_params.max_tokens
-        if P + M > c.max_model_len:
-            raise ValueError(f"prompt ({P} tokens) + max_tokens ({M}) exceeds the context of {c.max_model_len} tokens")
-        if (need := seq.max_num_blocks(c.block_size)) > c.num_blocks:
-            raise ValueError(f"prompt ({P} tokens) + max_tokens ({M}) needs {need} KV blocks; the pool has {c.num_blocks} "
-                             f"of {c.block_size} tokens: lower max_tokens or shorten the prompt")
-        if max(ids) >= self.model.config.vocab_size or min(ids) < 0:
-            raise ValueError(f"token ids must lie in [0, {self.model.config.vocab_size}), got {min(ids)}..{max(ids)}")
-        return seq
+@patch
+def make_sequence(self: LLMEngine, prompt: str | list[int], params: SamplingParams | None = None, arrival_time: float | None = None) -> Sequence:
+    """The one gate a request passes: `Sequence` checks the prompt and the parameters, then the context, the KV pool
+    and the vocabulary are checked here; `ValueError` names what is wrong. Touches no engine state: any thread may call it."""
+    ids = self.tokenizer.encode(prompt, add_special_tokens=False) if isinstance(prompt, str) else list(prompt)
+    seq = Sequence(ids, params, arrival_time=time.perf_counter() if arrival_time is None else arrival_time)
+    c, P, M = self.config, seq.num_prompt_tokens, seq.sampling_params.max_tokens
+    if P + M > c.max_model_len:
+        raise ValueError(f"prompt ({P} tokens) + max_tokens ({M}) exceeds the context of {c.max_model_len} tokens")
+    if (need := seq.max_num_blocks(c.block_size)) > c.num_blocks:
+        raise ValueError(f"prompt ({P} tokens) + max_tokens ({M}) needs {need} KV blocks; the pool has {c.num_blocks} "
+                         f"of {c.block_size} tokens: lower max_tokens or shorten the prompt")
+    if max(ids) >= self.model.config.vocab_size or min(ids) < 0:
+        raise ValueError(f"token ids must lie in [0, {self.model.config.vocab_size}), got {min(ids)}..{max(ids)}")
+    return seq
 
-    def abort(self, seq_id: int):
-        "Stop a request and free its blocks (a client went away)."
-        self.scheduler.abort(seq_id)
+@patch
+def abort(self: LLMEngine, seq_id: int):
+    "Stop a request and free its blocks (a client went away)."
+    self.scheduler.abort(seq_id)
 
-    def has_unfinished(self) -> bool: return self.scheduler.has_unfinished() or bool(self.inflight)
+@patch
+def has_unfinished(self: LLMEngine) -> bool: return self.scheduler.has_unfinished() or bool(self.inflight)
 
-    # -- one iteration --
-    def step(self) -> list[StepOutput]:
-        """Submit iterations until D are in flight (D = `pipeline.depth`, at most the runner's `max_in_flight`: 1 for
-        `ModelRunner`, which computes in `submit`), then collect the oldest and return its outputs. Each batch is chosen
-        among the sequences not in flight. The time an iteration is charged (MLFQ's quanta) runs from its submission
-        to its return: what its jobs waited for it."""
-        D = min(self.config.pipeline.shape()[1], self.runner.max_in_flight)
-        while len(self.inflight) < D:
-            t = time.perf_counter()
-            busy = {s.seq_id for b, _, _ in self.inflight for s, _ in b.entries}
-            share = -(-min(len(self.scheduler.seqs), self.config.scheduler.max_num_seqs) // D) if D > 1 else None  # ~1/D of the jobs each
-            batch = self.scheduler.schedule(t, busy, share)
-            if batch.is_empty: break
-            t0 = time.perf_counter()
-            self.inflight.append((batch, self.runner.submit(batch.entries, batch.swap_out, batch.swap_in), t0))
-            self.timings["schedule"] += t0 - t; self.timings["execute"] += time.perf_counter() - t0
-        if not self.inflight: return []
-        batch, handle, t0 = self.inflight.popleft()
+# %% ../../nbs/05_serve.ipynb #4862d4fd
+@patch
+def step(self: LLMEngine) -> list[StepOutput]:
+    """Submit iterations until D are in flight (D = `pipeline.depth`, at most the runner's `max_in_flight`: 1 for
+    `ModelRunner`, which computes in `submit`), then collect the oldest and return its outputs. Each batch is chosen
+    among the sequences not in flight. The time an iteration is charged (MLFQ's quanta) runs from its submission
+    to its return: what its jobs waited for it."""
+    D = min(self.config.pipeline.shape()[1], self.runner.max_in_flight)
+    while len(self.inflight) < D:
         t = time.perf_counter()
-        new = self.runner.collect(handle)
-        now = time.perf_counter()
-        self.timings["execute"] += now - t
-        return self._advance(batch, new, t0, now)
+        busy = {s.seq_id for b, _, _ in self.inflight for s, _ in b.entries}
+        share = -(-min(len(self.scheduler.seqs), self.config.scheduler.max_num_seqs) // D) if D > 1 else None  # ~1/D of the jobs each
+        batch = self.scheduler.schedule(t, busy, share)
+        if batch.is_empty: break
+        t0 = time.perf_counter()
+        self.inflight.append((batch, self.runner.submit(batch.entries, batch.swap_out, batch.swap_in), t0))
+        self.timings["schedule"] += t0 - t; self.timings["execute"] += time.perf_counter() - t0
+    if not self.inflight: return []
+    batch, handle, t0 = self.inflight.popleft()
+    t = time.perf_counter()
+    new = self.runner.collect(handle)
+    now = time.perf_counter()
+    self.timings["execute"] += now - t
+    return self._advance(batch, new, t0, now)
 
-    def _advance(self, batch, new: dict, t0: float, now: float) -> list[StepOutput]:
-        "Apply one iteration's tokens: the scheduler's update, stop strings, incremental text."
-        finished = {s.seq_id for s in self.scheduler.update(batch, new, now, now - t0)}
-        self.num_iterations += 1
-        self.timings["update"] += time.perf_counter() - now
-        c = self.counters
-        c["swapped_out_blocks"] += len(batch.swap_out); c["swapped_in_blocks"] += len(batch.swap_in); c["preempted"] += len(batch.preempted)
-        outs = []
-        for seq, _ in batch.entries:
-            tok = new.get(seq.seq_id)
-            if tok is None: continue
-            done = seq.seq_id in finished
-            text = ""
-            if self.tokenizer is not None:
-                delta = detokenize_incrementally(self.tokenizer, seq)
-                stops = seq.sampling_params.stop
-                if stops:
-                    cut = _find_stop(seq.text, stops, len(delta))
-                    if cut is not None:
-                        seq.text = seq.text[:cut]
-                        if not done: self.scheduler.finish(seq, "stop"); finished.add(seq.seq_id); done = True
-                # hold back a tail that may still grow into a stop string; release everything at the end
-                end = len(seq.text) if done or not stops else len(seq.text) - _partial_stop(seq.text, stops)
-                text, seq.emitted = seq.text[seq.emitted:end], max(seq.emitted, end)
-            outs.append(StepOutput(seq, tok, text, done))
-        return outs
+@patch
+def _advance(self: LLMEngine, batch, new: dict, t0: float, now: float) -> list[StepOutput]:
+    "Apply one iteration's tokens: the scheduler's update, stop strings, incremental text."
+    finished = {s.seq_id for s in self.scheduler.update(batch, new, now, now - t0)}
+    self.num_iterations += 1
+    self.timings["update"] += time.perf_counter() - now
+    c = self.counters
+    c["swapped_out_blocks"] += len(batch.swap_out); c["swapped_in_blocks"] += len(batch.swap_in); c["preempted"] += len(batch.preempted)
+    outs = []
+    for seq, _ in batch.entries:
+        tok = new.get(seq.seq_id)
+        if tok is None: continue
+        done = seq.seq_id in finished
+        text = ""
+        if self.tokenizer is not None:
+            delta = detokenize_incrementally(self.tokenizer, seq)
+            stops = seq.sampling_params.stop
+            if stops:
+                cut = _find_stop(seq.text, stops, len(delta))
+                if cut is not None:
+                    seq.text = seq.text[:cut]
+                    if not done: self.scheduler.finish(seq, "stop"); finished.add(seq.seq_id); done = True
+            # hold back a tail that may still grow into a stop string; release everything at the end
+            end = len(seq.text) if done or not stops else len(seq.text) - _partial_stop(seq.text, stops)
+            text, seq.emitted = seq.text[seq.emitted:end], max(seq.emitted, end)
+        outs.append(StepOutput(seq, tok, text, done))
+    return outs
 
-    # -- synchronous batch API --
-    def generate(self, prompts: list[str | list[int]], params: SamplingParams | list[SamplingParams] | None = None,
-                 progress: bool = False) -> list[Completion]:
-        "Run all prompts to completion (continuous batching) and return them in input order."
-        ps = params if isinstance(params, list) else [params or SamplingParams()] * len(prompts)
-        seqs = [self.add_request(p, _copy(sp)) for p, sp in zip(prompts, ps)]
-        while self.has_unfinished(): self.step()
-        return [self._completion(s) for s in seqs]
+# %% ../../nbs/05_serve.ipynb #a2e1ab77
+@patch
+def generate(self: LLMEngine, prompts: list[str | list[int]], params: SamplingParams | list[SamplingParams] | None = None,
+             progress: bool = False) -> list[Completion]:
+    "Run all prompts to completion (continuous batching) and return them in input order."
+    ps = params if isinstance(params, list) else [params or SamplingParams()] * len(prompts)
+    seqs = [self.add_request(p, _copy(sp)) for p, sp in zip(prompts, ps)]
+    while self.has_unfinished(): self.step()
+    return [self._completion(s) for s in seqs]
 
-    def _completion(self, s: Sequence) -> Completion:
-        return Completion(s.seq_id, s.prompt_token_ids, list(s.output_token_ids), s.text, s.finish_reason, request_metrics(s))
+@patch
+def _completion(self: LLMEngine, s: Sequence) -> Completion:
+    return Completion(s.seq_id, s.prompt_token_ids, list(s.output_token_ids), s.text, s.finish_reason, request_metrics(s))
 
 def _copy(p: SamplingParams) -> SamplingParams:
     return SamplingParams(**{k: (list(v) if isinstance(v, list) else v) for k, v in vars(p).items()})
@@ -239,14 +249,16 @@ class EngineLoop:
     def run(self):
         "Serve until `Stop` and nothing left to finish; EOFError/OSError when the other end goes away."
         self.send_stats()                                 # before Ready: a healthy server already has its gauges
-        self.conn.send(Ready(os.getpid(), self.eng.model.config.vocab_size, self.eng.config.num_blocks))
+        e = self.eng
+        self.conn.send(Ready(os.getpid(), e.model.config.vocab_size, e.config.num_blocks, e.config.max_model_len,
+                             getattr(e.tokenizer, "name_or_path", None)))
         while not (self.stopping and not self.eng.has_unfinished()):
             self.receive(0 if self.eng.has_unfinished() else 0.05)
             self.before_step()
             outs = self.eng.step()
             if outs: self.conn.send(Outputs([self.delta(o) for o in outs]))
             elif not self.eng.has_unfinished(): self.idle()
-            if time.monotonic() - self.last_stats > 0.25: self.send_stats()
+            if time.monotonic() - self.last_stats > 0.25 or (outs and not self.eng.has_unfinished()): self.send_stats()   # idle: fresh gauges
         self.finish()
 
     def receive(self, timeout: float):
@@ -263,95 +275,36 @@ class EngineLoop:
                 self.stopping = True
                 for rid in list(self.seq_of): self.eng.abort(self.seq_of.pop(rid))
 
-    def add(self, rid: int, prompt_ids: list[int], params: dict):
-        seq = None
-        try:
-            seq = self.eng.make_sequence(prompt_ids, SamplingParams(**params))
-            self.eng.enqueue(seq)                             # the scheduler refuses what the KV pool could never hold
-        except (ValueError, TypeError) as e:
-            if seq is not None: self.eng.seqs.pop(seq.seq_id, None)
-            self.conn.send(Rejected(rid, str(e))); return
-        self.rid_of[seq.seq_id], self.seq_of[rid] = rid, seq.seq_id
-        self.conn.send(Accepted(rid))
-
-    def delta(self, o: StepOutput) -> tuple[int, TokenDelta]:
-        "(request id, delta) of one `StepOutput`; a finished request is forgotten."
-        s = o.seq
-        rid = self.rid_of.get(s.seq_id)
-        if o.finished:
-            self.rid_of.pop(s.seq_id, None); self.seq_of.pop(rid, None); self.eng.seqs.pop(s.seq_id, None)
-        return rid, TokenDelta.of(o)
-
     def send_stats(self):
         self.conn.send(Stats(self.stats()))
         self.last_stats = time.monotonic()
 
-    # -- hooks (05h_service's worker fills them in) --
+    # -- hooks (05ha_worker's EngineWorker fills them in) --
     def stats(self) -> dict: return engine_stats(self.eng)
-    def call(self, cid: int, name: str, args: tuple) -> CallResult: return CallResult(cid, False, (404, f"this engine loop has no call {name!r}"))
+    def call(self, cid: int, name: str, args: tuple) -> CallResult:
+        return CallResult(cid, False, (404, f"this engine has no {name!r}: explanations and adapters run in the server's worker process"))
     def before_step(self): pass
     def idle(self): pass
     def finish(self): pass
 
-# %% ../../nbs/05_serve.ipynb #3cc0c29e
-class AsyncEngine:
-    "`EngineLoop` stepping an `LLMEngine` in a background thread, with coroutines to stream requests and abort them."
-    def __init__(self, engine: LLMEngine):
-        self.engine, self.conn = engine, None
-        self._streams: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Queue]] = {}
-        self._ids = itertools.count()
-        self._thread: threading.Thread | None = None
-        self.error: BaseException | None = None
+# %% ../../nbs/05_serve.ipynb #4600b9eb
+@patch
+def add(self: EngineLoop, rid: int, prompt_ids: list[int], params: dict):
+    seq = None
+    try:
+        seq = self.eng.make_sequence(prompt_ids, SamplingParams(**params))
+        self.eng.enqueue(seq)                             # the scheduler refuses what the KV pool could never hold
+    except (ValueError, TypeError) as e:
+        if seq is not None: self.eng.seqs.pop(seq.seq_id, None)
+        self.conn.send(Rejected(rid, str(e))); return
+    self.rid_of[seq.seq_id], self.seq_of[rid] = rid, seq.seq_id
+    self.conn.send(Accepted(rid))
 
-    @property
-    def is_alive(self) -> bool: return self._thread is not None and self._thread.is_alive() and self.error is None
-
-    def start(self) -> "AsyncEngine":
-        self.conn, loop_end = queue_pipe()
-        self._thread = threading.Thread(target=self._serve, args=(loop_end,), name="fastserve-engine", daemon=True)
-        self._thread.start()
-        threading.Thread(target=self._read, name="fastserve-engine-reader", daemon=True).start()
-        return self
-
-    def shutdown(self, timeout: float = 5.0):
-        if self.conn is not None and not self.conn.closed: self.conn.send(Stop())
-        if self._thread is not None: self._thread.join(timeout)
-
-    def _serve(self, conn):
-        try: EngineLoop(self.engine, conn).run()
-        except BaseException as e:   # the loop is dead: closing the pipe tells every waiting request
-            log.exception("engine loop died"); self.error = e
-        finally: conn.close()
-
-    def _read(self):
-        try:
-            while True:
-                msg = self.conn.recv()
-                if isinstance(msg, Outputs):
-                    for rid, d in msg.deltas: self._emit(rid, d, d.finished)
-                elif isinstance(msg, Rejected): self._emit(msg.rid, ValueError(msg.message), True)
-        except (EOFError, OSError): pass
-        for rid in list(self._streams): self._emit(rid, EngineDeadError(f"engine stopped: {self.error!r}"), True)
-
-    def _emit(self, rid: int, item, last: bool):
-        target = self._streams.pop(rid, None) if last else self._streams.get(rid)
-        if target is not None: target[0].call_soon_threadsafe(target[1].put_nowait, item)
-
-    async def generate(self, prompt: str | list[int], params: SamplingParams | None = None) -> AsyncIterator[TokenDelta]:
-        "Stream one request's deltas; cancelling the consumer (a client disconnect) aborts it and frees its blocks."
-        if not self.is_alive: raise EngineDeadError("the engine is not running")
-        seq = self.engine.make_sequence(prompt, params)        # bad input raises here, before anything is queued
-        rid, q = next(self._ids), asyncio.Queue()
-        self._streams[rid] = (asyncio.get_running_loop(), q)
-        self.conn.send(AddRequest(rid, seq.prompt_token_ids, asdict(seq.sampling_params)))
-        finished = False
-        try:
-            while True:
-                item = await q.get()
-                if isinstance(item, BaseException): raise item
-                yield item
-                if item.finished: finished = True; return
-        finally:
-            if not finished:
-                self._streams.pop(rid, None)
-                if not self.conn.closed: self.conn.send(AbortRequest(rid))
+@patch
+def delta(self: EngineLoop, o: StepOutput) -> tuple[int, TokenDelta]:
+    "(request id, delta) of one `StepOutput`; a finished request is forgotten."
+    s = o.seq
+    rid = self.rid_of.get(s.seq_id)
+    if o.finished:
+        self.rid_of.pop(s.seq_id, None); self.seq_of.pop(rid, None); self.eng.seqs.pop(s.seq_id, None)
+    return rid, TokenDelta.of(o)

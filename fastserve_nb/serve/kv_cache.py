@@ -8,6 +8,8 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/kv_cache.html.md"""
 from __future__ import annotations
 from collections import OrderedDict, deque
 
+from fastcore.basics import patch
+
 from .sequence import Sequence
 
 # %% auto #0
@@ -42,7 +44,6 @@ class BlockManager:
         self.host_blocks_in_flight: list[int] = []     # emptied by swap_in; free again at `free_swapped_in`
         self.seqs: dict[int, Sequence] = {}           # sequences holding device blocks
         self.swapped: dict[int, Sequence] = {}        # sequences holding host blocks
-
     @property
     def num_free_blocks(self) -> int: return len(self.free_block_ids)
     @property
@@ -52,198 +53,147 @@ class BlockManager:
         "Fraction of device blocks held by some sequence (cached-but-free blocks count as free)."
         return 1 - len(self.free_block_ids) / self.num_blocks
 
-    # ---- single blocks ----
-    def _pop_free(self) -> int:
-        "Take the least recently used free block, evicting the prefix it cached."
-        bid, _ = self.free_block_ids.popitem(last=False)
-        blk = self.blocks[bid]
-        if blk.hash is not None and self.hash_to_block_id.get(blk.hash) == bid: del self.hash_to_block_id[blk.hash]
+# %% ../../nbs/05b_kv_cache.ipynb #3835519c
+@patch
+def check_invariants(self: BlockManager):
+    "Raise AssertionError unless ref counts match the tables, free and used are disjoint and cover every block."
+    def check(ok, msg):
+        if not ok: raise AssertionError(msg)
+    refs = [0] * self.num_blocks
+    for sid, s in self.seqs.items():
+        check(not s.host_block_table and s.seq_id == sid, f"sequence {sid} is on the device and in the host pool")
+        check(len(set(s.block_table)) == len(s.block_table), f"sequence {sid} holds a block twice: {s.block_table}")
+        for bid in s.block_table: refs[bid] += 1
+    for blk in self.blocks:
+        check(blk.ref_count == refs[blk.block_id], f"{blk}: tables hold it {refs[blk.block_id]} times")
+        check((blk.block_id in self.free_block_ids) == (blk.ref_count == 0), f"{blk} free-list membership is wrong")
+        check(blk.hash is None or len(blk.token_ids) == self.block_size, f"{blk} has a hash but is not full")
+    check(len(self.free_block_ids) + sum(r > 0 for r in refs) == self.num_blocks, "a device block leaked")
+    for h, bid in self.hash_to_block_id.items(): check(self.blocks[bid].hash == h, f"index entry for block {bid} is stale")
+    host = [hb for s in self.swapped.values() for hb in s.host_block_table]
+    check(not any(s.block_table for s in self.swapped.values()), "a swapped sequence holds device blocks")
+    check(len(set(host)) == len(host) and set(host) == set(self.host_block_info), "host tables and host_block_info disagree")
+    free_host = set(self.free_host_block_ids) | set(self.host_blocks_in_flight)
+    check(not set(host) & free_host, "a host block is both free and used")
+    check(len(host) + len(self.free_host_block_ids) + len(self.host_blocks_in_flight) == self.num_host_blocks, "a host block leaked")
+
+# %% ../../nbs/05b_kv_cache.ipynb #0f560819
+@patch
+def _pop_free(self: BlockManager) -> int:
+    "Take the least recently used free block, evicting the prefix it cached."
+    bid, _ = self.free_block_ids.popitem(last=False)
+    blk = self.blocks[bid]
+    if blk.hash is not None and self.hash_to_block_id.get(blk.hash) == bid: del self.hash_to_block_id[blk.hash]
+    blk.hash = blk.token_ids = None
+    blk.ref_count = 1
+    return bid
+
+@patch
+def _take(self: BlockManager, bid: int):
+    "One more table holds `bid` (a prefix-cache hit); revive it from the free list if it was there."
+    blk = self.blocks[bid]
+    if blk.ref_count == 0: del self.free_block_ids[bid]
+    blk.ref_count += 1
+
+@patch
+def _release(self: BlockManager, bid: int):
+    blk = self.blocks[bid]
+    blk.ref_count -= 1
+    if blk.ref_count: return
+    self.free_block_ids[bid] = None                                  # back of the LRU queue: kept for reuse
+    if blk.hash is None or self.hash_to_block_id.get(blk.hash) != bid:
         blk.hash = blk.token_ids = None
-        blk.ref_count = 1
-        return bid
+        self.free_block_ids.move_to_end(bid, last=False)             # nothing cached: reuse it first
 
-    def _take(self, bid: int):
-        "One more table holds `bid` (a prefix-cache hit); revive it from the free list if it was there."
-        blk = self.blocks[bid]
-        if blk.ref_count == 0: del self.free_block_ids[bid]
-        blk.ref_count += 1
+@patch
+def _lookup(self: BlockManager, h: int | None, token_ids) -> int | None:
+    bid = self.hash_to_block_id.get(h) if h is not None else None
+    return bid if bid is not None and self.blocks[bid].token_ids == token_ids else None
 
-    def _release(self, bid: int):
-        blk = self.blocks[bid]
-        blk.ref_count -= 1
-        if blk.ref_count: return
-        self.free_block_ids[bid] = None                                  # back of the LRU queue: kept for reuse
-        if blk.hash is None or self.hash_to_block_id.get(blk.hash) != bid:
-            blk.hash = blk.token_ids = None
-            self.free_block_ids.move_to_end(bid, last=False)             # nothing cached: reuse it first
+# %% ../../nbs/05b_kv_cache.ipynb #6da4714e
+@patch
+def _prefix_hits(self: BlockManager, seq: Sequence) -> list[int]:
+    "Cached blocks matching the sequence's leading full blocks (first allocation only; never the last token's block)."
+    if not self.enable_prefix_caching or seq.block_table or seq.host_block_table or seq.num_computed_tokens: return []
+    B, h, hits = self.block_size, self.hash_salt, []
+    for i in range((seq.num_tokens - 1) // B):
+        toks = tuple(seq.token_ids[i * B:(i + 1) * B])
+        h = hash_block(h, toks)
+        bid = self._lookup(h, toks)
+        if bid is None: break
+        hits.append(bid)
+    return hits
 
-    def _lookup(self, h: int | None, token_ids) -> int | None:
-        bid = self.hash_to_block_id.get(h) if h is not None else None
-        return bid if bid is not None and self.blocks[bid].token_ids == token_ids else None
+@patch
+def get_num_cached_tokens(self: BlockManager, seq: Sequence) -> int:
+    "Prompt (and output) tokens the first `allocate` would find already cached; 0 once the sequence holds blocks."
+    return len(self._prefix_hits(seq)) * self.block_size
 
-    # ---- prefix cache ----
-    def _prefix_hits(self, seq: Sequence) -> list[int]:
-        "Cached blocks matching the sequence's leading full blocks (first allocation only; never the last token's block)."
-        if not self.enable_prefix_caching or seq.block_table or seq.host_block_table or seq.num_computed_tokens: return []
-        B, h, hits = self.block_size, self.hash_salt, []
-        for i in range((seq.num_tokens - 1) // B):
-            toks = tuple(seq.token_ids[i * B:(i + 1) * B])
-            h = hash_block(h, toks)
-            bid = self._lookup(h, toks)
-            if bid is None: break
-            hits.append(bid)
-        return hits
+@patch
+def cache_blocks(self: BlockManager, seq: Sequence):
+    "Name every full, computed block of `seq` by its chained hash so later requests can hit it (call after compute)."
+    if not self.enable_prefix_caching: return
+    B, bt = self.block_size, seq.block_table
+    n_full = min(seq.num_computed_tokens // B, len(bt))
+    start = n_full
+    while start > 0 and self.blocks[bt[start - 1]].hash is None: start -= 1
+    h = self.blocks[bt[start - 1]].hash if start else self.hash_salt
+    for i in range(start, n_full):
+        toks = tuple(seq.token_ids[i * B:(i + 1) * B])
+        h = hash_block(h, toks)
+        blk = self.blocks[bt[i]]
+        blk.hash, blk.token_ids = h, toks
+        self.hash_to_block_id.setdefault(h, blk.block_id)   # an equal block cached first keeps the name
 
-    def get_num_cached_tokens(self, seq: Sequence) -> int:
-        "Prompt (and output) tokens the first `allocate` would find already cached; 0 once the sequence holds blocks."
-        return len(self._prefix_hits(seq)) * self.block_size
+# %% ../../nbs/05b_kv_cache.ipynb #11558e0e
+@patch
+def blocks_needed(self: BlockManager, seq: Sequence, num_new_tokens: int) -> int:
+    "Free device blocks that running `seq` for `num_new_tokens` more tokens takes (prefix hits and swap-in included)."
+    B = self.block_size
+    if seq.host_block_table:                     # swapped: bring its blocks back, then grow
+        have, computed = len(seq.host_block_table), seq.num_computed_tokens
+        extra = sum(1 for hb in seq.host_block_table if not self._in_use_hit(hb))
+    elif seq.block_table or seq.num_computed_tokens:
+        have, computed, extra = len(seq.block_table), seq.num_computed_tokens, 0
+    else:                                        # first allocation: hits on free blocks still take a free block
+        hits = self._prefix_hits(seq)
+        have, computed = len(hits), len(hits) * B
+        extra = sum(1 for bid in hits if self.blocks[bid].ref_count == 0)
+    return max(0, -(-(computed + num_new_tokens) // B) - have) + extra
 
-    def cache_blocks(self, seq: Sequence):
-        "Name every full, computed block of `seq` by its chained hash so later requests can hit it (call after compute)."
-        if not self.enable_prefix_caching: return
-        B, bt = self.block_size, seq.block_table
-        n_full = min(seq.num_computed_tokens // B, len(bt))
-        start = n_full
-        while start > 0 and self.blocks[bt[start - 1]].hash is None: start -= 1
-        h = self.blocks[bt[start - 1]].hash if start else self.hash_salt
-        for i in range(start, n_full):
-            toks = tuple(seq.token_ids[i * B:(i + 1) * B])
-            h = hash_block(h, toks)
-            blk = self.blocks[bt[i]]
-            blk.hash, blk.token_ids = h, toks
-            self.hash_to_block_id.setdefault(h, blk.block_id)   # an equal block cached first keeps the name
+@patch
+def can_allocate(self: BlockManager, seq: Sequence, num_new_tokens: int) -> bool:
+    "Whether `allocate(seq, num_new_tokens)` would succeed now (a swapped sequence must be swapped in first)."
+    return not seq.host_block_table and self.blocks_needed(seq, num_new_tokens) <= self.num_free_blocks
 
-    # ---- allocation ----
-    def blocks_needed(self, seq: Sequence, num_new_tokens: int) -> int:
-        "Free device blocks that running `seq` for `num_new_tokens` more tokens takes (prefix hits and swap-in included)."
-        B = self.block_size
-        if seq.host_block_table:                     # swapped: bring its blocks back, then grow
-            have, computed = len(seq.host_block_table), seq.num_computed_tokens
-            extra = sum(1 for hb in seq.host_block_table if not self._in_use_hit(hb))
-        elif seq.block_table or seq.num_computed_tokens:
-            have, computed, extra = len(seq.block_table), seq.num_computed_tokens, 0
-        else:                                        # first allocation: hits on free blocks still take a free block
-            hits = self._prefix_hits(seq)
-            have, computed = len(hits), len(hits) * B
-            extra = sum(1 for bid in hits if self.blocks[bid].ref_count == 0)
-        return max(0, -(-(computed + num_new_tokens) // B) - have) + extra
+@patch
+def allocate(self: BlockManager, seq: Sequence, num_new_tokens: int) -> int:
+    """Grow `seq.block_table` to cover num_computed + num_new_tokens tokens. On the first allocation take the
+    cached prefix, set `seq.num_computed_tokens` to it and return it (tokens the runner skips); else return 0."""
+    if seq.host_block_table: raise ValueError(f"sequence {seq.seq_id} is swapped out: swap_in before allocate")
+    hits = self._prefix_hits(seq)                  # [] unless this is the first allocation
+    cached = len(hits) * self.block_size
+    end = seq.num_computed_tokens + cached + num_new_tokens
+    if num_new_tokens < 0 or end > seq.num_tokens:
+        raise ValueError(f"num_new_tokens must be in [0, {seq.num_tokens - seq.num_computed_tokens - cached}] for sequence "
+                         f"{seq.seq_id} ({seq.num_tokens} tokens, {seq.num_computed_tokens + cached} computed), got {num_new_tokens}")
+    need = self.blocks_needed(seq, num_new_tokens)
+    if need > self.num_free_blocks:
+        raise ValueError(f"allocate needs {need} free blocks, {self.num_free_blocks} are free: check can_allocate first")
+    if hits:
+        for bid in hits: self._take(bid)
+        seq.block_table, seq.num_computed_tokens = list(hits), cached
+    while len(seq.block_table) < -(-end // self.block_size): seq.block_table.append(self._pop_free())
+    self.seqs[seq.seq_id] = seq
+    return cached
 
-    def can_allocate(self, seq: Sequence, num_new_tokens: int) -> bool:
-        "Whether `allocate(seq, num_new_tokens)` would succeed now (a swapped sequence must be swapped in first)."
-        return not seq.host_block_table and self.blocks_needed(seq, num_new_tokens) <= self.num_free_blocks
-
-    def allocate(self, seq: Sequence, num_new_tokens: int) -> int:
-        """Grow `seq.block_table` to cover num_computed + num_new_tokens tokens. On the first allocation take the
-        cached prefix, set `seq.num_computed_tokens` to it and return it (tokens the runner skips); else return 0."""
-        if seq.host_block_table: raise ValueError(f"sequence {seq.seq_id} is swapped out: swap_in before allocate")
-        hits = self._prefix_hits(seq)                  # [] unless this is the first allocation
-        cached = len(hits) * self.block_size
-        end = seq.num_computed_tokens + cached + num_new_tokens
-        if num_new_tokens < 0 or end > seq.num_tokens:
-            raise ValueError(f"num_new_tokens must be in [0, {seq.num_tokens - seq.num_computed_tokens - cached}] for sequence "
-                             f"{seq.seq_id} ({seq.num_tokens} tokens, {seq.num_computed_tokens + cached} computed), got {num_new_tokens}")
-        need = self.blocks_needed(seq, num_new_tokens)
-        if need > self.num_free_blocks:
-            raise ValueError(f"allocate needs {need} free blocks, {self.num_free_blocks} are free: check can_allocate first")
-        if hits:
-            for bid in hits: self._take(bid)
-            seq.block_table, seq.num_computed_tokens = list(hits), cached
-        while len(seq.block_table) < -(-end // self.block_size): seq.block_table.append(self._pop_free())
-        self.seqs[seq.seq_id] = seq
-        return cached
-
-    def free(self, seq: Sequence):
-        "Release every device and host block of `seq`; its KV is gone, so `num_computed_tokens` becomes 0."
-        for bid in reversed(seq.block_table): self._release(bid)   # tail blocks first: evicted before the prefix
-        for hb in seq.host_block_table: self._release_host(hb)
-        seq.block_table, seq.host_block_table, seq.num_computed_tokens = [], [], 0
-        self.seqs.pop(seq.seq_id, None); self.swapped.pop(seq.seq_id, None)
-
-    # ---- host pool ----
-    def _in_use_hit(self, hb: int) -> bool:
-        "The host block's contents are cached in a device block some table holds: swap-in can share it, no copy."
-        bid = self._lookup(*self.host_block_info[hb])
-        return bid is not None and self.blocks[bid].ref_count > 0
-
-    def _release_host(self, hb: int):
-        del self.host_block_info[hb]
-        self.free_host_block_ids.append(hb)
-
-    def can_swap_out(self, seq: Sequence) -> bool:
-        return bool(seq.block_table) and len(seq.block_table) <= self.num_free_host_blocks
-
-    def swap_out(self, seq: Sequence) -> list[tuple[int, int]]:
-        "Move `seq`'s blocks to the host pool; return the (device_block, host_block) copies the runner must make first."
-        if not self.can_swap_out(seq):
-            raise ValueError(f"cannot swap out sequence {seq.seq_id}: {len(seq.block_table)} blocks, "
-                             f"{self.num_free_host_blocks} free host blocks")
-        pairs = []
-        for bid in seq.block_table:
-            hb = self.free_host_block_ids.popleft()
-            blk = self.blocks[bid]
-            self.host_block_info[hb] = (blk.hash, blk.token_ids)
-            pairs.append((bid, hb))
-        for bid in reversed(seq.block_table): self._release(bid)
-        seq.host_block_table, seq.block_table = [hb for _, hb in pairs], []
-        self.seqs.pop(seq.seq_id, None); self.swapped[seq.seq_id] = seq
-        return pairs
-
-    def can_swap_in(self, seq: Sequence) -> bool:
-        return bool(seq.host_block_table) and self.blocks_needed(seq, 0) <= self.num_free_blocks
-
-    def swap_in(self, seq: Sequence) -> list[tuple[int, int]]:
-        """Bring `seq`'s blocks back to the device; return the (host_block, device_block) copies. A block whose
-        prefix is still cached on the device is shared instead of copied."""
-        if not self.can_swap_in(seq):
-            raise ValueError(f"cannot swap in sequence {seq.seq_id}: needs {self.blocks_needed(seq, 0)} free blocks, "
-                             f"{self.num_free_blocks} are free")
-        table = [self._lookup(*self.host_block_info[hb]) for hb in seq.host_block_table]
-        for bid in table:
-            if bid is not None: self._take(bid)       # hits first, so fresh blocks never evict them
-        pairs = []
-        for i, hb in enumerate(seq.host_block_table):
-            if table[i] is None:
-                table[i] = bid = self._pop_free()
-                blk, (h, toks) = self.blocks[bid], self.host_block_info[hb]
-                if h is not None:
-                    blk.hash, blk.token_ids = h, toks
-                    self.hash_to_block_id.setdefault(h, bid)
-                pairs.append((hb, bid))
-                del self.host_block_info[hb]
-                self.host_blocks_in_flight.append(hb)   # copied in after this iteration's copy-outs: don't reuse yet
-            else:
-                self._release_host(hb)                  # shared on the device: nothing to copy
-        seq.block_table, seq.host_block_table = table, []
-        self.swapped.pop(seq.seq_id, None); self.seqs[seq.seq_id] = seq
-        return pairs
-
-    def free_swapped_in(self):
-        "Free the host blocks copied in by earlier swap-ins (the scheduler calls this at the start of each iteration)."
-        self.free_host_block_ids.extend(self.host_blocks_in_flight)
-        self.host_blocks_in_flight.clear()
-
-    # ---- checks ----
-    def check_invariants(self):
-        "Raise AssertionError unless ref counts match the tables, free and used are disjoint and cover every block."
-        def check(ok, msg):
-            if not ok: raise AssertionError(msg)
-        refs = [0] * self.num_blocks
-        for sid, s in self.seqs.items():
-            check(not s.host_block_table and s.seq_id == sid, f"sequence {sid} is on the device and in the host pool")
-            check(len(set(s.block_table)) == len(s.block_table), f"sequence {sid} holds a block twice: {s.block_table}")
-            for bid in s.block_table: refs[bid] += 1
-        for blk in self.blocks:
-            check(blk.ref_count == refs[blk.block_id], f"{blk}: tables hold it {refs[blk.block_id]} times")
-            check((blk.block_id in self.free_block_ids) == (blk.ref_count == 0), f"{blk} free-list membership is wrong")
-            check(blk.hash is None or len(blk.token_ids) == self.block_size, f"{blk} has a hash but is not full")
-        check(len(self.free_block_ids) + sum(r > 0 for r in refs) == self.num_blocks, "a device block leaked")
-        for h, bid in self.hash_to_block_id.items(): check(self.blocks[bid].hash == h, f"index entry for block {bid} is stale")
-        host = [hb for s in self.swapped.values() for hb in s.host_block_table]
-        check(not any(s.block_table for s in self.swapped.values()), "a swapped sequence holds device blocks")
-        check(len(set(host)) == len(host) and set(host) == set(self.host_block_info), "host tables and host_block_info disagree")
-        free_host = set(self.free_host_block_ids) | set(self.host_blocks_in_flight)
-        check(not set(host) & free_host, "a host block is both free and used")
-        check(len(host) + len(self.free_host_block_ids) + len(self.host_blocks_in_flight) == self.num_host_blocks, "a host block leaked")
+@patch
+def free(self: BlockManager, seq: Sequence):
+    "Release every device and host block of `seq`; its KV is gone, so `num_computed_tokens` becomes 0."
+    for bid in reversed(seq.block_table): self._release(bid)   # tail blocks first: evicted before the prefix
+    for hb in seq.host_block_table: self._release_host(hb)
+    seq.block_table, seq.host_block_table, seq.num_computed_tokens = [], [], 0
+    self.seqs.pop(seq.seq_id, None); self.swapped.pop(seq.seq_id, None)
 
 # %% ../../nbs/05b_kv_cache.ipynb #c46fcb80
 class ShadowKV:
@@ -266,6 +216,77 @@ class ShadowKV:
     def read(self, seq: Sequence) -> list:
         "The cached token ids of `seq`, read through its block table."
         return [self.device[seq.block_table[p // self.B]][p % self.B] for p in range(seq.num_computed_tokens)]
+
+# %% ../../nbs/05b_kv_cache.ipynb #a91438ef
+@patch
+def _in_use_hit(self: BlockManager, hb: int) -> bool:
+    "The host block's contents are cached in a device block some table holds: swap-in can share it, no copy."
+    bid = self._lookup(*self.host_block_info[hb])
+    return bid is not None and self.blocks[bid].ref_count > 0
+
+@patch
+def _release_host(self: BlockManager, hb: int):
+    del self.host_block_info[hb]
+    self.free_host_block_ids.append(hb)
+
+@patch
+def can_swap_out(self: BlockManager, seq: Sequence) -> bool:
+    return bool(seq.block_table) and len(seq.block_table) <= self.num_free_host_blocks
+
+@patch
+def swap_out(self: BlockManager, seq: Sequence) -> list[tuple[int, int]]:
+    "Move `seq`'s blocks to the host pool; return the (device_block, host_block) copies the runner must make first."
+    if not self.can_swap_out(seq):
+        raise ValueError(f"cannot swap out sequence {seq.seq_id}: {len(seq.block_table)} blocks, "
+                         f"{self.num_free_host_blocks} free host blocks")
+    pairs = []
+    for bid in seq.block_table:
+        hb = self.free_host_block_ids.popleft()
+        blk = self.blocks[bid]
+        self.host_block_info[hb] = (blk.hash, blk.token_ids)
+        pairs.append((bid, hb))
+    for bid in reversed(seq.block_table): self._release(bid)
+    seq.host_block_table, seq.block_table = [hb for _, hb in pairs], []
+    self.seqs.pop(seq.seq_id, None); self.swapped[seq.seq_id] = seq
+    return pairs
+
+# %% ../../nbs/05b_kv_cache.ipynb #9e89410b
+@patch
+def can_swap_in(self: BlockManager, seq: Sequence) -> bool:
+    return bool(seq.host_block_table) and self.blocks_needed(seq, 0) <= self.num_free_blocks
+
+@patch
+def swap_in(self: BlockManager, seq: Sequence) -> list[tuple[int, int]]:
+    """Bring `seq`'s blocks back to the device; return the (host_block, device_block) copies. A block whose
+    prefix is still cached on the device is shared instead of copied."""
+    if not self.can_swap_in(seq):
+        raise ValueError(f"cannot swap in sequence {seq.seq_id}: needs {self.blocks_needed(seq, 0)} free blocks, "
+                         f"{self.num_free_blocks} are free")
+    table = [self._lookup(*self.host_block_info[hb]) for hb in seq.host_block_table]
+    for bid in table:
+        if bid is not None: self._take(bid)       # hits first, so fresh blocks never evict them
+    pairs = []
+    for i, hb in enumerate(seq.host_block_table):
+        if table[i] is None:
+            table[i] = bid = self._pop_free()
+            blk, (h, toks) = self.blocks[bid], self.host_block_info[hb]
+            if h is not None:
+                blk.hash, blk.token_ids = h, toks
+                self.hash_to_block_id.setdefault(h, bid)
+            pairs.append((hb, bid))
+            del self.host_block_info[hb]
+            self.host_blocks_in_flight.append(hb)   # copied in after this iteration's copy-outs: don't reuse yet
+        else:
+            self._release_host(hb)                  # shared on the device: nothing to copy
+    seq.block_table, seq.host_block_table = table, []
+    self.swapped.pop(seq.seq_id, None); self.seqs[seq.seq_id] = seq
+    return pairs
+
+@patch
+def free_swapped_in(self: BlockManager):
+    "Free the host blocks copied in by earlier swap-ins (the scheduler calls this at the start of each iteration)."
+    self.free_host_block_ids.extend(self.host_blocks_in_flight)
+    self.host_blocks_in_flight.clear()
 
 # %% ../../nbs/05b_kv_cache.ipynb #c7a227c4
 def random_block_ops(seed: int, steps: int = 2000, num_blocks: int = 12, block_size: int = 4, num_host_blocks: int = 6,

@@ -66,10 +66,12 @@ class Stop:
 # %% ../../nbs/05eb_messages.ipynb #4c21f8d3
 @dataclass
 class Ready:
-    "The loop serves: its process, the model's vocabulary size and the KV pool's block count."
+    "The loop serves: its process, the model's vocabulary size, the KV pool's block count, the context, where the tokenizer is."
     pid: int
     vocab_size: int
     num_blocks: int
+    max_model_len: int
+    tokenizer_path: str | None = None      # the checkpoint folder, for an API process that loads the tokenizer itself
 
 @dataclass
 class Stats:

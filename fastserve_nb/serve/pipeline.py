@@ -8,15 +8,19 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/pipeline.html.md"""
 from __future__ import annotations
 import logging, os, pickle, secrets, signal, socket, subprocess, sys, tempfile, threading, time, weakref
 from multiprocessing import AuthenticationError
-from multiprocessing.connection import Client, Listener, wait as wait_any
+from dataclasses import asdict, replace
+from multiprocessing.connection import Listener, wait as wait_any
 from typing import Callable
 
 import torch
+from fastcore.basics import patch
 
 from ..core import Decoder
-from ..parallel import weight_balanced, save_stages, free_port, stage_owns
+from ..parallel import weight_balanced, save_stages, stage_owns
 from ..pipeline_parallel import Event
-from .pipeline_net import parse_address, no_delay, loopback_interface
+from .pipeline_net import parse_address, no_delay, loopback_interface, authenticate, StoreServer
+from .stage_messages import (Hello, Reject, StoreConnect, StageSpec, Loaded, PoolSize, StageReady, RowUpdate, Step,
+                                               Tokens, Logits, Record, SendEvents, Events, SetWeights, WeightsSet, StopStage, StageFailed)
 
 # %% auto #0
 __all__ = ['log', 'split_micro_batches', 'PipelineError', 'PipelineRunner', 'busy_fraction']
@@ -36,14 +40,14 @@ def split_micro_batches(entries: list, M: int) -> list[list]:
         if need and (acc >= total * len(groups) / M or left == need): groups.append([])
     return groups
 
-# %% ../../nbs/05j_pipeline.ipynb #96bba471
+# %% ../../nbs/05j_pipeline.ipynb #069567a3
 class PipelineError(RuntimeError):
     "A pipeline stage died, hung or failed; the runner stays down until `restart()`."
 
 def _how_it_ended(rc: int) -> str:
     return f"was killed by {signal.Signals(-rc).name}" if rc < 0 else f"exited with code {rc}"
 
-# %% ../../nbs/05j_pipeline.ipynb #9d81a536
+# %% ../../nbs/05j_pipeline.ipynb #934868ae
 class _RemoteStage:
     "A stage process another host started (torchrun): known by its pid; only its connection tells whether it lives."
     def __init__(self, pid: int): self.pid = pid
@@ -83,9 +87,10 @@ class PipelineRunner:
             raise ValueError(f"need one device and one layer range per stage ({K}), got {self.devices} and {self.bounds}")
         self.backend = (backend or ("nccl" if self.devices[0].startswith("cuda") else "gloo")) if self.local else backend
         self.threads, self.log_level, self.hosts = threads, log_level, [socket.gethostname()] * K
-        self.spec = dict(block_size=block_size, num_host_blocks=num_host_blocks, max_model_len=max_model_len, backend=self.backend,
-                         threads=threads if self.local else None, timeout_s=step_timeout_s, model=model_source,
-                         dtype=str(model.dtype).removeprefix("torch."), cuda_graphs=cuda_graphs, max_graph_batch=max_graph_batch)
+        self.spec = StageSpec(layers=(0, 0), device=None, folder=None, model=model_source, dtype=str(model.dtype).removeprefix("torch."),
+                              block_size=block_size, num_host_blocks=num_host_blocks, max_model_len=max_model_len, backend=self.backend,
+                              threads=threads if self.local else None, timeout_s=step_timeout_s, cuda_graphs=cuda_graphs,
+                              max_graph_batch=max_graph_batch)            # each stage's: its layers, device and folder filled in
         self.num_blocks, self.kv_plan, self._size = (num_blocks, None, None) if isinstance(num_blocks, int) else (None, None, num_blocks)
         self.step_timeout_s, self.start_timeout_s = step_timeout_s, start_timeout_s
         self._dir = tempfile.TemporaryDirectory(prefix="fastserve_pp_") if self.local else None
@@ -102,243 +107,7 @@ class PipelineRunner:
         self._finalizer = weakref.finalize(self, _kill, self.procs, self.conns)   # also at interpreter exit
         self.start()
 
-    # ---- processes ----
-    def start(self):
-        "Start K stage processes (or wait for K started elsewhere), send each its spec, size the pools, wait until all are ready."
-        self.procs.clear(); self.conns.clear(); self.ended = {}
-        deadline = time.monotonic() + self.start_timeout_s
-        if self.local: key = secrets.token_hex(16)
-        else:
-            key = os.environ.get("FASTSERVE_STAGE_KEY", "")
-            if len(key) < 16: raise ValueError("set FASTSERVE_STAGE_KEY to a shared secret of at least 16 characters, here and for every stage")
-        listener = Listener(("127.0.0.1", 0) if self.local else parse_address(self.listen), authkey=key.encode())
-        try:
-            if self.local: self._launch(listener.address, key)
-            hellos = self._accept(listener, key.encode(), deadline)
-        finally: listener.close()
-        self.conns[:] = [hellos[k][0] for k in range(self.K)]
-        self.hosts = [hellos[k][1]["host"] for k in range(self.K)]
-        if not self.local: self.procs[:] = [_RemoteStage(hellos[k][1]["pid"]) for k in range(self.K)]
-        master = ["127.0.0.1", free_port()] if self.local else [hellos[0][1]["ip"], hellos[0][1]["port"]]   # stage 0 hosts the group's store
-        for k, c in enumerate(self.conns):
-            c.send(("spec", {**self.spec, "layers": list(self.bounds[k]), "device": self.devices[k], "folder": self.stage_dirs[k],
-                             "master": master}))
-        loaded = {m[1]: m[2] for m in self._await(self.K, deadline, "loading the stages", lambda m: m[0] == "loaded")}
-        self.stages = [loaded[k] for k in range(self.K)]
-        self.devices = [st["device"] for st in self.stages]
-        if self.num_blocks is None:                        # sized once: the engine's block manager keeps this count
-            try: self.kv_plan = self._size(self.stages)
-            except BaseException: _kill(self.procs, self.conns); self.error = "the KV pools could not be sized"; raise
-            self.num_blocks = int(getattr(self.kv_plan, "num_blocks", self.kv_plan))
-        for c in self.conns: c.send(("pool", self.num_blocks))
-        self._await(self.K, deadline, "allocating the KV pools", lambda m: m[0] == "ready")
-        log.info("pipeline of %d stages up: layers %s on %s, %d KV blocks each (pids %s)", self.K, self.bounds,
-                 [f"{h}:{d}" for h, d in zip(self.hosts, self.devices)], self.num_blocks, [p.pid for p in self.procs])
-
-    def _launch(self, address, key: str):
-        "Start the K stage processes on this host."
-        env = {**os.environ, "OMP_NUM_THREADS": str(self.threads), "NCCL_NVLS_ENABLE": "0", "WORLD_SIZE": str(self.K), "FASTSERVE_STAGE_KEY": key,
-               "FASTSERVE_STAGE_ADDRESS": f"{address[0]}:{address[1]}", "FASTSERVE_STAGE_LOG": self.log_level,
-               "GLOO_SOCKET_IFNAME": loopback_interface(), "NCCL_SOCKET_IFNAME": loopback_interface()}   # stages of one host talk over the loopback only
-        for k in range(self.K):
-            dev = torch.device(self.devices[k])
-            self.procs.append(subprocess.Popen([sys.executable, "-m", "fastserve_nb.serve.pipeline"],
-                                               env={**env, "RANK": str(k), "LOCAL_RANK": str(dev.index if dev.type == "cuda" else k)}))
-
-    def _accept(self, listener, key: bytes, deadline: float) -> dict:
-        "{rank: (connection, hello)} once K distinct ranks of a K-stage group have said hello; others are told why not."
-        by_rank, stop = {}, threading.Event()
-        def accept():                                     # Listener.accept has no timeout: a thread waits in it
-            while len(by_rank) < self.K and not stop.is_set():
-                try:
-                    c = listener.accept()
-                    msg = c.recv()                        # ("hello", rank, pid, {"host", "world", "ip", "port"})
-                except (OSError, EOFError, AuthenticationError) as e:   # a stranger, a wrong key, a stage that died connecting
-                    log.warning("refused a connection: %s: %s", type(e).__name__, e); continue
-                if msg[0] != "hello": c.close(); continue
-                rank, info = msg[1], {**msg[3], "pid": msg[2]}
-                why = (f"this pipeline has {self.K} stages; a stage of a {info['world']}-stage group connected" if info["world"] != self.K
-                       else f"stage {rank} is already connected" if rank in by_rank else None)
-                if why: c.send(("reject", why)); c.close(); log.error("refused a stage from %s: %s", info["host"], why)
-                else: by_rank[rank] = (no_delay(c), info)
-        t = threading.Thread(target=accept, daemon=True)
-        t.start()
-        try:
-            while t.is_alive():
-                t.join(0.05)
-                self._check_started(deadline, "connecting")
-        finally:
-            if t.is_alive():                              # wake the accepting thread with a connection of our own
-                stop.set()
-                with Client(listener.address, authkey=key) as c: c.send(("wake",))
-        if len(by_rank) < self.K: self._fail(f"only stages {sorted(by_rank)} of {self.K} connected")
-        return by_rank
-
-    def _check_started(self, deadline: float, what: str):
-        if any(p.poll() is not None for p in self.procs): self._fail(f"a stage process ended while {what}")
-        if time.monotonic() > deadline:
-            self._fail(f"the stages did not {'start' if self.local else f'connect to {self.listen}'} within start_timeout_s={self.start_timeout_s:g} s")
-
-    @property
-    def is_alive(self) -> bool:
-        "Every stage process runs and none has failed."
-        return self.error is None and len(self.procs) == self.K and all(p.poll() is None for p in self.procs)
-
-    def health(self) -> dict:
-        "What `/health` can show: overall liveness, the last error, and each stage's pid, layers, device and state."
-        stages = []
-        for k, p in enumerate(self.procs):
-            alive = p.poll() is None if self.local else self.error is None      # a remote stage: as far as its connection says
-            stages.append(dict(stage=k, pid=p.pid, host=self.hosts[k], layers=list(self.bounds[k]), device=self.devices[k], alive=alive,
-                               exit=None if alive else self.ended.get(k, "stopped by the runner")))
-        return dict(alive=self.is_alive, error=self.error, restarts=self.restarts, stages=stages)
-
-    def restart(self):
-        "Kill whatever is left and start K fresh stage processes, or wait for K to connect again (with empty KV pools)."
-        _kill(self.procs, self.conns)
-        self.error, self._seqs, self._sent, self._forget, self._results = None, {}, {}, [], {}
-        self.restarts += 1
-        self.start()
-
-    def shutdown(self, timeout_s: float = 5.0):
-        "Ask every stage to stop; kill those still running after `timeout_s`."
-        for c in self.conns:
-            try: c.send(("stop",))
-            except OSError: pass
-        t = time.monotonic()
-        while self.local and any(p.poll() is None for p in self.procs) and time.monotonic() - t < timeout_s: time.sleep(0.02)
-        _kill(self.procs, self.conns)
-        self.error = self.error or "shut down"
-
-    def _where(self, k: int) -> str:
-        host = "" if self.local else f" on {self.hosts[k]}"
-        return f"stage {k} (pid {self.procs[k].pid}{host}, layers [{self.bounds[k][0]}, {self.bounds[k][1]}), {self.devices[k]})"
-
-    def _fail(self, why: str):
-        "Name what went wrong, kill the survivors, raise PipelineError."
-        t = time.monotonic()
-        while self.local and time.monotonic() - t < 1.0 and all(p.poll() is None for p in self.procs): time.sleep(0.02)   # let it finish dying
-        self.ended = {k: _how_it_ended(p.returncode) for k, p in enumerate(self.procs) if p.poll() is not None}
-        self.error = "; ".join([f"{self._where(k)} {how}" for k, how in self.ended.items()] + [why])
-        _kill(self.procs, self.conns)
-        raise PipelineError(f"{self.error}. The pipeline is down: call restart()")
-
-    def _await(self, count: int, deadline: float, what: str, match) -> list:
-        "Stage messages until `count` of them satisfy `match`; a stage's error, death or the deadline raises PipelineError."
-        got = []
-        while len(got) < count:
-            for c in wait_any(self.conns, timeout=0.05):
-                msg = self._recv(c, what)
-                if match(msg): got.append(msg)
-                elif msg[0] in ("tokens", "logits"): self._results.setdefault(msg[1], []).append(msg)   # another iteration's
-            if any(p.poll() is not None for p in self.procs): self._fail(f"a stage process ended while {what}")
-            if time.monotonic() > deadline: self._fail(f"no answer within {self.step_timeout_s:g} s while {what}: a stage is hung")
-        return got
-
-    def _recv(self, c, what: str):
-        "One message from a stage; its closed connection or its error report raises PipelineError."
-        try: msg = c.recv()
-        except (EOFError, OSError): self._fail(f"stage {self.conns.index(c)} closed its connection while {what}")
-        if msg[0] == "error": self._fail(f"stage {msg[1]} failed while {what}:\n{msg[2]}")
-        return msg
-
-    def _check(self):
-        if self.error is not None: raise PipelineError(f"the pipeline is down ({self.error}); call restart()")
-
-    def check(self):
-        "Raise PipelineError if the pipeline is down or a stage process has ended: what a supervisor polls while idle."
-        self._check()
-        if any(p.poll() is not None for p in self.procs): self._fail("a stage process ended while the pipeline was idle")
-        for c in wait_any(self.conns, timeout=0): self._recv(c, "the pipeline was idle")   # nothing is due: only an error or EOF
-
-    def update_weights(self, tensors: dict[str, torch.Tensor]):
-        "Copy {checkpoint name: tensor} into the stages owning them (between iterations: a hot-swapped adapter)."
-        self._check()
-        cfg = self.config
-        owners = {n: [k for k, (a, b) in enumerate(self.bounds) if stage_owns(cfg, a, b, n)] for n in tensors}
-        if bad := [n for n, ks in owners.items() if not ks]:
-            raise ValueError(f"no stage holds {bad[:3]}; names must be the model's parameter names (model.layers.{{i}}.…, lm_head.weight)")
-        for k, c in enumerate(self.conns):
-            mine = {n: t.detach().cpu() for n, t in tensors.items() if k in owners[n]}
-            try: c.send_bytes(pickle.dumps(("weights", mine)))     # plain pickle: the bytes travel (not torch's shared-memory handles)
-            except OSError: self._fail(f"stage {k} is unreachable")
-        self._await(self.K, time.monotonic() + self.step_timeout_s, "updating weights", lambda m: m[0] == "weights")
-
-    # ---- the runner interface ----
-    def execute(self, entries, swap_out=(), swap_in=()) -> dict[int, int | None]:
-        "Swap blocks on every stage, run the batch as ≤ `micro_batches` micro-batches: {seq_id: new token or None}."
-        return self.collect(self.submit(entries, swap_out, swap_in))
-
-    def submit(self, entries, swap_out=(), swap_in=()) -> tuple[int, int]:
-        """Send one iteration to the stages and return at once: a handle for `collect`. Stages run iterations in the
-        order they were sent, so a later iteration may reuse blocks an earlier one released or swapped."""
-        groups = split_micro_batches(list(entries), self.micro_batches) if entries else []
-        if not groups and not (swap_out or swap_in): return (-1, 0)
-        return self._send(groups, swap_out, swap_in, False), len(groups)
-
-    def collect(self, handle: tuple[int, int]) -> dict[int, int | None]:
-        "Wait for a submitted iteration's tokens: {seq_id: new token or None}."
-        out = {}
-        for msg in self._collect(*handle, "running iteration"): out.update(msg[3])
-        return out
-
-    def forward(self, entries) -> tuple[list, torch.Tensor]:
-        "Logits (R, V) at the last new token of each row, as `ModelRunner.forward` (one micro-batch; the logits come back)."
-        entries = list(entries)
-        ((_, _, _, ids, logits),) = self._step([entries], (), (), True)
-        by_id = {s.seq_id: s for s, _ in entries}
-        for i in by_id:                                   # one-off (profiling): the stages drop these mirrors next time
-            self._seqs.pop(i, None); self._sent.pop(i, None); self._forget.append(i)
-        return [by_id[i] for i in ids], torch.from_numpy(logits)
-
-    def _send(self, groups, swap_out, swap_in, want_logits: bool) -> int:
-        self._check()
-        step, self.num_steps = self.num_steps, self.num_steps + 1
-        released = [i for i, s in self._seqs.items() if getattr(s, "is_finished", False)]
-        for i in released: del self._seqs[i], self._sent[i]
-        released, self._forget = released + self._forget, []
-        new, mbs = {}, []
-        for g in groups:
-            rows = []
-            for s, n in g:
-                if self._seqs.get(s.seq_id) is not s:          # first sight (or a new object reusing the id)
-                    if s.seq_id in self._seqs: released.append(s.seq_id)
-                    p = s.sampling_params
-                    new[s.seq_id] = dict(temperature=p.temperature, top_k=p.top_k, top_p=p.top_p, seed=p.seed)
-                    self._seqs[s.seq_id], self._sent[s.seq_id] = s, 0
-                rows.append((s.seq_id, n, s.num_computed_tokens, s.token_ids[self._sent[s.seq_id]:], list(s.block_table)))
-                self._sent[s.seq_id] = len(s.token_ids)
-            mbs.append(rows)
-        msg = pickle.dumps(("step", step, list(swap_out), list(swap_in), released, new, mbs, want_logits))
-        for k, c in enumerate(self.conns):
-            try: c.send_bytes(msg)
-            except OSError: self._fail(f"stage {k} is unreachable")
-        return step
-
-    def _collect(self, step: int, count: int, what: str) -> list:
-        "The `count` result messages of iteration `step`, in micro-batch order; other iterations' are kept for later."
-        got = self._results.pop(step, [])
-        if len(got) < count:
-            got += self._await(count - len(got), time.monotonic() + self.step_timeout_s, f"{what} {step}",
-                               lambda m: m[0] in ("tokens", "logits") and m[1] == step)
-        return sorted(got, key=lambda m: m[2])
-
-    def _step(self, groups, swap_out, swap_in, want_logits: bool) -> list:
-        return self._collect(self._send(groups, swap_out, swap_in, want_logits), len(groups), "running iteration")
-
-    # ---- timelines ----
-    def record(self, on: bool = True):
-        "Start (or stop) every stage recording its compute intervals; `events()` collects them."
-        self._check()
-        for c in self.conns: c.send(("record", on))
-
-    def events(self) -> list[Event]:
-        "Each stage's (stage, micro-batch, start, end, iteration) intervals since recording started or was last collected."
-        self._check()
-        for c in self.conns: c.send(("events",))
-        got = self._await(self.K, time.monotonic() + self.step_timeout_s, "collecting events", lambda m: m[0] == "events")
-        return sorted((Event(*e) for m in got for e in m[2]), key=lambda e: (e.start, e.stage))
-
+# %% ../../nbs/05j_pipeline.ipynb #91be6331
 def _kill(procs: list, conns: list):
     "Kill every stage process still running, reap them, close their connections."
     for p in procs:
@@ -347,6 +116,280 @@ def _kill(procs: list, conns: list):
         try: p.wait(5)
         except subprocess.TimeoutExpired: log.error("stage process %d did not die within 5 s of SIGKILL", p.pid)
     for c in conns: c.close()
+
+@patch
+def _where(self: PipelineRunner, k: int) -> str:
+    host = "" if self.local else f" on {self.hosts[k]}"
+    return f"stage {k} (pid {self.procs[k].pid}{host}, layers [{self.bounds[k][0]}, {self.bounds[k][1]}), {self.devices[k]})"
+
+@patch
+def _fail(self: PipelineRunner, why: str):
+    "Name what went wrong, kill the survivors, raise PipelineError."
+    t = time.monotonic()
+    while self.local and time.monotonic() - t < 1.0 and all(p.poll() is None for p in self.procs): time.sleep(0.02)   # let it finish dying
+    self.ended = {k: _how_it_ended(p.returncode) for k, p in enumerate(self.procs) if p.poll() is not None}
+    self.error = "; ".join([f"{self._where(k)} {how}" for k, how in self.ended.items()] + [why])
+    _kill(self.procs, self.conns)
+    raise PipelineError(f"{self.error}. The pipeline is down: call restart()")
+
+@patch
+def _await(self: PipelineRunner, count: int, deadline: float, what: str, match) -> list:
+    "Stage messages until `count` of them satisfy `match`; a stage's error, death or the deadline raises PipelineError."
+    got = []
+    while len(got) < count:
+        for c in wait_any(self.conns, timeout=0.05):
+            msg = self._recv(c, what)
+            if match(msg): got.append(msg)
+            elif isinstance(msg, (Tokens, Logits)): self._results.setdefault(msg.step_id, []).append(msg)   # another iteration's
+        if any(p.poll() is not None for p in self.procs): self._fail(f"a stage process ended while {what}")
+        if time.monotonic() > deadline: self._fail(f"no answer within {self.step_timeout_s:g} s while {what}: a stage is hung")
+    return got
+
+@patch
+def _recv(self: PipelineRunner, c, what: str):
+    "One message from a stage; its closed connection or its error report raises PipelineError."
+    try: msg = c.recv()
+    except (EOFError, OSError): self._fail(f"stage {self.conns.index(c)} closed its connection while {what}")
+    if isinstance(msg, StageFailed): self._fail(f"stage {msg.rank} failed while {what}:\n{msg.error}")
+    return msg
+
+@patch
+def _check(self: PipelineRunner):
+    if self.error is not None: raise PipelineError(f"the pipeline is down ({self.error}); call restart()")
+
+@patch
+def check(self: PipelineRunner):
+    "Raise PipelineError if the pipeline is down or a stage process has ended: what a supervisor polls while idle."
+    self._check()
+    if any(p.poll() is not None for p in self.procs): self._fail("a stage process ended while the pipeline was idle")
+    for c in wait_any(self.conns, timeout=0): self._recv(c, "the pipeline was idle")   # nothing is due: only an error or EOF
+
+# %% ../../nbs/05j_pipeline.ipynb #5dfb3429
+@patch
+def _accept(self: PipelineRunner, listener, key: bytes, deadline: float, take) -> dict:
+    "{rank: what `take(conn, first message, kept so far)` kept} once it kept K; strangers, wrong keys and the rest are closed."
+    got, lock, done = {}, threading.Lock(), threading.Event()
+    def handle(c):
+        try: msg = authenticate(c, key, 10.0)            # a peer gets 10 s for the handshake and its first message
+        except (OSError, EOFError, AuthenticationError) as e:   # a stranger, a wrong key, a stage that died connecting
+            if not done.is_set(): log.warning("refused a connection: %s: %s", type(e).__name__, e)
+            c.close(); return
+        with lock:
+            kept = None if done.is_set() else take(c, msg, got)
+            if kept is None: c.close(); return
+            got[kept[0]] = kept[1]
+            if len(got) == self.K: done.set()
+    def accept():
+        while not done.is_set():
+            try: c = listener.accept()
+            except OSError: return                           # the listener closed
+            threading.Thread(target=handle, args=(c,), daemon=True).start()
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+    try:
+        while not done.wait(0.05): self._check_started(deadline, "connecting")
+    finally:
+        done.set()
+        with socket.create_connection(listener.address): pass   # wake the accepting thread; it sees `done` and ends
+        acceptor.join()                                          # before the next `_accept` (or close) uses the listener
+    return got
+
+@patch
+def _take_hello(self: PipelineRunner, c, msg, got: dict):
+    "Keep a stage's first connection (rank, (connection, Hello)), or tell it why not."
+    if not isinstance(msg, Hello): return None
+    why = (f"this pipeline has {self.K} stages; a stage of a {msg.world}-stage group connected" if msg.world != self.K
+           else f"stage {msg.rank} is already connected" if msg.rank in got else None)
+    if why: c.send(Reject(why)); log.error("refused a stage from %s: %s", msg.host, why); return None
+    return msg.rank, (no_delay(c), msg)
+
+@patch
+def _check_started(self: PipelineRunner, deadline: float, what: str):
+    if any(p.poll() is not None for p in self.procs): self._fail(f"a stage process ended while {what}")
+    if time.monotonic() > deadline:
+        self._fail(f"the stages did not {'start' if self.local else f'connect to {self.listen}'} within start_timeout_s={self.start_timeout_s:g} s")
+
+# %% ../../nbs/05j_pipeline.ipynb #74c44205
+@patch
+def start(self: PipelineRunner):
+    "Start K stage processes (or wait for K started elsewhere), send each its spec, size the pools, wait until all are ready."
+    self.procs.clear(); self.conns.clear(); self.ended = {}
+    deadline = time.monotonic() + self.start_timeout_s
+    if self.local: key = secrets.token_hex(16)
+    else:
+        key = os.environ.get("FASTSERVE_STAGE_KEY", "")
+        if len(key) < 16: raise ValueError("set FASTSERVE_STAGE_KEY to a shared secret of at least 16 characters, here and for every stage")
+    listener = Listener(("127.0.0.1", 0) if self.local else parse_address(self.listen))   # the handshake is `_accept`'s
+    try:
+        if self.local: self._launch(listener.address, key)
+        hellos = self._accept(listener, key.encode(), deadline, self._take_hello)
+        self.conns[:] = [hellos[k][0] for k in range(self.K)]
+        self.hosts = [hellos[k][1].host for k in range(self.K)]
+        if not self.local: self.procs[:] = [_RemoteStage(hellos[k][1].pid) for k in range(self.K)]
+        for k, c in enumerate(self.conns):
+            c.send(replace(self.spec, layers=tuple(self.bounds[k]), device=self.devices[k], folder=self.stage_dirs[k]))
+        store = StoreServer(self.start_timeout_s)          # a fresh store per start: a new group never meets the old one's keys
+        def take_store(c, msg, got):
+            if not isinstance(msg, StoreConnect) or msg.rank in got or not 0 <= msg.rank < self.K: return None
+            store.serve(c); return msg.rank, c
+        self._accept(listener, key.encode(), deadline, take_store)
+    finally: listener.close()
+    loaded = {m.rank: m.report for m in self._await(self.K, deadline, "loading the stages", lambda m: isinstance(m, Loaded))}
+    self.stages = [loaded[k] for k in range(self.K)]
+    self.devices = [st["device"] for st in self.stages]
+    if self.num_blocks is None:                        # sized once: the engine's block manager keeps this count
+        try: self.kv_plan = self._size(self.stages)
+        except BaseException: _kill(self.procs, self.conns); self.error = "the KV pools could not be sized"; raise
+        self.num_blocks = int(getattr(self.kv_plan, "num_blocks", self.kv_plan))
+    for c in self.conns: c.send(PoolSize(self.num_blocks))
+    self._await(self.K, deadline, "allocating the KV pools", lambda m: isinstance(m, StageReady))
+    log.info("pipeline of %d stages up: layers %s on %s, %d KV blocks each (pids %s)", self.K, self.bounds,
+             [f"{h}:{d}" for h, d in zip(self.hosts, self.devices)], self.num_blocks, [p.pid for p in self.procs])
+
+@patch
+def _launch(self: PipelineRunner, address, key: str):
+    "Start the K stage processes on this host."
+    env = {**os.environ, "OMP_NUM_THREADS": str(self.threads), "NCCL_NVLS_ENABLE": "0", "WORLD_SIZE": str(self.K), "FASTSERVE_STAGE_KEY": key,
+           "FASTSERVE_STAGE_ADDRESS": f"{address[0]}:{address[1]}", "FASTSERVE_STAGE_LOG": self.log_level,
+           "GLOO_SOCKET_IFNAME": loopback_interface(), "NCCL_SOCKET_IFNAME": loopback_interface()}   # stages of one host talk over the loopback only
+    for k in range(self.K):
+        dev = torch.device(self.devices[k])
+        self.procs.append(subprocess.Popen([sys.executable, "-m", "fastserve_nb.serve.pipeline"],
+                                           env={**env, "RANK": str(k), "LOCAL_RANK": str(dev.index if dev.type == "cuda" else k)}))
+
+# %% ../../nbs/05j_pipeline.ipynb #cb633342
+@patch(as_prop=True)
+def is_alive(self: PipelineRunner) -> bool:
+    "Every stage process runs and none has failed."
+    return self.error is None and len(self.procs) == self.K and all(p.poll() is None for p in self.procs)
+
+@patch
+def health(self: PipelineRunner) -> dict:
+    "What `/health` can show: overall liveness, the last error, and each stage's pid, layers, device and state."
+    stages = []
+    for k, p in enumerate(self.procs):
+        alive = p.poll() is None if self.local else self.error is None      # a remote stage: as far as its connection says
+        stages.append(dict(stage=k, pid=p.pid, host=self.hosts[k], layers=list(self.bounds[k]), device=self.devices[k], alive=alive,
+                           exit=None if alive else self.ended.get(k, "stopped by the runner")))
+    return dict(alive=self.is_alive, error=self.error, restarts=self.restarts, stages=stages)
+
+@patch
+def restart(self: PipelineRunner):
+    "Kill whatever is left and start K fresh stage processes, or wait for K to connect again (with empty KV pools)."
+    _kill(self.procs, self.conns)
+    self.error, self._seqs, self._sent, self._forget, self._results = None, {}, {}, [], {}
+    self.restarts += 1
+    self.start()
+
+@patch
+def shutdown(self: PipelineRunner, timeout_s: float = 5.0):
+    "Ask every stage to stop; kill those still running after `timeout_s`."
+    for c in self.conns:
+        try: c.send(StopStage())
+        except OSError: pass
+    t = time.monotonic()
+    while self.local and any(p.poll() is None for p in self.procs) and time.monotonic() - t < timeout_s: time.sleep(0.02)
+    _kill(self.procs, self.conns)
+    self.error = self.error or "shut down"
+
+# %% ../../nbs/05j_pipeline.ipynb #4a496be3
+@patch
+def execute(self: PipelineRunner, entries, swap_out=(), swap_in=()) -> dict[int, int | None]:
+    "Swap blocks on every stage, run the batch as ≤ `micro_batches` micro-batches: {seq_id: new token or None}."
+    return self.collect(self.submit(entries, swap_out, swap_in))
+
+@patch
+def submit(self: PipelineRunner, entries, swap_out=(), swap_in=()) -> tuple[int, int]:
+    """Send one iteration to the stages and return at once: a handle for `collect`. Stages run iterations in the
+    order they were sent, so a later iteration may reuse blocks an earlier one released or swapped."""
+    groups = split_micro_batches(list(entries), self.micro_batches) if entries else []
+    if not groups and not (swap_out or swap_in): return (-1, 0)
+    return self._send(groups, swap_out, swap_in, False), len(groups)
+
+@patch
+def collect(self: PipelineRunner, handle: tuple[int, int]) -> dict[int, int | None]:
+    "Wait for a submitted iteration's tokens: {seq_id: new token or None}."
+    out = {}
+    for msg in self._collect(*handle, "running iteration"): out.update(msg.tokens)
+    return out
+
+@patch
+def forward(self: PipelineRunner, entries) -> tuple[list, torch.Tensor]:
+    "Logits (R, V) at the last new token of each row, as `ModelRunner.forward` (one micro-batch; the logits come back)."
+    entries = list(entries)
+    (msg,) = self._step([entries], (), (), True)
+    by_id = {s.seq_id: s for s, _ in entries}
+    for i in by_id:                                   # one-off (profiling): the stages drop these mirrors next time
+        self._seqs.pop(i, None); self._sent.pop(i, None); self._forget.append(i)
+    return [by_id[i] for i in msg.seq_ids], torch.from_numpy(msg.logits)
+
+# %% ../../nbs/05j_pipeline.ipynb #8baac7d8
+@patch
+def _send(self: PipelineRunner, groups, swap_out, swap_in, want_logits: bool) -> int:
+    self._check()
+    step, self.num_steps = self.num_steps, self.num_steps + 1
+    released = [i for i, s in self._seqs.items() if getattr(s, "is_finished", False)]
+    for i in released: del self._seqs[i], self._sent[i]
+    released, self._forget = released + self._forget, []
+    new, mbs = {}, []
+    for g in groups:
+        rows = []
+        for s, n in g:
+            if self._seqs.get(s.seq_id) is not s:          # first sight (or a new object reusing the id)
+                if s.seq_id in self._seqs: released.append(s.seq_id)
+                p = s.sampling_params
+                new[s.seq_id] = {**asdict(p), "num_prompt_tokens": s.num_prompt_tokens}   # all it samples with
+                self._seqs[s.seq_id], self._sent[s.seq_id] = s, 0
+            rows.append(RowUpdate(s.seq_id, n, s.num_computed_tokens, s.token_ids[self._sent[s.seq_id]:], list(s.block_table)))
+            self._sent[s.seq_id] = len(s.token_ids)
+        mbs.append(rows)
+    msg = pickle.dumps(Step(step, list(swap_out), list(swap_in), released, new, mbs, want_logits))
+    for k, c in enumerate(self.conns):
+        try: c.send_bytes(msg)
+        except OSError: self._fail(f"stage {k} is unreachable")
+    return step
+
+@patch
+def _collect(self: PipelineRunner, step: int, count: int, what: str) -> list:
+    "The `count` result messages of iteration `step`, in micro-batch order; other iterations' are kept for later."
+    got = self._results.pop(step, [])
+    if len(got) < count:
+        got += self._await(count - len(got), time.monotonic() + self.step_timeout_s, f"{what} {step}",
+                           lambda m: isinstance(m, (Tokens, Logits)) and m.step_id == step)
+    return sorted(got, key=lambda m: m.micro_batch)
+
+@patch
+def _step(self: PipelineRunner, groups, swap_out, swap_in, want_logits: bool) -> list:
+    return self._collect(self._send(groups, swap_out, swap_in, want_logits), len(groups), "running iteration")
+
+# %% ../../nbs/05j_pipeline.ipynb #68b89500
+@patch
+def update_weights(self: PipelineRunner, tensors: dict[str, torch.Tensor]):
+    "Copy {checkpoint name: tensor} into the stages owning them (between iterations: a hot-swapped adapter)."
+    self._check()
+    cfg = self.config
+    owners = {n: [k for k, (a, b) in enumerate(self.bounds) if stage_owns(cfg, a, b, n)] for n in tensors}
+    if bad := [n for n, ks in owners.items() if not ks]:
+        raise ValueError(f"no stage holds {bad[:3]}; names must be the model's parameter names (model.layers.{{i}}.…, lm_head.weight)")
+    for k, c in enumerate(self.conns):
+        mine = {n: t.detach().cpu() for n, t in tensors.items() if k in owners[n]}
+        try: c.send_bytes(pickle.dumps(SetWeights(mine)))     # plain pickle: the bytes travel (not torch's shared-memory handles)
+        except OSError: self._fail(f"stage {k} is unreachable")
+    self._await(self.K, time.monotonic() + self.step_timeout_s, "updating weights", lambda m: isinstance(m, WeightsSet))
+
+@patch
+def record(self: PipelineRunner, on: bool = True):
+    "Start (or stop) every stage recording its compute intervals; `events()` collects them."
+    self._check()
+    for c in self.conns: c.send(Record(on))
+
+@patch
+def events(self: PipelineRunner) -> list[Event]:
+    "Each stage's (stage, micro-batch, start, end, iteration) intervals since recording started or was last collected."
+    self._check()
+    for c in self.conns: c.send(SendEvents())
+    got = self._await(self.K, time.monotonic() + self.step_timeout_s, "collecting events", lambda m: isinstance(m, Events))
+    return sorted((Event(*e) for m in got for e in m.events), key=lambda e: (e.start, e.stage))
 
 # %% ../../nbs/05j_pipeline.ipynb #2eb09afa
 def busy_fraction(events: list[Event]) -> dict[int, float]:

@@ -1,4 +1,4 @@
-"""Addresses, the route a stage is reached by, connections that send small messages at once, and a stage's retrying, authenticated connection to the engine.
+"""Addresses, connections that send small messages at once, a stage's retrying, authenticated connection to the engine, and the group store the engine holds for its stages.
 
 Docs: https://fastserve-nb.github.io/fastserve_nb/pipeline_net.html.md"""
 
@@ -6,15 +6,17 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/pipeline_net.html.md"""
 
 # %% ../../nbs/05jb_pipeline_net.ipynb #6f0dd92d
 from __future__ import annotations
-import datetime, socket, time
+import socket, threading, time
 from multiprocessing import AuthenticationError
-from multiprocessing.connection import Client
+from multiprocessing.connection import Client, answer_challenge, deliver_challenge
 
 import torch.distributed as dist
 
+from .stage_messages import StoreRequest, StoreReply
 
 # %% auto #0
-__all__ = ['parse_address', 'group_store', 'loopback_interface', 'route_to', 'no_delay', 'connect_to_engine']
+__all__ = ['parse_address', 'loopback_interface', 'StoreServer', 'EngineStore', 'no_delay', 'shut_down', 'authenticate',
+           'connect_to_engine']
 
 # %% ../../nbs/05jb_pipeline_net.ipynb #85ebe822
 def parse_address(text: str) -> tuple[str, int]:
@@ -23,25 +25,82 @@ def parse_address(text: str) -> tuple[str, int]:
     if not host or not port.isdigit() or not 0 < int(port) < 65536: raise ValueError(f"address must be HOST:PORT, got {text!r}")
     return host, int(port)
 
-def group_store(master: tuple[str, int], rank: int, world: int, timeout_s: float):
-    "The stages' TCPStore: stage 0 hosts it on the master address only (torch's own would listen on every interface)."
-    host, port = master
-    timeout = datetime.timedelta(seconds=timeout_s)
-    if rank != 0: return dist.TCPStore(host, port, world, False, timeout)
-    sock = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
-    return dist.TCPStore(host, port, world, True, timeout, master_listen_fd=sock.detach())
-
 def loopback_interface() -> str:
     "The loopback interface's name (lo on Linux), for gloo's and NCCL's sockets between stages of one host."
     return next((n for _, n in socket.if_nameindex() if n.startswith("lo")), "lo")
 
+# %% ../../nbs/05jb_pipeline_net.ipynb #bf19160e
+class StoreServer:
+    "The stages' group store, held by the engine: a dict each stage reaches over its own authenticated connection."
+    def __init__(self, timeout_s: float):
+        self.data: dict[str, bytes] = {}
+        self.changed = threading.Condition()
+        self.timeout_s = timeout_s
 
-# %% ../../nbs/05jb_pipeline_net.ipynb #12ef34df
-def route_to(address: tuple[str, int]) -> str:
-    "This host's IP address on the route to `address` (what the other stages can reach us at); no packet is sent."
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.connect((socket.gethostbyname(address[0]), address[1]))
-        return s.getsockname()[0]
+    def serve(self, conn) -> threading.Thread:
+        "Answer `conn`'s `StoreRequest`s in a daemon thread until it closes."
+        t = threading.Thread(target=self._serve, args=(conn,), name="group-store", daemon=True)
+        t.start()
+        return t
+
+    def _serve(self, conn):
+        with conn:
+            while True:
+                try: req = conn.recv()
+                except (EOFError, OSError): return
+                try: reply = StoreReply(True, self.apply(req.op, *req.args))
+                except Exception as e: reply = StoreReply(False, f"{type(e).__name__}: {e}")
+                try: conn.send(reply)
+                except OSError: return
+
+    def apply(self, op: str, *args):
+        "One store operation on the dict; a blocking one waits on the condition (which releases the lock meanwhile)."
+        with self.changed:
+            if op == "set": self.data[args[0]] = args[1]; self.changed.notify_all(); return None
+            if op == "get": self._wait([args[0]]); return self.data[args[0]]
+            if op == "add":
+                value = int(self.data.get(args[0], b"0")) + args[1]
+                self.data[args[0]] = str(value).encode(); self.changed.notify_all(); return value
+            if op == "compare_set":
+                key, expected, desired = args
+                if self.data.get(key, b"") == expected and (key in self.data or not expected):
+                    self.data[key] = desired; self.changed.notify_all()
+                return self.data.get(key, expected)
+            if op == "wait": self._wait(*args); return None
+            if op == "check": return all(k in self.data for k in args[0])
+            if op == "num_keys": return len(self.data)
+            if op == "delete_key": return self.data.pop(args[0], None) is not None
+        raise ValueError(f"unknown store operation {op!r}; expected set, get, add, compare_set, wait, check, num_keys or delete_key")
+
+    def _wait(self, keys: list[str], timeout_s: float | None = None):
+        timeout_s = timeout_s or self.timeout_s
+        if not self.changed.wait_for(lambda: all(k in self.data for k in keys), timeout_s):
+            raise TimeoutError(f"keys {[k for k in keys if k not in self.data]} were not set within {timeout_s:g} s")
+
+# %% ../../nbs/05jb_pipeline_net.ipynb #38d80fe6
+def _bytes(v) -> bytes: return v.encode() if isinstance(v, str) else bytes(v)
+
+class EngineStore(dist.Store):
+    "A `torch.distributed` store whose data the engine holds (`StoreServer`), reached over an authenticated connection."
+    def __init__(self, conn):
+        super().__init__()
+        self.conn, self.lock = conn, threading.Lock()     # one request at a time: the backend may call from its threads
+
+    def _call(self, op: str, *args):
+        with self.lock:
+            self.conn.send(StoreRequest(op, args))
+            reply = self.conn.recv()
+        if not reply.ok: raise dist.DistStoreError(f"the engine's store refused {op}: {reply.value}")
+        return reply.value
+
+    def set(self, key, value): self._call("set", key, _bytes(value))
+    def get(self, key) -> bytes: return self._call("get", key)
+    def add(self, key, amount) -> int: return self._call("add", key, amount)
+    def compare_set(self, key, expected, desired) -> bytes: return self._call("compare_set", key, _bytes(expected), _bytes(desired))
+    def wait(self, keys, timeout=None): self._call("wait", list(keys), timeout.total_seconds() if timeout else None)
+    def check(self, keys) -> bool: return self._call("check", list(keys))
+    def num_keys(self) -> int: return self._call("num_keys")
+    def delete_key(self, key) -> bool: return self._call("delete_key", key)
 
 # %% ../../nbs/05jb_pipeline_net.ipynb #c35c7c28
 def no_delay(conn):
@@ -50,6 +109,22 @@ def no_delay(conn):
     with socket.fromfd(conn.fileno(), socket.AF_INET, socket.SOCK_STREAM) as s:   # a duplicate descriptor, same socket
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return conn
+
+# %% ../../nbs/05jb_pipeline_net.ipynb #715a29a8
+def shut_down(conn):
+    "Shut a connection's socket down in both directions: a thread blocked reading it gets end-of-file."
+    with socket.fromfd(conn.fileno(), socket.AF_INET, socket.SOCK_STREAM) as s:   # a duplicate descriptor, same socket
+        try: s.shutdown(socket.SHUT_RDWR)
+        except OSError: pass                                                    # already closed by the peer
+
+def authenticate(conn, key: bytes, timeout_s: float):
+    "The engine's side of the HMAC handshake on an accepted connection, then the peer's first message; cut off after `timeout_s`."
+    timer = threading.Timer(timeout_s, shut_down, (conn,))
+    timer.start()
+    try:
+        deliver_challenge(conn, key); answer_challenge(conn, key)   # as `Listener(authkey=key).accept()` does
+        return conn.recv()
+    finally: timer.cancel()
 
 # %% ../../nbs/05jb_pipeline_net.ipynb #76e89a93
 def connect_to_engine(address: tuple[str, int], key: bytes, timeout_s: float):

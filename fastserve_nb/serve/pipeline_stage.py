@@ -8,21 +8,23 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/pipeline_stage.html.md"""
 from __future__ import annotations
 import argparse, logging, os, socket, time, traceback
 from dataclasses import replace
-from types import SimpleNamespace
 
 import torch
 import torch.distributed as dist
 import torch.nn as nn
 
 from ..core import Decoder, DTYPES, resolve
-from ..parallel import Stage, load_stage, load_stage_from_checkpoint, init_distributed, free_port
+from ..parallel import Stage, load_stage, load_stage_from_checkpoint, init_distributed
 from ..pipeline_parallel import PipeLink, Event
 from .runner import ModelRunner
+from .sequence import SamplingParams
 from .resources import available_memory
-from .pipeline_net import parse_address, route_to, connect_to_engine, group_store
+from .pipeline_net import parse_address, connect_to_engine, EngineStore
+from .stage_messages import (Hello, Reject, StoreConnect, Loaded, PoolSize, StageReady, RowUpdate, Step,
+                                               Tokens, Logits, Record, SendEvents, Events, SetWeights, WeightsSet, StopStage, StageFailed)
 
 # %% auto #0
-__all__ = ['log', 'StageModel', 'StageWorker', 'stage_main']
+__all__ = ['log', 'StageModel', 'StageRunner', 'StageWorker', 'stage_main']
 
 # %% ../../nbs/05ja_pipeline_stage.ipynb #4e2b4ba8
 log = logging.getLogger(__name__)
@@ -54,16 +56,47 @@ class StageModel(Decoder):
             return self.model.layers[int(i) - self.start].get_parameter(rest)
         return self.get_parameter(key)
 
+# %% ../../nbs/05ja_pipeline_stage.ipynb #b613e7a7
+class StageRunner(ModelRunner):
+    "A `ModelRunner` over a `StageModel`: after the first stage hidden states come in, before the last they go out."
+    def __init__(self, model: StageModel, *args, **kw):
+        self.has_embed, self.has_head = model.is_first, model.is_last   # before ModelRunner's __init__ captures graphs
+        super().__init__(model, *args, **kw)
+
+    @torch.inference_mode()
+    def forward(self, entries, hidden=None) -> tuple[list, torch.Tensor]:
+        """Logits (R, V), or before the last stage the hidden states (1, T, d) of all T tokens; after the first stage
+        the previous stage's `hidden` (1, T, d) takes the place of the token ids."""
+        ids, pos, meta, order = self.prepare(entries)
+        return order, self.run_model(ids if hidden is None else hidden, pos, meta)
+
+    def compute_logits(self, h, rows):
+        return super().compute_logits(h, rows) if self.has_head else h    # no head: every hidden state goes on
+
+    def _graph_input(self, B: int) -> torch.Tensor:
+        if self.has_embed: return super()._graph_input(B)
+        return torch.zeros(1, B, self.model.config.hidden_size, dtype=self.model.dtype, device=self.device)
+
+    def _replay(self, x, pos, meta):
+        out = super()._replay(x, pos, meta)
+        return out if self.has_head else out.clone()   # hidden states leave by an async send: not the graph's buffer
+
 # %% ../../nbs/05ja_pipeline_stage.ipynb #6e417dae
 class _Row:
     "A stage's mirror of one sequence: what `ModelRunner.prepare` and `ModelRunner.sample` read."
     def __init__(self, seq_id: int, params: dict):
-        self.seq_id, self.sampling_params = seq_id, SimpleNamespace(**params)
+        params = dict(params)
+        self.num_prompt_tokens = params.pop("num_prompt_tokens", 0)   # penalties tell the prompt from the output
+        self.seq_id, self.sampling_params = seq_id, SamplingParams(**params)
         self.token_ids, self.block_table, self.num_computed_tokens = [], [], 0
         self.generator = None                            # the seeded generator `ModelRunner.sample` makes on first use
 
     @property
     def num_tokens(self) -> int: return len(self.token_ids)
+    @property
+    def prompt_token_ids(self) -> list[int]: return self.token_ids[:self.num_prompt_tokens]
+    @property
+    def output_token_ids(self) -> list[int]: return self.token_ids[self.num_prompt_tokens:]
 
 class _Clock:
     """Stamps of a stage's work in seconds of the host's monotonic clock (`time.perf_counter`, shared by the processes of
@@ -89,7 +122,7 @@ class _Clock:
 
 class StageWorker:
     "A stage process's loop: batch metadata from the engine, hidden states from the previous stage, results onward."
-    def __init__(self, runner: ModelRunner, link: PipeLink | None, conn, rank: int):
+    def __init__(self, runner: StageRunner, link: PipeLink | None, conn, rank: int):
         self.runner, self.link, self.conn, self.rank = runner, link, conn, rank
         m = runner.model
         self.first, self.last, self.d, self.dtype = m.is_first, m.is_last, m.config.hidden_size, m.dtype
@@ -101,20 +134,18 @@ class StageWorker:
         "Handle the engine's messages until it says stop (or goes away: EOFError)."
         while True:
             msg = self.conn.recv()
-            kind = msg[0]
-            if kind == "stop": return
-            if kind == "step": self.step(*msg[1:])
-            elif kind == "record":
-                self.events, self.clock = ([], _Clock(self.runner.device)) if msg[1] else (None, None)
-            elif kind == "events": self.send_events()
-            elif kind == "weights": self.set_weights(msg[1])
-            else: raise ValueError(f"unknown message {kind!r}; expected step, record, events, weights or stop")
+            if isinstance(msg, StopStage): return
+            if isinstance(msg, Step): self.step(msg)
+            elif isinstance(msg, Record): self.events, self.clock = ([], _Clock(self.runner.device)) if msg.on else (None, None)
+            elif isinstance(msg, SendEvents): self.send_events()
+            elif isinstance(msg, SetWeights): self.set_weights(msg.tensors)
+            else: raise ValueError(f"unexpected message {msg!r}; expected Step, Record, SendEvents, SetWeights or StopStage")
 
     def send_events(self):
         "Our recorded intervals as `Event`s (host seconds), then start a new list."
         if self.clock is not None and self.clock.cuda: torch.cuda.synchronize(self.runner.device)
         s = self.clock.seconds if self.clock else None
-        self.conn.send(("events", self.rank, [Event(self.rank, m, s(a), s(b), i) for m, a, b, i in self.events or []]))
+        self.conn.send(Events(self.rank, [Event(self.rank, m, s(a), s(b), i) for m, a, b, i in self.events or []]))
         if self.events is not None: self.events = []
 
     @torch.no_grad()
@@ -122,32 +153,32 @@ class StageWorker:
         "Copy new values into some of our parameters (an adapter merged in the engine process); the KV pool stays."
         m = self.runner.model
         for key, t in tensors.items(): m.weight(key).copy_(t)
-        self.conn.send(("weights", self.rank, len(tensors)))
+        self.conn.send(WeightsSet(self.rank, len(tensors)))
 
     @torch.inference_mode()
-    def step(self, step_id: int, swap_out, swap_in, released, new, micro_batches, want_logits: bool):
-        for i in released: self.rows.pop(i, None)
-        for i, p in new.items(): self.rows[i] = _Row(i, p)
-        self.runner.pool.swap(swap_out, swap_in)        # before any micro-batch of this iteration touches those blocks
-        rec = self.events is not None
-        for m, mb in enumerate(micro_batches):
-            entries = [self._advance(*row) for row in mb]
+    def step(self, msg: Step):
+        for i in msg.released: self.rows.pop(i, None)
+        for i, p in msg.new.items(): self.rows[i] = _Row(i, p)
+        self.runner.pool.swap(msg.swap_out, msg.swap_in)   # before any micro-batch of this iteration touches those blocks
+        rec, step_id = self.events is not None, msg.step_id
+        for m, mb in enumerate(msg.micro_batches):
+            entries = [self._advance(row) for row in mb]
             x = None if self.first else self.link.recv((1, sum(n for _, n in entries), self.d), self.dtype, self.rank - 1)
             if rec: t0 = self.clock.mark()                   # after the wait for x: the bar starts when the input is here
             if not self.last: out = self.runner.forward(entries, x)[1]          # (1, T, d)
-            elif want_logits:
+            elif msg.want_logits:
                 order, logits = self.runner.forward(entries, x)                  # (R, V), sent as numpy: plain pickle
-                out = ("logits", step_id, m, [r.seq_id for r in order], logits.float().cpu().numpy())
-            else: out = ("tokens", step_id, m, self.runner.execute(entries, hidden=x))
+                out = Logits(step_id, m, [r.seq_id for r in order], logits.float().cpu().numpy())
+            else: out = Tokens(step_id, m, self.runner.next_tokens(entries, *self.runner.forward(entries, x)))
             if rec: self.events.append((m, t0, self.clock.mark(), step_id))               # compute only: before sending
             if self.last: self.conn.send(out)
             else: self.link.send(out, self.rank + 1)
 
-    def _advance(self, seq_id: int, n: int, num_computed: int, new_tokens: list[int], block_table: list[int]):
-        r = self.rows[seq_id]
-        r.token_ids += new_tokens
-        r.num_computed_tokens, r.block_table = num_computed, block_table
-        return r, n
+    def _advance(self, row: RowUpdate):
+        r = self.rows[row.seq_id]
+        r.token_ids += row.new_tokens
+        r.num_computed_tokens, r.block_table = row.num_computed, row.block_table
+        return r, row.n
 
 # %% ../../nbs/05ja_pipeline_stage.ipynb #044271e4
 def stage_main(argv: list[str] | None = None):
@@ -166,25 +197,27 @@ def stage_main(argv: list[str] | None = None):
     logging.basicConfig(level=os.environ.get("FASTSERVE_STAGE_LOG", "WARNING"), format=f"%(asctime)s stage {rank} [%(process)d] %(levelname)s %(name)s: %(message)s")
     address = parse_address(args.engine)
     conn = connect_to_engine(address, key.encode(), args.connect_timeout)
-    conn.send(("hello", rank, os.getpid(), {"host": socket.gethostname(), "world": world, "ip": route_to(address), "port": free_port()}))
+    conn.send(Hello(rank, os.getpid(), socket.gethostname(), world))
     code = 3                                          # the engine went away: torchrun may start us again
     try:
-        kind, spec = conn.recv()
-        if kind == "reject": raise ValueError(spec)
-        torch.set_num_threads(args.threads or spec["threads"] or torch.get_num_threads())
-        store = group_store(tuple(spec["master"]), rank, world, spec["timeout_s"])   # a new group for every engine: stage 0 hosts its store
-        _, world, device = init_distributed(spec["backend"], spec["timeout_s"], store)  # NCCL: cuda:LOCAL_RANK
-        device, dtype, (a, b) = torch.device(spec["device"] or device), DTYPES[spec["dtype"]], spec["layers"]
-        if spec["folder"]: stage = load_stage(spec["folder"], device, dtype)
-        else: stage = load_stage_from_checkpoint(resolve(args.model or spec["model"]), a, b, device, dtype)
+        spec = conn.recv()
+        if isinstance(spec, Reject): raise ValueError(spec.reason)
+        torch.set_num_threads(args.threads or spec.threads or torch.get_num_threads())
+        store_conn = connect_to_engine(address, key.encode(), spec.timeout_s)   # the group's store: the engine holds it
+        store_conn.send(StoreConnect(rank))
+        store = EngineStore(store_conn)               # kept referenced: torch calls into it for as long as the group lives
+        _, world, device = init_distributed(spec.backend, spec.timeout_s, store)   # NCCL: cuda:LOCAL_RANK
+        device, dtype, (a, b) = torch.device(spec.device or device), DTYPES[spec.dtype], spec.layers
+        if spec.folder: stage = load_stage(spec.folder, device, dtype)
+        else: stage = load_stage_from_checkpoint(resolve(args.model or spec.model), a, b, device, dtype)
         if world > 1: dist.barrier()                  # every stage has its weights: what is left is what the pools may take
-        conn.send(("loaded", rank, {"pid": os.getpid(), "host": socket.gethostname(), "device": str(device), "layers": [a, b],
-                                    "free_bytes": available_memory(str(device))}))
-        kind, num_blocks = conn.recv()
-        runner = ModelRunner(StageModel(stage), num_blocks, spec["block_size"], spec["num_host_blocks"], spec["max_model_len"],
-                             cuda_graphs=spec["cuda_graphs"], max_graph_batch=spec["max_graph_batch"])
-        link = PipeLink(rank, world, device, spec["timeout_s"]) if world > 1 else None
-        conn.send(("ready", rank, os.getpid()))
+        conn.send(Loaded(rank, {"pid": os.getpid(), "host": socket.gethostname(), "device": str(device), "layers": [a, b],
+                                "free_bytes": available_memory(str(device))}))
+        pool: PoolSize = conn.recv()
+        runner = StageRunner(StageModel(stage), pool.num_blocks, spec.block_size, spec.num_host_blocks, spec.max_model_len,
+                             cuda_graphs=spec.cuda_graphs, max_graph_batch=spec.max_graph_batch)
+        link = PipeLink(rank, world, device, spec.timeout_s) if world > 1 else None
+        conn.send(StageReady(rank, os.getpid()))
         StageWorker(runner, link, conn, rank).serve()
         if link is not None: link.flush()
         code = 0
@@ -192,7 +225,7 @@ def stage_main(argv: list[str] | None = None):
     except BaseException as e:
         code = 1
         log.error("stage %d failed: %s: %s", rank, type(e).__name__, e)
-        try: conn.send(("error", rank, f"{type(e).__name__}: {e}\n{traceback.format_exc()}"))
+        try: conn.send(StageFailed(rank, f"{type(e).__name__}: {e}\n{traceback.format_exc()}"))
         except OSError: pass
     logging.shutdown()
     os._exit(code)           # skip tearing down a process group whose peers may be gone

@@ -14,24 +14,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from torch.nn.attention import SDPBackend, sdpa_kernel
+from fastcore.basics import patch
 
-from ..core import Decoder, attention, causal_mask, sample, compile_ops
+from ..core import Decoder, attention, sample, compile_ops
+from ..architectures import check_paged
+from .kernels import flash_decode, prefill_attention, triton
+from .sampling import process_logits
 
 # %% auto #0
-__all__ = ['log', 'PREFIX_BACKENDS', 'block_runs', 'KVPool', 'paged_decode_reference', 'paged_decode', 'BatchMeta',
-           'PagedAttention', 'ModelRunner', 'Runner', 'implements']
+__all__ = ['log', 'block_runs', 'KVPool', 'paged_decode_reference', 'paged_decode', 'BatchMeta', 'PagedAttention', 'ModelRunner',
+           'Runner', 'implements']
 
 # %% ../../nbs/05d_runner.ipynb #88bcd7df
 log = logging.getLogger(__name__)
 
-try:
-    import triton
-    import triton.language as tl
-except ImportError:  # CPU-only installs have no Triton; the gather path below serves them
-    triton = None
-
-# %% ../../nbs/05d_runner.ipynb #a27598f0
+# %% ../../nbs/05d_runner.ipynb #8bd92af3
 def block_runs(pairs: list[tuple[int, int]]) -> list[tuple[int, int, int]]:
     "Group (src, dst) block pairs into runs (src, dst, n) of consecutive ids on both sides: one copy per run."
     runs: list[list[int]] = []
@@ -40,6 +37,7 @@ def block_runs(pairs: list[tuple[int, int]]) -> list[tuple[int, int, int]]:
         else: runs.append([s, d, 1])
     return [tuple(r) for r in runs]
 
+# %% ../../nbs/05d_runner.ipynb #a27598f0
 class KVPool:
     "K and V of every layer in blocks on the device, a pinned host pool for swapped blocks, and the copies between them."
     def __init__(self, cfg, num_blocks: int, block_size: int, num_host_blocks: int = 0, device="cpu", dtype=torch.float32):
@@ -106,49 +104,11 @@ def paged_decode_reference(q, k_cache, v_cache, block_tables, context_lens):
     return out[:, :, 0]
 
 # %% ../../nbs/05d_runner.ipynb #1e9973cb
-if triton is not None:
-    @triton.jit
-    def _paged_decode_kernel(Q, K, V, O, BT, CTX, scale, stride_qb, stride_qh, stride_kb, stride_ks, stride_kh,
-                             stride_btb, G: tl.constexpr, GP: tl.constexpr, D: tl.constexpr, BS: tl.constexpr,
-                             PRECISION: tl.constexpr):
-        b, kh = tl.program_id(0), tl.program_id(1)           # one program per (sequence, kv head)
-        ctx = tl.load(CTX + b)
-        g, d, s = tl.arange(0, GP), tl.arange(0, D), tl.arange(0, BS)
-        qrow = kh * G + g                                      # the G query heads sharing this kv head
-        q = tl.load(Q + b * stride_qb + qrow[:, None] * stride_qh + d[None, :], mask=(g < G)[:, None], other=0.0)
-        m = tl.full([GP], float("-inf"), tl.float32)
-        l = tl.zeros([GP], tl.float32)
-        acc = tl.zeros([GP, D], tl.float32)
-        for i in range(0, tl.cdiv(ctx, BS)):
-            blk = tl.load(BT + b * stride_btb + i)
-            off = blk * stride_kb + s[:, None] * stride_ks + kh * stride_kh + d[None, :]
-            valid = (i * BS + s) < ctx
-            k = tl.load(K + off, mask=valid[:, None], other=0.0)                 # (BS, D)
-            sc = tl.dot(q, tl.trans(k), input_precision=PRECISION).to(tl.float32) * scale                   # (GP, BS)
-            sc = tl.where(valid[None, :], sc, float("-inf"))
-            m_new = tl.maximum(m, tl.max(sc, 1))
-            p = tl.exp(sc - m_new[:, None])
-            alpha = tl.exp(m - m_new)
-            v = tl.load(V + off, mask=valid[:, None], other=0.0)
-            acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=PRECISION).to(tl.float32)
-            l = l * alpha + tl.sum(p, 1)
-            m = m_new
-        out = acc / l[:, None]
-        tl.store(O + b * stride_qb + qrow[:, None] * stride_qh + d[None, :], out.to(O.dtype.element_ty), mask=(g < G)[:, None])
-
 def paged_decode(q, k_cache, v_cache, block_tables, context_lens):
-    "Decode attention over block tables: the Triton kernel on CUDA, the gather reference elsewhere."
+    "Decode attention over block tables: `flash_decode` (05da's Triton kernel) on CUDA, the gather reference elsewhere."
     if triton is None or not q.is_cuda or k_cache.shape[1] < 16:
         return paged_decode_reference(q, k_cache, v_cache, block_tables, context_lens)
-    B, h, D = q.shape
-    hkv = k_cache.shape[2]
-    G = h // hkv
-    q, out = q.contiguous(), torch.empty_like(q)
-    _paged_decode_kernel[(B, hkv)](q, k_cache, v_cache, out, block_tables, context_lens, 1.0 / math.sqrt(D),
-                                   q.stride(0), q.stride(1), k_cache.stride(0), k_cache.stride(1), k_cache.stride(2),
-                                   block_tables.stride(0), G=G, GP=max(16, triton.next_power_of_2(G)), D=D, BS=k_cache.shape[1],
-                                   PRECISION="ieee" if q.dtype == torch.float32 else "tf32")   # fp32 stays exact
-    return out
+    return flash_decode(q, k_cache, v_cache, block_tables, context_lens)
 
 # %% ../../nbs/05d_runner.ipynb #de770f08
 @dataclass
@@ -160,8 +120,6 @@ class BatchMeta:
     block_tables: torch.Tensor | None = None      # (B_dec, max_blocks) for decode rows
     context_lens: torch.Tensor | None = None      # (B_dec,)
 
-PREFIX_BACKENDS = [SDPBackend.EFFICIENT_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.MATH]   # prompt chunks after a prefix
-
 class PagedAttention:
     "The `KVCache` the decoder sees during one iteration: writes new k, v into slots, attends through block tables."
     def __init__(self, pool: KVPool): self.pool, self.meta = pool, None
@@ -172,14 +130,8 @@ class PagedAttention:
         slot = (md.slot_mapping[0], md.slot_mapping[1])                    # block, offset
         kc.index_put_(slot, k[0].transpose(0, 1).to(kc.dtype))            # (T, h_kv, d_k) into T slots
         vc.index_put_(slot, v[0].transpose(0, 1).to(vc.dtype))
-        parts = []
-        for start, end, ctx, blocks in md.prefills:   # a prompt chunk sees its cached prefix and itself, causally
-            K = kc[blocks].flatten(0, 1)[:ctx].transpose(0, 1)[None]       # (1, h_kv, ctx, d_k)
-            V = vc[blocks].flatten(0, 1)[:ctx].transpose(0, 1)[None]
-            if ctx == end - start: parts.append(attention(q[:, :, start:end], K, V, None, impl)[0])   # no prefix: plain causal
-            else:
-                with sdpa_kernel(PREFIX_BACKENDS):
-                    parts.append(attention(q[:, :, start:end], K, V, causal_mask(end - start, ctx, q.device), impl)[0])
+        # every prompt chunk sees its cached prefix and itself, causally: one variable-length call (05da_kernels)
+        parts = [prefill_attention(q, k, v, kc, vc, md.prefills)] if md.prefills else []
         if md.block_tables is not None:
             qd = q[0, :, md.num_prefill_tokens:].transpose(0, 1)           # (B_dec, h, d_k)
             parts.append(paged_decode(qd, kc, vc, md.block_tables, md.context_lens).transpose(0, 1)[None])
@@ -192,8 +144,7 @@ class ModelRunner:
                  max_model_len: int = 2048, cuda_graphs: bool = True, max_graph_batch: int = 256, compile: bool = False):
         self.model, self.block_size, self.max_model_len = model, block_size, max_model_len
         self.device = model.device
-        self.has_head = getattr(model, "is_last", True)   # False: a pipeline stage before the last (05j) returns hidden states
-        self.has_embed = getattr(model, "is_first", True) # False: a later stage takes the previous stage's hidden states
+        check_paged(model.config, max_model_len)          # soft-capping, or a window shorter than the context: refused
         self.pool = KVPool(model.config, num_blocks, block_size, num_host_blocks, self.device, model.dtype)
         self.cache = PagedAttention(self.pool)
         self.max_blocks = math.ceil(max_model_len / block_size)
@@ -201,137 +152,109 @@ class ModelRunner:
         if compile and self.device.type == "cuda": compile_ops()
         if cuda_graphs and self.device.type == "cuda": self.capture_graphs(max_graph_batch)
 
-    def prepare(self, entries):
-        "Flat (1, T) token ids and positions plus the `BatchMeta` of one iteration; prefill rows first."
-        B = self.block_size
-        pre = [(s, n) for s, n in entries if n > 1 or s.num_computed_tokens < s.num_tokens - 1]
-        dec = [s for s, n in entries if not (n > 1 or s.num_computed_tokens < s.num_tokens - 1)]
-        ids, pos, slots, prefills, t = [], [], [], [], 0
-        for s, n in pre:
-            a, b = s.num_computed_tokens, s.num_computed_tokens + n
-            p = np.arange(a, b)
-            ids += s.token_ids[a:b]; pos.append(p)
-            slots.append(np.stack([np.asarray(s.block_table)[p // B], p % B]))
-            prefills.append((t, t + n, b, torch.tensor(s.block_table[:math.ceil(b / B)], device=self.device)))
-            t += n
-        meta = BatchMeta(None, prefills, t)
-        if dec:   # decode rows: one token each, at position len - 1; block tables as one padded int32 matrix
-            lens = np.fromiter((s.num_tokens for s in dec), np.int64, len(dec))
-            width = max(len(s.block_table) for s in dec)
-            bt = np.zeros((len(dec), width), np.int32)
-            for i, s in enumerate(dec): bt[i, :len(s.block_table)] = s.block_table
-            p = lens - 1
-            ids += [s.token_ids[-1] for s in dec]; pos.append(p)
-            slots.append(np.stack([bt[np.arange(len(dec)), p // B].astype(np.int64), p % B]))
-            meta.block_tables = torch.from_numpy(bt).to(self.device, non_blocking=True)
-            meta.context_lens = torch.from_numpy(lens.astype(np.int32)).to(self.device, non_blocking=True)
-        meta.slot_mapping = torch.from_numpy(np.concatenate(slots, 1)).to(self.device, non_blocking=True)   # (2, T)
-        order = [s for s, _ in pre] + dec
-        ids = torch.tensor([ids], device=self.device)
-        return ids, torch.from_numpy(np.concatenate(pos))[None].to(self.device, non_blocking=True), meta, order
-
-    @torch.inference_mode()
-    def forward(self, entries, hidden=None) -> tuple[list, torch.Tensor]:
-        """Logits (R, V) at the last new token of each row, in the order of the returned sequences. A pipeline stage
-        after the first passes the previous stage's `hidden` (1, T, d) in place of the token ids; a stage without
-        the LM head returns the hidden states (1, T, d) of all T tokens."""
-        ids, pos, meta, order = self.prepare(entries)
-        n_dec = ids.shape[1] - meta.num_prefill_tokens
-        if (hidden is None) == self.has_embed and n_dec == len(order) and self.graphs and n_dec <= max(self.graphs):
-            out = self._replay(ids, pos, meta, hidden)
-            return order, out if self.has_head else out.clone()   # hidden states leave by an async send: not the graph's buffer
-        self.cache.meta = meta
-        h = self._hidden(ids if hidden is None else hidden, pos)     # (1, T, d)
-        if not self.has_head: return order, h
-        last = [end - 1 for _, end, _, _ in meta.prefills]
-        last += range(meta.num_prefill_tokens, ids.shape[1])
-        return order, self.model.logits(h[0, last])                  # (R, V)
-
-    def _hidden(self, ids, pos):
-        m = self.model                            # a later pipeline stage's `embed` is the identity on hidden states
-        return m.hidden(m.embed(ids), pos, self.cache, "sdpa")    # (1, T, d)
-
-    @torch.inference_mode()
-    def execute(self, entries, swap_out=(), swap_in=(), hidden=None) -> dict[int, int | None]:
-        "Swap blocks, run the batch, sample: {seq_id: new token or None (partial prefill chunk)}."
-        self.pool.swap(list(swap_out), list(swap_in), wait=False)   # copies overlap compute that does not need them
-        if not entries: return {}
-        if self.pool.in_flight: self.pool.wait_for({b for s, _ in entries for b in s.block_table})
-        n_of = {s.seq_id: n for s, n in entries}
-        order, logits = self.forward(entries, hidden)
-        done = [s.num_computed_tokens + n_of[s.seq_id] >= s.num_tokens for s in order]
-        if not all(done): logits = logits[torch.tensor(done, device=logits.device)]
-        toks = self.sample([s for s, d in zip(order, done) if d], logits)
-        it = iter(toks)
-        return {s.seq_id: (next(it) if d else None) for s, d in zip(order, done)}
-
     max_in_flight = 1            # `submit` computes at once: a second iteration in flight could only split the batch
 
-    def submit(self, entries, swap_out=(), swap_in=()) -> dict[int, int | None]:
-        "Run the iteration now (one process has nothing to overlap it with); its tokens are the handle."
-        return self.execute(entries, swap_out, swap_in)
+# %% ../../nbs/05d_runner.ipynb #1c85bb41
+@patch
+def prepare(self: ModelRunner, entries):
+    "Flat (1, T) token ids and positions plus the `BatchMeta` of one iteration; prefill rows first."
+    B = self.block_size
+    pre = [(s, n) for s, n in entries if n > 1 or s.num_computed_tokens < s.num_tokens - 1]
+    dec = [s for s, n in entries if not (n > 1 or s.num_computed_tokens < s.num_tokens - 1)]
+    ids, pos, slots, prefills, t = [], [], [], [], 0
+    for s, n in pre:
+        a, b = s.num_computed_tokens, s.num_computed_tokens + n
+        p = np.arange(a, b)
+        ids += s.token_ids[a:b]; pos.append(p)
+        slots.append(np.stack([np.asarray(s.block_table)[p // B], p % B]))
+        prefills.append((t, t + n, b, torch.tensor(s.block_table[:math.ceil(b / B)], device=self.device)))
+        t += n
+    meta = BatchMeta(None, prefills, t)
+    if dec:   # decode rows: one token each, at position len - 1; block tables as one padded int32 matrix
+        lens = np.fromiter((s.num_tokens for s in dec), np.int64, len(dec))
+        width = max(len(s.block_table) for s in dec)
+        bt = np.zeros((len(dec), width), np.int32)
+        for i, s in enumerate(dec): bt[i, :len(s.block_table)] = s.block_table
+        p = lens - 1
+        ids += [s.token_ids[-1] for s in dec]; pos.append(p)
+        slots.append(np.stack([bt[np.arange(len(dec)), p // B].astype(np.int64), p % B]))
+        meta.block_tables = torch.from_numpy(bt).to(self.device, non_blocking=True)
+        meta.context_lens = torch.from_numpy(lens.astype(np.int32)).to(self.device, non_blocking=True)
+    meta.slot_mapping = torch.from_numpy(np.concatenate(slots, 1)).to(self.device, non_blocking=True)   # (2, T)
+    order = [s for s, _ in pre] + dec
+    ids = torch.tensor([ids], device=self.device)
+    return ids, torch.from_numpy(np.concatenate(pos))[None].to(self.device, non_blocking=True), meta, order
 
-    def collect(self, handle: dict[int, int | None]) -> dict[int, int | None]:
-        "The tokens `submit` computed."
-        return handle
+# %% ../../nbs/05d_runner.ipynb #dbc746ef
+@patch
+@torch.inference_mode()
+def forward(self: ModelRunner, entries) -> tuple[list, torch.Tensor]:
+    "Logits (R, V) at the last new token of each row, in the order of the returned sequences."
+    ids, pos, meta, order = self.prepare(entries)
+    return order, self.run_model(ids, pos, meta)
 
-    def update_weights(self, tensors: dict[str, torch.Tensor]):
-        "Nothing to copy: this runner computes with the engine's own model, where the new weights already are."
+@patch
+def run_model(self: ModelRunner, x, pos, meta) -> torch.Tensor:
+    """The model over one flat batch from `prepare`: inputs `x` (1, T), positions (1, T) -> `compute_logits` at each
+    row's last new token. A decode-only batch replays a CUDA graph when one is wide enough."""
+    n_dec = x.shape[1] - meta.num_prefill_tokens
+    if not meta.prefills and self.graphs and n_dec <= max(self.graphs): return self._replay(x, pos, meta)
+    self.cache.meta = meta
+    h = self._hidden(x, pos)                                     # (1, T, d)
+    last = [end - 1 for _, end, _, _ in meta.prefills]
+    last += range(meta.num_prefill_tokens, x.shape[1])
+    return self.compute_logits(h, last)                          # (R, V)
 
-    def sample(self, seqs, logits) -> list[int]:
-        "Greedy rows in one argmax; sampled rows each with their own parameters and seeded generator."
-        out = logits.argmax(-1).tolist() if len(seqs) else []
-        for i, s in enumerate(seqs):
-            p = s.sampling_params
-            if p.temperature > 0:
-                g = s.generator
-                if g is None and p.seed is not None:
-                    g = s.generator = torch.Generator(self.device).manual_seed(p.seed)
-                out[i] = int(sample(logits[i:i + 1], p.temperature, p.top_k, p.top_p, g))
-        return out
+@patch
+def _hidden(self: ModelRunner, x, pos):
+    m = self.model
+    return m.hidden(m.embed(x), pos, self.cache, "sdpa")         # (1, T, d)
 
-    # ---- CUDA graphs for decode ----
-    def capture_graphs(self, max_batch: int):
-        "Capture the decode forward once per padded batch size 1, 2, 4, 8, 16, 32, ... ≤ max_batch."
-        dev, B = self.device, max_batch
-        io = self.graph_io = dict(ids=torch.zeros(1, B, dtype=torch.long, device=dev), pos=torch.zeros(1, B, dtype=torch.long, device=dev),
-                                  slots=torch.tensor([[self.pool.scratch], [0]], device=dev).expand(2, B).contiguous(),   # (2, B)
-                                  bt=torch.full((B, self.max_blocks), self.pool.scratch, dtype=torch.int32, device=dev),
-                                  lens=torch.ones(B, dtype=torch.int32, device=dev))
-        if not self.has_embed: io["x"] = torch.zeros(1, B, self.model.config.hidden_size, dtype=self.model.dtype, device=dev)
-        sizes = [b for b in (1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 160, 192, 224, 256, 320, 384, 448, 512) if b <= B]
-        pool = None
-        for b in reversed(sizes):
-            meta = BatchMeta(io["slots"][:, :b], [], 0, io["bt"][:b], io["lens"][:b])
-            self.cache.meta = meta
-            with torch.inference_mode():
-                for _ in range(2): self._graph_body(io, b)          # warm up (Triton compile, allocator)
-                torch.cuda.synchronize()
-                g = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(g, pool=pool):
-                    out = self._graph_body(io, b)
-            pool = g.pool()
-            self.graphs[b] = (g, out, meta)
-        torch.cuda.synchronize()
+@patch
+def compute_logits(self: ModelRunner, h, rows) -> torch.Tensor:
+    "The LM head on the hidden states (1, T, d) at `rows`: logits (R, V)."
+    return self.model.logits(h[0, rows])
 
-    def _graph_body(self, io, b):
-        h = self._hidden(io["ids" if self.has_embed else "x"][:, :b], io["pos"][:, :b])
-        return self.model.logits(h[0]) if self.has_head else h   # (b, V) logits or (1, b, d) hidden
+# %% ../../nbs/05d_runner.ipynb #946e70d9
+@patch
+@torch.inference_mode()
+def execute(self: ModelRunner, entries, swap_out=(), swap_in=()) -> dict[int, int | None]:
+    "Swap blocks, run the batch, sample: {seq_id: new token or None (partial prefill chunk)}."
+    self.pool.swap(list(swap_out), list(swap_in), wait=False)   # copies overlap compute that does not need them
+    if not entries: return {}
+    if self.pool.in_flight: self.pool.wait_for({b for s, _ in entries for b in s.block_table})
+    return self.next_tokens(entries, *self.forward(entries))
 
-    def _replay(self, ids, pos, meta, hidden=None):
-        n = ids.shape[1]
-        b = min(k for k in self.graphs if k >= n)
-        g, out, gmeta = self.graphs[b]
-        io = self.graph_io
-        io["ids"][:, :n] = ids; io["pos"][:, :n] = pos
-        if hidden is not None: io["x"][:, :n] = hidden
-        io["slots"][:, :n] = meta.slot_mapping; io["slots"][0, n:b] = self.pool.scratch; io["slots"][1, n:b] = 0
-        io["bt"][:n].fill_(self.pool.scratch); io["bt"][:n, :meta.block_tables.shape[1]] = meta.block_tables
-        io["bt"][n:b] = self.pool.scratch
-        io["lens"][:n] = meta.context_lens; io["lens"][n:b] = 1
-        self.cache.meta = gmeta
-        g.replay()
-        return out[:n] if self.has_head else out[:, :n]
+@patch
+def next_tokens(self: ModelRunner, entries, order, logits) -> dict[int, int | None]:
+    "{seq_id: token} sampled from the logits of each row that reaches the end of its known tokens, None for a partial chunk."
+    n_of = {s.seq_id: n for s, n in entries}
+    done = [s.num_computed_tokens + n_of[s.seq_id] >= s.num_tokens for s in order]
+    if not all(done): logits = logits[torch.tensor(done, device=logits.device)]
+    toks = self.sample([s for s, d in zip(order, done) if d], logits)
+    it = iter(toks)
+    return {s.seq_id: (next(it) if d else None) for s, d in zip(order, done)}
+
+@patch
+def sample(self: ModelRunner, seqs, logits) -> list[int]:
+    """Greedy rows in one argmax; sampled rows each with their own parameters and seeded generator. Rows that ask for
+    penalties, a bias, min-p or min-tokens are processed first (05ab_sampling)."""
+    extra = [i for i, s in enumerate(seqs) if not s.sampling_params.is_plain]
+    if extra:
+        logits, eos = logits.clone(), set(self.model.config.eos_ids)
+        for i in extra:
+            s = seqs[i]; p = s.sampling_params
+            stop = set(p.stop_token_ids) | (set() if p.ignore_eos else eos)
+            logits[i] = process_logits(logits[i], p, s.prompt_token_ids, s.output_token_ids, stop)
+    out = logits.argmax(-1).tolist() if len(seqs) else []
+    for i, s in enumerate(seqs):
+        p = s.sampling_params
+        if p.temperature > 0:
+            g = s.generator
+            if g is None and p.seed is not None:
+                g = s.generator = torch.Generator(self.device).manual_seed(p.seed)
+            out[i] = int(sample(logits[i:i + 1], p.temperature, p.top_k, p.top_p, g))
+    return out
 
 # %% ../../nbs/05d_runner.ipynb #9b79a3bf
 @runtime_checkable
@@ -352,3 +275,67 @@ def implements(cls, proto=Runner) -> bool:
     methods = [n for n, f in vars(proto).items() if inspect.isfunction(f) and not n.startswith("_")]
     sig = lambda c, n: set(inspect.signature(getattr(c, n)).parameters)
     return all(callable(getattr(cls, n, None)) and sig(proto, n) <= sig(cls, n) for n in methods)
+
+# %% ../../nbs/05d_runner.ipynb #0ee55f9b
+@patch
+def submit(self: ModelRunner, entries, swap_out=(), swap_in=()) -> dict[int, int | None]:
+    "Run the iteration now (one process has nothing to overlap it with); its tokens are the handle."
+    return self.execute(entries, swap_out, swap_in)
+
+@patch
+def collect(self: ModelRunner, handle: dict[int, int | None]) -> dict[int, int | None]:
+    "The tokens `submit` computed."
+    return handle
+
+@patch
+def update_weights(self: ModelRunner, tensors: dict[str, torch.Tensor]):
+    "Nothing to copy: this runner computes with the engine's own model, where the new weights already are."
+
+# %% ../../nbs/05d_runner.ipynb #67c1c570
+@patch
+def capture_graphs(self: ModelRunner, max_batch: int):
+    "Capture the decode forward once per padded batch size 1, 2, 4, 8, 16, 32, ... ≤ max_batch."
+    dev, B = self.device, max_batch
+    io = self.graph_io = dict(x=self._graph_input(B), pos=torch.zeros(1, B, dtype=torch.long, device=dev),
+                              slots=torch.tensor([[self.pool.scratch], [0]], device=dev).expand(2, B).contiguous(),   # (2, B)
+                              bt=torch.full((B, self.max_blocks), self.pool.scratch, dtype=torch.int32, device=dev),
+                              lens=torch.ones(B, dtype=torch.int32, device=dev))
+    sizes = [b for b in (1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 160, 192, 224, 256, 320, 384, 448, 512) if b <= B]
+    pool = None
+    for b in reversed(sizes):
+        meta = BatchMeta(io["slots"][:, :b], [], 0, io["bt"][:b], io["lens"][:b])
+        self.cache.meta = meta
+        with torch.inference_mode():
+            for _ in range(2): self._graph_body(io, b)          # warm up (Triton compile, allocator)
+            torch.cuda.synchronize()
+            g = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(g, pool=pool):
+                out = self._graph_body(io, b)
+        pool = g.pool()
+        self.graphs[b] = (g, out, meta)
+    torch.cuda.synchronize()
+
+@patch
+def _graph_input(self: ModelRunner, B: int) -> torch.Tensor:
+    "The graphs' input buffer: (1, B) token ids."
+    return torch.zeros(1, B, dtype=torch.long, device=self.device)
+
+@patch
+def _graph_body(self: ModelRunner, io, b):
+    h = self._hidden(io["x"][:, :b], io["pos"][:, :b])
+    return self.compute_logits(h, slice(None))                  # (b, V)
+
+@patch
+def _replay(self: ModelRunner, x, pos, meta):
+    n = x.shape[1]
+    b = min(k for k in self.graphs if k >= n)
+    g, out, gmeta = self.graphs[b]
+    io = self.graph_io
+    io["x"][:, :n] = x; io["pos"][:, :n] = pos
+    io["slots"][:, :n] = meta.slot_mapping; io["slots"][0, n:b] = self.pool.scratch; io["slots"][1, n:b] = 0
+    io["bt"][:n].fill_(self.pool.scratch); io["bt"][:n, :meta.block_tables.shape[1]] = meta.block_tables
+    io["bt"][n:b] = self.pool.scratch
+    io["lens"][:n] = meta.context_lens; io["lens"][n:b] = 1
+    self.cache.meta = gmeta
+    g.replay()
+    return out.narrow(-2, 0, n)                                  # the first n of the graph's b rows

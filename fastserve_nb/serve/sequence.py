@@ -25,6 +25,12 @@ class SamplingParams:
     stop: list[str] = field(default_factory=list)           # stop strings (checked by the engine on text)
     stop_token_ids: list[int] = field(default_factory=list)  # stop tokens (checked by the scheduler)
     ignore_eos: bool = False              # keep going past the model's EOS tokens
+    presence_penalty: float = 0.0         # subtracted once from each token already in the output, in [-2, 2]
+    frequency_penalty: float = 0.0        # subtracted per occurrence in the output, in [-2, 2]
+    repetition_penalty: float = 1.0       # divides positive / multiplies negative logits of prompt and output tokens
+    min_p: float = 0.0                    # drop tokens below min_p x the top token's probability
+    logit_bias: dict[int, float] | None = None   # token id -> added to its logit, in [-100, 100]
+    min_tokens: int = 0                   # no EOS / stop token before this many output tokens
 
     def validate(self) -> "SamplingParams":
         "Raise `ValueError` naming the bad field, its value and what is allowed; return `self` when all is well."
@@ -42,7 +48,22 @@ class SamplingParams:
         if not isinstance(self.stop_token_ids, list) or not all(is_int(t) and t >= 0 for t in self.stop_token_ids):
             bad("stop_token_ids", "a list of integers ≥ 0")
         if not isinstance(self.ignore_eos, bool): bad("ignore_eos", "True or False")
+        num = lambda x: isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+        for k in ("presence_penalty", "frequency_penalty"):
+            if not num(getattr(self, k)) or not -2 <= getattr(self, k) <= 2: bad(k, "a number in [-2, 2]")
+        if not num(self.repetition_penalty) or not 0 < self.repetition_penalty <= 10: bad("repetition_penalty", "a number in (0, 10]")
+        if not num(self.min_p) or not 0 <= self.min_p <= 1: bad("min_p", "a number in [0, 1]")
+        if not is_int(self.min_tokens) or not 0 <= self.min_tokens <= self.max_tokens: bad("min_tokens", "an integer in [0, max_tokens]")
+        b = self.logit_bias
+        if b is not None and not (isinstance(b, dict) and len(b) <= 300 and all(is_int(t) and t >= 0 and num(v) and -100 <= v <= 100 for t, v in b.items())):
+            bad("logit_bias", "a map of at most 300 token ids (integers ≥ 0) to numbers in [-100, 100]")
         return self
+
+    @property
+    def is_plain(self) -> bool:
+        "Nothing asked beyond temperature, top-k and top-p: the row of logits needs no processing."
+        return (self.presence_penalty == self.frequency_penalty == self.min_p == self.min_tokens == 0
+                and self.repetition_penalty == 1 and not self.logit_bias)
 
 # %% ../../nbs/05a_sequence.ipynb #aa0227ae
 class SequenceStatus(Enum):

@@ -6,334 +6,20 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/service.html.md"""
 
 # %% ../../nbs/05h_service.ipynb #99942f81
 from __future__ import annotations
-import argparse, asyncio, concurrent.futures, contextlib, itertools, json, logging, math, multiprocessing as mp, os, signal, sys, threading, time
-from dataclasses import asdict
+import argparse, asyncio, contextlib, json, logging, os, signal, sys, threading, time
 from pathlib import Path
 
 import uvicorn
 
-from ..core import UnsupportedModelError, check_architecture
-from .engine import EngineLoop
-from .messages import (EngineDeadError, TokenDelta, AddRequest, AbortRequest, Call, Stop, Ready, Stats, Outputs,
-    Accepted, Rejected, CallResult)
-from .config import ServeConfig, add_serve_args, config_from_args, resolve_fast_path, checkpoint_dtype
-from .protocol import APIError
-from .api import EngineClient, build_app, end_requests
+from .config import ServeConfig, add_serve_args, config_from_args
+from .api import build_app, end_requests
+from .supervisor import WorkerClient
 
 # %% auto #0
-__all__ = ['log', 'load_engine', 'plan_stage_pools', 'start_pipeline', 'EngineWorker', 'worker_main', 'WorkerClient',
-           'DrainingServer', 'run_server', 'serve_from_args', 'main', 'launch']
+__all__ = ['log', 'DrainingServer', 'run_server', 'serve_from_args', 'main', 'launch']
 
 # %% ../../nbs/05h_service.ipynb #8e884691
 log = logging.getLogger(__name__)
-
-# %% ../../nbs/05h_service.ipynb #29ce1185
-def load_engine(cfg: ServeConfig):
-    "(engine, KV budget, KV plan) for `cfg`."
-    import torch
-    from fastserve_nb.core import load_model, resolve
-    from fastserve_nb.serve.engine import LLMEngine
-    from fastserve_nb.serve.resources import plan_kv_pool, KVBudget
-    if cfg.num_threads: torch.set_num_threads(cfg.num_threads)   # on a shared CPU, more threads than cores is many times slower
-    device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    fast = resolve_fast_path(cfg, str(device), checkpoint_dtype(resolve(cfg.model)))   # the `auto`s made concrete
-    model, tok = load_model(cfg.model, "cpu" if cfg.pp > 1 else device, fast.dtype)   # pp > 1: the stages hold the weights
-    if cfg.quantize:
-        from fastserve_nb.quantization import quantize
-        quantize(model, cfg.quantize)
-    dtype_bytes, runner = torch.finfo(model.dtype).bits // 8, None
-    if cfg.pp > 1:
-        runner = start_pipeline(cfg, model, str(device), dtype_bytes)
-        plan = runner.kv_plan
-    else: plan = plan_kv_pool(model.config, cfg.max_num_seqs, cfg.max_model_len, cfg.block_size, str(device), cfg.memory_fraction,
-                              cfg.reserved_memory_bytes, dtype_bytes)
-    t0 = time.perf_counter()
-    eng = LLMEngine(model, tok, cfg.engine_config(fast, plan.num_blocks, plan.bytes_per_token), runner=runner)
-    built = time.perf_counter() - t0                               # compilation, graph capture, the prefill profile
-    budget = KVBudget(eng.block_manager, cfg.kv_policy, min_blocks=math.ceil(cfg.max_model_len / cfg.block_size))
-    where = f"{cfg.pp} stages (layers {runner.bounds} on {runner.devices})" if runner else device
-    log.info("engine: %s on %s%s in %s, policy %s, %d KV blocks of %d tokens (%.1f MiB, sized by %s), KV policy %s", cfg.model, where,
-             f" ({cfg.quantize})" if cfg.quantize else "", fast.dtype, cfg.policy, eng.config.num_blocks, cfg.block_size, plan.allocated / 2**20,
-             plan.limited_by, cfg.kv_policy)
-    if runner is None:                                             # one process: its ModelRunner compiled and captured
-        log.info("%s in %.1f s (torch.compile %s, CUDA graphs %s; the engine's start-up, prefill profile included)",
-                 "compiled" if fast.compile or fast.cuda_graphs else "engine built", built, "on" if fast.compile else "off", "on" if fast.cuda_graphs else "off")
-    return eng, budget, plan
-
-def plan_stage_pools(cfg: ServeConfig, model_config, stages: list[dict], dtype_bytes: int):
-    "One block count for every stage's pool: the most that each memory (host, device) holds for the stages that share it."
-    import dataclasses
-    from fastserve_nb.serve.resources import plan_kv_pool
-    shared = {}
-    for st in stages: shared.setdefault((st["host"], st["device"]), []).append(st)
-    plans = [plan_kv_pool(dataclasses.replace(model_config, num_hidden_layers=sum(b - a for a, b in (st["layers"] for st in group))),
-                          cfg.max_num_seqs, cfg.max_model_len, cfg.block_size, memory_fraction=cfg.memory_fraction,
-                          reserved_bytes=cfg.reserved_memory_bytes, dtype_bytes=dtype_bytes,
-                          available=min(st["free_bytes"] for st in group))          # measured after every stage loaded
-             for group in shared.values()]
-    return min(plans, key=lambda p: p.num_blocks)
-
-def start_pipeline(cfg: ServeConfig, model, device: str, dtype_bytes: int):
-    "The PipelineRunner of `--pp K`: K stages started here (stage k on cuda:k on GPUs), or awaited on `--pp-listen`."
-    import torch
-    from fastserve_nb.serve.pipeline import PipelineRunner
-    K, devices = cfg.pp, None
-    if not cfg.pp_listen:
-        if device.startswith("cuda") and torch.cuda.device_count() < K:
-            raise ValueError(f"pp={K} puts one stage on each GPU, and this machine has {torch.cuda.device_count()}")
-        devices = [f"cuda:{k}" for k in range(K)] if device.startswith("cuda") else ["cpu"] * K
-    return PipelineRunner(model, K, lambda stages: plan_stage_pools(cfg, model.config, stages, dtype_bytes), cfg.block_size,
-                          cfg.num_host_blocks, cfg.max_model_len, micro_batches=cfg.pipeline_config().shape()[0], devices=devices,
-                          threads=cfg.num_threads or max(1, (os.cpu_count() or 1) // K),
-                          listen=cfg.pp_listen, model_source=cfg.model, log_level=cfg.log_level.upper())
-
-# %% ../../nbs/05h_service.ipynb #bae31ce9
-class EngineWorker(EngineLoop):
-    "`EngineLoop` in the worker process, fed through one end of a Pipe, with a KV budget, pipeline stages and adapters."
-    def __init__(self, cfg: ServeConfig, conn):
-        self.cfg = cfg
-        eng, self.budget, self.plan = load_engine(cfg)
-        super().__init__(eng, conn)
-        self.pipeline = self.eng.runner if cfg.pp > 1 else None       # a PipelineRunner: K stage processes
-        self.registry, self.adapter_error = None, None
-        if cfg.adapters_dir:
-            from fastserve_nb.serve.learn import AdapterRegistry, apply_adapter
-            self.registry = AdapterRegistry(cfg.adapters_dir)
-            try:
-                if self.registry.active: apply_adapter(self.eng, self.registry, self.registry.active)
-            except Exception as e:                                    # serve the base model rather than crash at every restart
-                self.adapter_error = f"the active adapter could not be applied, so the base model is served: {e}"
-                log.error(self.adapter_error)
-                apply_adapter(self.eng, self.registry, None)
-
-    def before_step(self): self.budget.update(self.eng.scheduler.num_waiting)
-    def idle(self):
-        if self.pipeline is not None: self.pipeline.check()          # a stage that died while idle
-    def finish(self):
-        self.budget.release()
-        if self.pipeline is not None: self.pipeline.shutdown()      # stages started elsewhere exit 0 and stay down
-
-    def stats(self) -> dict:
-        from fastserve_nb.serve.resources import engine_stats
-        from fastserve_nb.serve.learn import serving_adapter
-        stats = engine_stats(self.eng, self.budget, str(self.eng.model.device))
-        if self.registry is not None:
-            stats["adapter"] = {"active": self.registry.active, "serving": serving_adapter(self.eng), "error": self.adapter_error}
-        if self.pipeline is not None:
-            stages = self.pipeline.health()["stages"]
-            stats |= {"pipeline_stages": len(stages), "pipeline_stages_alive": sum(st["alive"] for st in stages), "pipeline": stages}
-        return stats
-
-    def call(self, cid: int, name: str, args: tuple) -> CallResult:
-        from fastserve_nb.serve import learn
-        try:
-            if name == "explain": value = learn.explain_tokens(self.eng.model, self.eng.tokenizer, *args)
-            elif name == "adapters":
-                value = learn.adapter_action(self.eng, self.registry, *args)
-                if args[0] is not None: self.adapter_error = None          # the operator chose what is served now
-            else: raise ValueError(f"unknown call {name!r}")
-            return CallResult(cid, True, value)
-        except (ValueError, KeyError, FileNotFoundError) as e: return CallResult(cid, False, (400, str(e)))
-
-def worker_main(cfg: ServeConfig, conn):
-    "Entry point of the spawned worker process."
-    for s in (signal.SIGINT, signal.SIGTERM): signal.signal(s, signal.SIG_IGN)   # the API process drains, then stops us
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})     # blocked by `_spawn` until now
-    logging.basicConfig(level=cfg.log_level.upper(), format=f"%(asctime)s worker[{os.getpid()}] %(levelname)s %(name)s: %(message)s")
-    try: EngineWorker(cfg, conn).run()
-    except (EOFError, OSError): log.warning("the API process went away; exiting")      # its end of the pipe closed
-    except Exception: log.exception("the engine failed; this worker exits"); raise SystemExit(1)   # the supervisor restarts it
-
-
-# %% ../../nbs/05h_service.ipynb #53fc5593
-class _WorkerStream:
-    "A request's deltas, fed by the reader thread; `aclose` before the end aborts it in the worker."
-    def __init__(self, client: "WorkerClient", rid: int, loop):
-        self.client, self.rid, self.loop, self.q, self.done = client, rid, loop, asyncio.Queue(), False
-
-    def put(self, item):
-        try: self.loop.call_soon_threadsafe(self.q.put_nowait, item)
-        except RuntimeError: pass                               # the event loop is closed: nobody is listening
-
-    def __aiter__(self): return self
-    async def __anext__(self) -> TokenDelta:
-        if self.done: raise StopAsyncIteration
-        item = await self.q.get()
-        if isinstance(item, BaseException): self.done = True; raise item
-        self.done = item.finished
-        return item
-
-    async def aclose(self):
-        if not self.done: self.done = True; self.client._abort(self.rid)
-
-# %% ../../nbs/05h_service.ipynb #adefa6e5
-class WorkerClient(EngineClient):
-    "Starts, feeds, watches and restarts the engine worker process; the API's `EngineClient`."
-    def __init__(self, cfg: ServeConfig):
-        from transformers import AutoTokenizer
-        from fastserve_nb.core import resolve
-        self.cfg, self.max_model_len, self.vocab_size = cfg, cfg.max_model_len, None
-        self.tokenizer = AutoTokenizer.from_pretrained(resolve(cfg.model))
-        self.ctx = mp.get_context("spawn")
-        self.proc = self.conn = None
-        self.generation, self.restarts, self.draining, self.closed = 0, 0, False, False
-        self.ready, self.lost = threading.Event(), threading.Event()
-        self.streams: dict[int, _WorkerStream] = {}
-        self.pending: dict[int, concurrent.futures.Future] = {}
-        self.ids, self.lock, self.send_lock, self.reap_lock = itertools.count(), threading.Lock(), threading.Lock(), threading.Lock()
-        self.last_stats, self.last_seen, self.started_at = {}, time.monotonic(), time.monotonic()
-
-    def start(self, timeout: float = 600) -> "WorkerClient":
-        "Spawn the worker, wait until it serves, and start the supervisor."
-        self._spawn()
-        t0 = time.monotonic()
-        while not self.ready.wait(0.1):
-            if self.lost.is_set(): raise RuntimeError(f"the engine worker exited with code {self.proc.exitcode} while starting (its log is above)")
-            if time.monotonic() - t0 > timeout: raise RuntimeError(f"the engine worker did not start within {timeout} s")
-        threading.Thread(target=self._supervise, name="fastserve-supervisor", daemon=True).start()
-        return self
-
-    @property
-    def pid(self) -> int | None: return self.proc.pid if self.proc else None
-    @property
-    def is_alive(self) -> bool: return self.ready.is_set() and self.proc.is_alive() and not self.draining and not self.closed
-
-    def health(self) -> dict:
-        "Facts for /health; status 'degraded' while the active adapter could not be applied (the base model serves)."
-        h = {"worker_pid": self.pid, "engine_restarts": self.restarts}
-        for k in ("pipeline", "adapter"):
-            if k in self.last_stats: h[k] = self.last_stats[k]
-        if (h.get("adapter") or {}).get("error"): h["status"] = "degraded"
-        return h
-
-    def stats(self) -> dict:
-        return {**self.last_stats, "engine_restarts": self.restarts, "engine_alive": int(self.is_alive)}
-
-    def _spawn(self):
-        parent, child = self.ctx.Pipe()
-        with self.lock:
-            self.generation += 1
-            gen = self.generation
-            self.proc = self.ctx.Process(target=worker_main, args=(self.cfg, child), name=f"fastserve-worker-{gen}", daemon=True)
-            mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})   # inherited until worker_main ignores them
-            try: self.proc.start()
-            finally: signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-            self.conn = parent
-        child.close()
-        self.started_at = self.last_seen = time.monotonic()
-        threading.Thread(target=self._read, args=(parent, self.proc, gen), name=f"fastserve-reader-{gen}", daemon=True).start()
-        log.info("started engine worker %d (pid %d)", gen, self.proc.pid)
-
-    def _send(self, msg):
-        with self.send_lock:
-            try: self.conn.send(msg)
-            except (OSError, ValueError) as e: raise EngineDeadError(f"the engine worker is not reachable: {e}") from None
-
-    # ---- the reader thread and the supervisor ----
-    def _read(self, conn, proc, gen: int):
-        try:
-            while True: self._dispatch(conn.recv(), gen)
-        except (EOFError, OSError): pass
-        self._worker_lost(proc, gen)
-
-    def _dispatch(self, msg, gen: int):
-        self.last_seen = time.monotonic()
-        if isinstance(msg, Outputs):
-            for rid, d in msg.deltas:
-                st = self.streams.pop(rid, None) if d.finished else self.streams.get(rid)
-                if st is not None: st.put(d)
-        elif isinstance(msg, Stats): self.last_stats = msg.stats
-        elif isinstance(msg, (Accepted, Rejected, CallResult)):
-            with self.lock: fut = self.pending.pop(msg.cid if isinstance(msg, CallResult) else msg.rid, None)
-            if fut is None or fut.done(): return
-            if isinstance(msg, Accepted): fut.set_result(None)
-            elif isinstance(msg, Rejected): fut.set_exception(ValueError(msg.message))
-            elif msg.ok: fut.set_result(msg.value)
-            else: fut.set_exception(APIError(msg.value[1], msg.value[0]))
-        elif isinstance(msg, Ready):
-            self.vocab_size = msg.vocab_size
-            self.ready.set()
-            log.info("engine worker %d ready: %s", gen, msg)
-
-    def _join(self, proc, timeout: float):
-        "Wait for `proc` to exit, one thread at a time: of two threads in `waitpid` at once, one gets ECHILD and its `exitcode` stays None."
-        with self.reap_lock: proc.join(timeout)
-
-    def _worker_lost(self, proc, gen: int):
-        with self.lock:
-            if gen != self.generation: return
-            self.ready.clear()
-            streams, pending, self.streams, self.pending = self.streams, self.pending, {}, {}
-            self.last_stats = {}                                   # its gauges and stage pids are stale now
-        self._join(proc, 2)
-        err = EngineDeadError(f"the engine worker (pid {proc.pid}) exited with code {proc.exitcode}; the request was lost, retry it")
-        if not self.closed: log.error("engine worker %d (pid %d) died with exit code %s; failing %d request(s) in flight",
-                                      gen, proc.pid, proc.exitcode, len(streams))
-        for st in streams.values(): st.put(err)
-        for f in pending.values():
-            if not f.done(): f.set_exception(err)
-        self.lost.set()
-
-    def _supervise(self):
-        backoff, hang = 0.0, max(30.0, 10 * self.cfg.health_interval)
-        while not self.closed:
-            if self.ready.is_set() and time.monotonic() - self.last_seen > hang:
-                log.error("engine worker pid %d sent nothing for %.0f s: killing it", self.proc.pid, hang)
-                self.proc.kill()
-            if not self.lost.wait(self.cfg.health_interval) or self.closed: continue
-            self.lost.clear()
-            backoff = min(30.0, max(1.0, 2 * backoff)) if time.monotonic() - self.started_at < 60 and self.restarts else 0.0
-            time.sleep(backoff)
-            if self.draining or self.closed:
-                log.warning("the engine worker is gone and the server is stopping: no restart"); return
-            self.restarts += 1
-            log.warning("restarting the engine worker (restart %d)", self.restarts)
-            try: self._spawn()
-            except Exception: log.exception("could not start a new engine worker"); self.lost.set()
-
-    # ---- requests and calls ----
-    async def submit(self, prompt_ids, params):
-        if not self.is_alive: raise EngineDeadError("the engine worker is " + ("draining" if self.draining else "restarting"))
-        rid = next(self.ids)
-        st, fut = _WorkerStream(self, rid, asyncio.get_running_loop()), concurrent.futures.Future()
-        with self.lock: self.streams[rid], self.pending[rid] = st, fut
-        try:
-            self._send(AddRequest(rid, list(prompt_ids), asdict(params)))
-            await asyncio.wait_for(asyncio.wrap_future(fut), 60)
-        except BaseException as e:
-            with self.lock: self.streams.pop(rid, None); self.pending.pop(rid, None)
-            if isinstance(e, (asyncio.TimeoutError, asyncio.CancelledError)): self._abort(rid)
-            if isinstance(e, asyncio.TimeoutError): raise EngineDeadError("the engine worker did not answer within 60 s") from None
-            raise
-        return st
-
-    def _abort(self, rid: int):
-        with self.lock: self.streams.pop(rid, None)
-        try: self._send(AbortRequest(rid))
-        except EngineDeadError: pass                                # it died: nothing left to abort
-
-    def call(self, name: str, *args, timeout: float = 120):
-        "Run `name(*args)` in the worker between iterations (explain, adapters); blocks this thread until it answers."
-        if not self.ready.is_set(): raise EngineDeadError("the engine worker is restarting")
-        cid, fut = next(self.ids), concurrent.futures.Future()
-        with self.lock: self.pending[cid] = fut
-        self._send(Call(cid, name, args))
-        return fut.result(timeout)
-
-    async def explain(self, prompt_ids, target_id): return await asyncio.to_thread(self.call, "explain", list(prompt_ids), target_id)
-    async def adapters(self, action=None, version=None):
-        if not self.cfg.adapters_dir: return await EngineClient.adapters(self, action, version)
-        return await asyncio.to_thread(self.call, "adapters", action, version)
-
-    def shutdown(self, timeout: float = 10):
-        "Stop the worker: it aborts what is left and exits; killed if it does not within `timeout`."
-        self.closed = True
-        try: self._send(Stop())
-        except EngineDeadError: pass
-        if self.proc is not None:
-            self._join(self.proc, timeout)
-            if self.proc.is_alive(): log.warning("engine worker did not stop in %s s: killing it", timeout); self.proc.kill(); self._join(self.proc, 30)
-        log.info("engine worker stopped")
 
 # %% ../../nbs/05h_service.ipynb #6d215ca4
 class DrainingServer(uvicorn.Server):
@@ -362,12 +48,11 @@ class DrainingServer(uvicorn.Server):
         try: await super().shutdown(sockets)
         finally: late.cancel()
 
+# %% ../../nbs/05h_service.ipynb #84f6fc83
 def run_server(cfg: ServeConfig) -> int:
     "Serve `cfg` until SIGTERM/SIGINT; returns the exit status."
     # the server's --log-level rules this process, whatever a caller (the `fastserve` CLI) configured before
     logging.basicConfig(level=cfg.log_level.upper(), format="%(asctime)s api %(levelname)s %(name)s: %(message)s", force=True)
-    if cfg.num_threads:
-        import torch; torch.set_num_threads(cfg.num_threads)
     if cfg.host not in ("127.0.0.1", "localhost", "::1") and not cfg.api_key:
         log.warning("listening on %s without an API key: anyone who can reach this port can use the model", cfg.host)
     client = WorkerClient(cfg).start()
@@ -375,7 +60,10 @@ def run_server(cfg: ServeConfig) -> int:
     if cfg.feedback_db:
         from fastserve_nb.serve.learn import FeedbackStore, Learner
         feedback = FeedbackStore(cfg.feedback_db, max_bytes=cfg.feedback_max_bytes)
-        if cfg.enable_learning: learner = Learner.for_server(cfg, feedback, client).start()
+        if cfg.enable_learning:                                    # the learner trains a CPU copy of the model here
+            import torch
+            if cfg.num_threads: torch.set_num_threads(cfg.num_threads)
+            learner = Learner.for_server(cfg, feedback, client).start()
     app = build_app(client, cfg, feedback)
     server = DrainingServer(uvicorn.Config(app, host=cfg.host, port=cfg.port, log_level=cfg.log_level, access_log=False, lifespan="off",
                                            timeout_keep_alive=cfg.keep_alive_timeout, timeout_graceful_shutdown=cfg.drain_timeout + 5),
@@ -393,11 +81,12 @@ def serve_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -
     try: cfg = config_from_args(args)
     except ValueError as e: parser.error(str(e))
     config = Path(cfg.model).expanduser() / "config.json"         # a checkpoint folder ('tiny' and hub ids are checked on load)
-    try:
-        if config.is_file(): check_architecture(json.loads(config.read_text()))
-    except UnsupportedModelError as e:
-        print(f"{parser.prog}: {e}", file=sys.stderr)
-        return 2
+    if config.is_file():
+        from fastserve_nb.core import UnsupportedModelError, check_architecture
+        try: check_architecture(json.loads(config.read_text()), cfg.max_model_len)   # and what paged serving can compute
+        except UnsupportedModelError as e:
+            print(f"{parser.prog}: {e}", file=sys.stderr)
+            return 2
     return run_server(cfg)
 
 def main(argv: list[str] | None = None) -> int:
@@ -406,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     add_serve_args(p)
     return serve_from_args(p.parse_args(argv), p)
 
+# %% ../../nbs/05h_service.ipynb #ebb039fa
 def launch(*flags: str, env: dict | None = None, timeout: float = 180, command: list[str] | None = None) -> tuple:
     "Start the server (`command`, default `python -m fastserve_nb.serve.service`) in its own process group with `flags` on a free loopback port; (process, URL) once healthy."
     import socket, subprocess, sys, urllib.request
@@ -423,6 +113,13 @@ def launch(*flags: str, env: dict | None = None, timeout: float = 180, command: 
         time.sleep(0.2)
     proc.kill()
     raise RuntimeError(f"the server did not become healthy within {timeout} s")
+
+def __getattr__(name: str):
+    "The worker's `load_engine`, `plan_stage_pools` and `start_pipeline`, importable from here too, loaded on first use (they need torch)."
+    if name in ("load_engine", "plan_stage_pools", "start_pipeline"):
+        from fastserve_nb.serve import worker
+        return getattr(worker, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 if __name__ == "__main__" and "__file__" in globals():            # `python -m`, not a notebook
     from fastserve_nb.serve.service import main as _main          # the module's own functions, so spawn can find them
