@@ -103,6 +103,8 @@ class ServeConfig:
     max_body_bytes: int = 1 << 20          # request bodies above this are refused (413) before they are read
     body_timeout: float = 30.0             # seconds a request body may take to arrive (then 408)
     keep_alive_timeout: int = 5            # seconds an idle client connection stays open
+    header_timeout: float = 10.0           # seconds a connection may take to send a request's headers (then 408 and closed)
+    max_connections_per_client: int = 256  # connections one client host may hold open (0: no cap, e.g. behind a proxy that caps them)
     max_n: int = 8                         # most choices per prompt
     max_prompts: int = 16                  # most prompts in one /v1/completions request
     max_stop: int = 4                      # most stop strings
@@ -204,6 +206,9 @@ def check_config(cfg: ServeConfig) -> ServeConfig:
         if getattr(cfg, k) < 0: raise ValueError(f"{k} must be ≥ 0, got {getattr(cfg, k)}")
     if not 0 <= cfg.port < 65536: raise ValueError(f"port must be in [0, 65535], got {cfg.port}")
     if not 0 < cfg.body_timeout < math.inf: raise ValueError(f"body_timeout must be a number of seconds > 0, got {cfg.body_timeout}")
+    if not 0 < cfg.header_timeout < math.inf: raise ValueError(f"header_timeout must be a number of seconds > 0, got {cfg.header_timeout}")
+    if isinstance(cfg.max_connections_per_client, bool) or not isinstance(cfg.max_connections_per_client, int) or cfg.max_connections_per_client < 0:
+        raise ValueError(f"max_connections_per_client must be an integer ≥ 0 (0: no cap), got {cfg.max_connections_per_client!r}")
     if not 0 < cfg.memory_fraction <= 1: raise ValueError(f"memory_fraction must be in (0, 1], got {cfg.memory_fraction}")
     for k, allowed in _CHOICES.items():
         if getattr(cfg, k) is not None and getattr(cfg, k) not in allowed: raise ValueError(f"{k} must be one of {allowed}, got {getattr(cfg, k)!r}")
