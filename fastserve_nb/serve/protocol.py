@@ -93,7 +93,7 @@ class StreamOptions(_Strict):
     include_usage: bool = False
 
 class _Sampling(_Strict):
-    "Fields both endpoints share (OpenAI names; top_k, stop_token_ids, ignore_eos are vLLM's extensions)."
+    "Fields both endpoints share (OpenAI names; top_k, stop_token_ids, ignore_eos, repetition_penalty, min_p, min_tokens are vLLM's extensions)."
     model: str
     temperature: float | None = None
     top_p: float | None = None
@@ -108,7 +108,10 @@ class _Sampling(_Strict):
     user: str | None = None
     frequency_penalty: float | None = None
     presence_penalty: float | None = None
-    logit_bias: dict | None = None
+    repetition_penalty: float | None = None
+    min_p: float | None = None
+    min_tokens: int | None = None
+    logit_bias: dict[str, float] | None = None   # OpenAI writes token ids as strings: {"50256": -100}
     logprobs: bool | int | None = None
 
 class CompletionRequest(_Sampling):
@@ -135,8 +138,7 @@ class ChatCompletionRequest(_Sampling):
     function_call: str | dict | None = None
     response_format: dict | None = None
 
-NEUTRAL = {"frequency_penalty": (None, 0, 0.0), "presence_penalty": (None, 0, 0.0), "logit_bias": (None, {}),
-           "logprobs": (None, False), "echo": (None, False), "best_of": (None, 1), "suffix": (None,),
+NEUTRAL = {"logprobs": (None, False), "echo": (None, False), "best_of": (None, 1), "suffix": (None,),
            "top_logprobs": (None, 0), "tools": (None, []), "tool_choice": (None, "none"), "functions": (None, []),
            "function_call": (None, "none"), "parallel_tool_calls": (None, False, True),
            "response_format": (None, {"type": "text"})}
@@ -183,11 +185,20 @@ def sampling_params(req: CompletionRequest | ChatCompletionRequest, cfg: ServeCo
     if not 0 <= top_k <= vocab_size: raise bad_request(f"top_k must be -1, 0 (off) or in [1, {vocab_size}], got {req.top_k}", "top_k")
     stop_ids = list(req.stop_token_ids or [])
     if any(not 0 <= i < vocab_size for i in stop_ids): raise bad_request(f"stop_token_ids must lie in [0, {vocab_size}), got {stop_ids}", "stop_token_ids")
+    bias = {}
+    for k, v in (req.logit_bias or {}).items():                      # {"50256": -100}: string keys, as JSON has them
+        if not (k.isascii() and k.isdigit()) or int(k) >= vocab_size:
+            raise bad_request(f"logit_bias keys must be token ids in [0, {vocab_size}) written as decimal strings, got {_short(k)}", "logit_bias")
+        bias[int(k)] = v
+    opt = lambda v, default: default if v is None else v
     out = []
     for i in range(req.n):
         p = SamplingParams(max_tokens=max_tokens, temperature=t if t >= 1e-5 else 0.0, top_k=top_k,
                            top_p=1.0 if req.top_p is None else req.top_p, seed=None if req.seed is None else req.seed + i,
-                           stop=list(stop), stop_token_ids=list(stop_ids), ignore_eos=req.ignore_eos)
+                           stop=list(stop), stop_token_ids=list(stop_ids), ignore_eos=req.ignore_eos,
+                           presence_penalty=opt(req.presence_penalty, 0.0), frequency_penalty=opt(req.frequency_penalty, 0.0),
+                           repetition_penalty=opt(req.repetition_penalty, 1.0), min_p=opt(req.min_p, 0.0),
+                           min_tokens=opt(req.min_tokens, 0), logit_bias=dict(bias) or None)
         try: out.append(p.validate())
         except ValueError as e: raise bad_request(str(e), str(e).split()[0]) from None
     return out
