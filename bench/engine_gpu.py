@@ -6,6 +6,14 @@ engine (tokens/s and MBU); 256 requests (prompts 64-512 tokens, 256 new tokens) 
 `generate_batch` and static-batch `generate`; then FCFS vs skip-join MLFQ under Poisson arrivals.
 
     PYTHONPATH=. python bench/engine_gpu.py            # writes $OUT/engine_gpu.json (or bench/engine_gpu.json)
+
+The policy sweep (`--workload chat`): the chat workload of `05cb_rank` (corpus prompts with tiny's own answer-length
+order, answers on a chat law), Poisson arrivals at each of `--rates` × the measured capacity, each batch cap of
+`--caps`, policies FCFS, MLFQ + recompute, MLFQ + swap, SRPT (oracle) and rank (the learned ranker); mean and p99
+normalized latency and JCT per (cap, rate, policy) and the ratios at saturation, in engine_gpu_sweep.json:
+
+    PYTHONPATH=. python bench/engine_gpu.py --workload chat --rates 0.25,0.5,0.75,1,1.25 --caps 16,64
+    PYTHONPATH=. python bench/engine_gpu.py --workload chat --smoke     # CPU, tiny shapes: checks the script (< 3 min)
 """
 import json, os, sys, time, random, argparse
 import torch, transformers
@@ -25,6 +33,13 @@ ap.add_argument("--smoke", action="store_true", help="a small model on the CPU, 
 ap.add_argument("--only-policies", action="store_true", help="re-run only the policy comparison, merging into the JSON")
 ap.add_argument("--policies", default="fcfs,mlfq,mlfq_recompute,srpt", help="which of the policy runs to make (comma-separated)")
 ap.add_argument("--load", type=float, default=0.9, help="arrival rate of the policy runs as a multiple of the measured capacity")
+ap.add_argument("--workload", choices=("synthetic", "chat"), default="synthetic", help="chat: the policy sweep (see the docstring)")
+ap.add_argument("--rates", default="0.25,0.5,0.75,1,1.25", help="sweep: arrival rates as multiples of the measured capacity")
+ap.add_argument("--caps", default="16,64", help="sweep: batch caps (max_num_seqs)")
+ap.add_argument("--law", default="alpaca", help="sweep: the chat law of the answer lengths (alpaca | sharegpt)")
+ap.add_argument("--sweep-requests", type=int, default=200, help="sweep: requests per (cap, rate, policy)")
+ap.add_argument("--sweep-policies", default="fcfs,mlfq-recompute,mlfq-swap,srpt,rank")
+ap.add_argument("--merge", action="store_true", help="sweep: keep the other caps already in the output file (one cap per command)")
 args = ap.parse_args()
 dev = "cpu" if args.smoke else "cuda"
 sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
@@ -34,6 +49,95 @@ res = json.load(open(prev)) if args.only_policies and os.path.exists(prev) else 
 res = {k: v for k, v in res.items() if not k.startswith(("policy", "policies", "mlfq_vs", "swap_vs"))}   # this run's own
 res |= {"torch": torch.__version__, "transformers": transformers.__version__, "gpu": torch.cuda.get_device_name() if dev == "cuda" else "cpu (smoke test)",
        "command": "PYTHONPATH=. python bench/engine_gpu.py " + " ".join(sys.argv[1:])}
+
+def run_sweep(model, args, dev, sync, out_dir, res):
+    """The policy sweep: per batch cap, measure capacity (FCFS, all requests at once), then serve the same chat workload
+    at each rate under each policy; write engine_gpu_sweep.json (or engine_gpu_sweep_smoke.json)."""
+    from fastserve_nb.serve.bench import run_workload, summarize
+    from functools import partial
+    from fastserve_nb.core import load_model
+    from fastserve_nb.serve.rank import LengthRanker, hidden_features, replay_workload
+    here = os.path.dirname(os.path.abspath(__file__))
+    data = json.load(open(os.path.join(here, "rank_tiny.json")))       # written by nbs/05cb_rank.ipynb
+    tiny, _ = load_model("tiny", dev)                                  # the ranker reads tiny's hidden state of each prompt
+    ranker = LengthRanker.from_dict(data["ranker"], partial(hidden_features, tiny))
+    test = data["test"]
+    max_len = 64 if args.smoke else 1024
+    n = 6 if args.smoke else args.sweep_requests
+    caps = [2, 4] if args.smoke else [int(c) for c in args.caps.split(",")]
+    loads = [1.0] if args.smoke else [float(r) for r in args.rates.split(",")]
+    wl = replay_workload(test["prompts"], test["lengths"], n, seed=0, law=args.law, max_model_len=max_len)
+    POL = {"fcfs": ("fcfs", False), "mlfq-recompute": ("mlfq", False), "mlfq-swap": ("mlfq", True),
+           "srpt": ("srpt", True), "rank": ("rank", True)}
+    names = [p.replace("_", "-") for p in args.sweep_policies.split(",")]
+    if unknown := [p for p in names if p not in POL]: sys.exit(f"unknown policies {unknown}; choose from {list(POL)}")
+    out = dict(gpu=res["gpu"], torch=res["torch"], command=res["command"], runs={},
+               setup=dict(workload="05cb_rank's held-out prompts, tiny's answer-length order carried to a chat law",
+                          law=args.law, requests=n, max_model_len=max_len, loads=loads, caps=caps,
+                          kv="device blocks for half of the slots at full length; host pool 4x the device's",
+                          ranker_kendall_tau=data.get("kendall_tau")))
+
+    def engine(cap, policy, swap):
+        blocks = max(cap * max_len // 16 // 2, max_len // 16 + 8)
+        kw = dict(max_model_len=max_len, num_blocks=blocks, num_host_blocks=4 * blocks if swap else 0)   # no host pool: preemption by recompute
+        # the rank policy is set on the built scheduler, with the ranker that predicts each job's length
+        sched = SchedulerConfig(policy="srpt" if policy == "rank" else policy, max_num_seqs=cap, max_num_batched_tokens=2048)
+        e = LLMEngine(model, None, EngineConfig(scheduler=sched, **kw))
+        if policy == "rank":
+            e.scheduler.config.policy = "rank"
+            e.scheduler.predict_output_len = lambda s: ranker.predict(s.token_ids[:s.num_prompt_tokens])
+        return e, blocks
+
+    prev = os.path.join(out_dir, SWEEP_FILE(args))
+    if args.merge and os.path.exists(prev):                            # earlier commands' caps, same GPU only
+        old = json.load(open(prev))
+        if old.get("gpu") == out["gpu"]: out["runs"] = {c: r for c, r in old["runs"].items() if int(c) not in caps}
+    for cap in caps:
+        e, blocks = engine(cap, "fcfs", False)
+        run_workload(e, wl[:cap], rate_scale=1e9)                      # warm-up
+        burst = run_workload(e, wl, rate_scale=1e9)
+        capacity = n / max(m["e2e"] for m in burst)                    # requests/s this cap sustains
+        run = out["runs"][str(cap)] = dict(capacity_req_s=capacity, device_blocks=blocks, points=[])
+        del e
+        for load in loads:
+            point = dict(load=load, rate_req_s=load * capacity, policies={})
+            for name in names:
+                e, _ = engine(cap, *POL[name])
+                s = summarize(run_workload(e, wl, rate_scale=load * capacity))
+                point["policies"][name] = dict(mean_normalized_latency=s["normalized_latency"]["mean"],
+                    p99_normalized_latency=s["normalized_latency"]["p99"], mean_jct=s["e2e"]["mean"],
+                    p99_jct=s["e2e"]["p99"], mean_ttft=s["ttft"]["mean"], iterations=e.num_iterations, **e.counters)
+                print(f"cap {cap} load {load} {name:15s} norm {s['normalized_latency']['mean']*1e3:9.2f} ms/tok  "
+                      f"JCT {s['e2e']['mean']:8.3f} s  p99 JCT {s['e2e']['p99']:8.3f} s  {e.counters}", flush=True)
+                del e; (torch.cuda.empty_cache() if dev == "cuda" else None)
+            run["points"].append(point)
+            json.dump(out | sweep_ratios(out), open(os.path.join(out_dir, SWEEP_FILE(args)), "w"), indent=1)
+    out |= sweep_ratios(out)
+    json.dump(out, open(os.path.join(out_dir, SWEEP_FILE(args)), "w"), indent=1)
+    print(json.dumps({k: v for k, v in out.items() if k != "runs"}, indent=1))
+
+def SWEEP_FILE(args): return "engine_gpu_sweep_smoke.json" if args.smoke else "engine_gpu_sweep.json"
+
+def sweep_ratios(out: dict) -> dict:
+    """The headline ratios (bigger = the first-named policy better) per cap at its saturation point (the load nearest 1)
+    and at its heaviest load, the KV pressure point; the unsuffixed names are those of the smallest cap (FastServe's 16)."""
+    r, first = {}, True
+    for cap, run in sorted(out["runs"].items(), key=lambda kv: int(kv[0])):    # the smallest cap names the headline
+        pts = run["points"]
+        sat, heavy = min(pts, key=lambda p: abs(p["load"] - 1)), max(pts, key=lambda p: p["load"])
+        def ratio(pt, a, b, key):
+            P = pt["policies"]
+            return P[b][key] / P[a][key] if a in P and b in P and P[a][key] > 0 else None
+        vals = {"mlfq_vs_fcfs_mean_normalized_latency": ratio(sat, "mlfq-swap", "fcfs", "mean_normalized_latency"),
+                "mlfq_vs_fcfs_mean_jct": ratio(sat, "mlfq-swap", "fcfs", "mean_jct"),
+                "swap_vs_recompute_mean_jct": ratio(heavy, "mlfq-swap", "mlfq-recompute", "mean_jct"),
+                "rank_vs_mlfq_mean_jct": ratio(sat, "rank", "mlfq-swap", "mean_jct"),
+                "rank_vs_mlfq_mean_normalized_latency": ratio(sat, "rank", "mlfq-swap", "mean_normalized_latency")}
+        for k, v in vals.items():
+            if first: r[k] = v
+            r[f"{k}_cap{cap}"] = v
+        first = False
+    return r
 
 def save():
     json.dump(res, open(os.path.join(out_dir, "engine_gpu.json"), "w"), indent=1)
@@ -47,7 +151,7 @@ sync(); bw = 10 * 2 * x.numel() * 2 / (time.perf_counter() - t)
 res["copy_GBps"] = bw / 1e9; del x, y
 
 shape = dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32, num_key_value_heads=8, vocab_size=128256)
-if args.smoke: shape = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, vocab_size=1000)
+if args.smoke: shape = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, vocab_size=4096)   # tiny's ids fit
 hcfg = LlamaConfig(**shape, max_position_embeddings=4096, tie_word_embeddings=True)
 torch.manual_seed(0)
 with torch.device(dev):
@@ -61,6 +165,8 @@ wbytes = sum(p.numel() * p.element_size() for p in ours.parameters())
 res["weight_GB"] = wbytes / 1e9
 roof = bw / 2 / wbytes
 res["b1_roofline_tok_s"] = roof
+if args.workload == "chat":
+    run_sweep(ours, args, dev, sync, out_dir, res); sys.exit(0)
 
 g = random.Random(1)
 reqs = [[g.randrange(100, 1000) for _ in range(g.randint(64, 512))] for _ in range(args.requests)]

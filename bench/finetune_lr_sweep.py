@@ -10,8 +10,8 @@ import argparse, copy, json, time
 from pathlib import Path
 
 from fastserve_nb import core
-from fastserve_nb.finetune import docstring_task, fit
-from fastserve_nb.finetune_compare import method_builders
+from fastserve_nb.finetune.training import docstring_task, fit
+from fastserve_nb.finetune.compare import method_builders
 
 GRID = {"full fine-tuning": [3e-4, 1e-3], "feed-forward only": [1e-3, 3e-3], "LoRA (r=8, all linear)": [3e-3, 1e-2],
         "prompt tuning (n=20)": [1e-2, 3e-2, 1e-1], "prefix tuning (n=20)": [1e-3, 3e-3, 1e-2]}

@@ -1,7 +1,7 @@
 """Tensor parallel (TP=2) and pipeline parallel (PP=2) inference against one GPU, NCCL, chapter 02.
 
 A Llama-shaped decoder with random bf16 weights (hidden 2048, 16 layers, 32/8 heads, FFN 8192, vocab 128256, tied:
-1.24 B parameters). Two processes, one a GPU, started by `fastserve_nb.parallel.launch` (NCCL); rank 0 first
+1.24 B parameters). Two processes, one a GPU, started by `fastserve_nb.parallel.sharding.launch` (NCCL); rank 0 first
 measures the whole model alone on its GPU, then both ranks run TP=2, then PP=2 (one stage of 8 layers each).
 Eager PyTorch (no CUDA graphs, no torch.compile) for all three, so the comparison is like for like.
 
@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch
 import torch.distributed as dist
 from fastserve_nb.core import ModelConfig, Decoder, ContiguousKVCache
-from fastserve_nb.parallel import launch, split_model, layer_wise_bounds
-from fastserve_nb.tensor_parallel import tensor_parallel
-from fastserve_nb.pipeline_parallel import PipeLink, PipelineDriver, stage_worker, gpipe_forward, plot_timeline, bubble_fraction
+from fastserve_nb.parallel.sharding import launch, split_model, layer_wise_bounds
+from fastserve_nb.parallel.tensor_parallel import tensor_parallel
+from fastserve_nb.parallel.pipeline_parallel import PipeLink, PipelineDriver, stage_worker, gpipe_forward, plot_timeline, bubble_fraction
 
 BIG = dict(vocab_size=128256, hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
            num_key_value_heads=8, tie_word_embeddings=True, max_position_embeddings=4096,
@@ -182,9 +182,9 @@ def gpu_checks(backend: str, device_note: str) -> dict:
     "What the notebooks' `#| multigpu` cells assert, on the `tiny` model (or a random one of its shape)."
     import tempfile
     from fastserve_nb.core import tiny_path, from_pretrained, save_pretrained, generate_ids
-    from fastserve_nb.parallel import save_stages
-    from fastserve_nb.tensor_parallel import tp_check
-    from fastserve_nb.pipeline_parallel import pp_check
+    from fastserve_nb.parallel.sharding import save_stages
+    from fastserve_nb.parallel.tensor_parallel import tp_check
+    from fastserve_nb.parallel.pipeline_parallel import pp_check
     tmp = Path(tempfile.mkdtemp())
     model_dir = tiny_path()
     if not (model_dir / "model.safetensors").exists():
@@ -202,7 +202,7 @@ def gpu_checks(backend: str, device_note: str) -> dict:
     dirs = [str(p) for p in save_stages(model, layer_wise_bounds(L, L // 2), tmp / "stages")]
     pp = launch(pp_check, 2, dirs, ids, [1, 4], prompt, 8, backend=backend, timeout_s=60)
     ev = [e for r in pp for e in r["events"] if e.tag == -2]
-    from fastserve_nb.pipeline_parallel import bubble_fraction as bf
+    from fastserve_nb.parallel.pipeline_parallel import bubble_fraction as bf
     return {"model": "tiny" if model_dir == tiny_path() else "random, tiny's shape", "where": device_note,
             "tp_max_abs_err": max((o["logits"] - full).abs().max().item() for o in tp),
             "tp_all_reduces_per_forward": tp[0]["all_reduces"], "tp_greedy_equal": all(o["generated"] == single for o in tp),
@@ -214,7 +214,7 @@ def gpu_checks(backend: str, device_note: str) -> dict:
 def plot(res, path):
     import matplotlib; matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from fastserve_nb.pipeline_parallel import Event
+    from fastserve_nb.parallel.pipeline_parallel import Event
     modes = [("single", "1 GPU"), ("tp2", "TP=2"), ("pp2", "PP=2")]
     fig, axes = plt.subplots(1, 3, figsize=(15, 3.8), gridspec_kw={"width_ratios": [1, 1, 1.4]})
     for ax, keys, title in ((axes[0], ("prefill_latency_ms", "decode_ms_per_token"), "latency, B=1 (ms, lower is better)"),

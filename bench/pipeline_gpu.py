@@ -40,8 +40,8 @@ from fastserve_nb.serve.sequence import SamplingParams
 from fastserve_nb.serve.pipeline import PipelineRunner, busy_fraction
 from fastserve_nb.serve.pipeline_stage import StageModel
 from fastserve_nb.serve.runner import ModelRunner
-from fastserve_nb.parallel import save_stages, load_stage
-from fastserve_nb.pipeline_parallel import plot_timeline
+from fastserve_nb.parallel.sharding import save_stages, load_stage
+from fastserve_nb.parallel.pipeline_parallel import plot_timeline
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--requests", type=int, default=256)

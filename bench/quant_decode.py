@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 
 from fastserve_nb.core import Decoder, ModelConfig, attention
-from fastserve_nb.quantization import quantize, model_nbytes
+from fastserve_nb.compress.quantization import quantize, model_nbytes
 
 log = logging.getLogger("quant_decode")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from fastserve_nb.compression import mask_2_4
+from fastserve_nb.compress.pruning import mask_2_4
 
 
 def timed(fn, n: int = 100) -> float:

@@ -19,7 +19,7 @@ T_MS = int(os.environ.get("EXPLAIN_BROWSER_TIMEOUT_MS", 90_000))   # generous pe
 DEMO_CELLS = [
     "import torch\n"
     "from fastserve_nb.core import ModelConfig, Decoder\n"
-    "from fastserve_nb.explain import run_with_cache, AttentionExplorer, head_view, model_view",
+    "from fastserve_nb.explain.attention import run_with_cache, AttentionExplorer, head_view, model_view",
     "torch.manual_seed(0)\n"
     "cfg = ModelConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=3,\n"
     "                  num_attention_heads=4, num_key_value_heads=2)\n"

@@ -14,8 +14,8 @@ import torch
 from .sequence import SamplingParams
 
 # %% auto #0
-__all__ = ['Request', 'make_workload', 'run_workload', 'percentile', 'summarize', 'compare_with_transformers', 'compare_policies',
-           'plot_cdfs']
+__all__ = ['CHAT_LAWS', 'Request', 'make_workload', 'lognormal_length', 'chat_workload', 'run_workload', 'percentile',
+           'summarize', 'compare_with_transformers', 'compare_policies', 'plot_cdfs']
 
 # %% ../../nbs/05e_bench.ipynb #515b5765
 @dataclass
@@ -36,6 +36,28 @@ def make_workload(n: int, rate: float | None = None, seed: int = 0, vocab: tuple
         out = int(min(max_output, max(1, round(g.lognormvariate(math.log(median), sigma)))))
         prompt = [g.randrange(*vocab) for _ in range(g.randint(*prompt_range))]
         reqs.append(Request(t, prompt, out))
+    return reqs
+
+# %% ../../nbs/05e_bench.ipynb #cc69312a
+CHAT_LAWS = {  # mean prompt and answer tokens (vLLM paper, §6.1) and the log-normal shape σ
+    "sharegpt": dict(prompt_mean=161, output_mean=338, sigma=1.0),
+    "alpaca": dict(prompt_mean=19, output_mean=58, sigma=1.0),
+}
+
+def lognormal_length(g: random.Random, mean: float, sigma: float, hi: int) -> int:
+    "One length from a log-normal of this mean (median = mean·e^{-σ²/2}), rounded and clipped to [1, hi]."
+    return int(min(hi, max(1, round(g.lognormvariate(math.log(mean) - sigma ** 2 / 2, sigma)))))
+
+def chat_workload(n: int, rate: float | None = None, seed: int = 0, law: str = "sharegpt", max_model_len: int = 2048,
+                  vocab: tuple[int, int] = (10, 1000)) -> list[Request]:
+    "n requests with Poisson arrivals and log-normal prompt and answer lengths from `CHAT_LAWS[law]`, within the context."
+    if law not in CHAT_LAWS: raise ValueError(f"law must be one of {sorted(CHAT_LAWS)}, got {law!r}")
+    c, g, t, reqs = CHAT_LAWS[law], random.Random(seed), 0.0, []
+    for _ in range(n):
+        t += g.expovariate(rate or 1.0)
+        L = lognormal_length(g, c["prompt_mean"], c["sigma"], max_model_len // 2)
+        out = lognormal_length(g, c["output_mean"], c["sigma"], max_model_len - L)
+        reqs.append(Request(t, [g.randrange(*vocab) for _ in range(L)], out))
     return reqs
 
 # %% ../../nbs/05e_bench.ipynb #039100da

@@ -69,7 +69,7 @@ class ServeConfig:
     api_key_file: str | None = None        # a file whose content is the API key (read at start, never on the command line)
     admin_key: str | None = None           # /v1/adapters and GET /v1/feedback need `Authorization: Bearer <admin key>` (not the API key); unset, they answer 403
     admin_key_file: str | None = None      # a file whose content is the admin key (prefer it or FASTSERVE_ADMIN_KEY to the flag)
-    policy: str = SchedulerConfig.policy   # scheduler: mlfq (FastServe skip-join MLFQ) | fcfs (vLLM) | srpt (oracle)
+    policy: str = SchedulerConfig.policy   # scheduler: mlfq (FastServe skip-join MLFQ) | fcfs (vLLM) | srpt (oracle) | rank (shortest predicted answer first; the server predicts max_tokens)
     quantize: str | None = None            # weight-only int8 or int4 (01a_quantization)
     device: str | None = None              # cpu | cuda | cuda:N (default: cuda when there is one)
     dtype: str = "auto"                    # auto (the checkpoint's torch_dtype; bfloat16 for a float32 checkpoint on a GPU; float32 on the CPU) | float32 | bfloat16 | float16
@@ -87,6 +87,7 @@ class ServeConfig:
     quantum_growth: float = SchedulerConfig.quantum_growth   # quantum of Q(l+1) = growth · quantum of Ql
     starvation_alpha: float = SchedulerConfig.starvation_alpha   # seconds without running before a job returns to Q1 (inf: never)
     skip_join: bool = SchedulerConfig.skip_join              # a new job joins the highest queue whose quantum covers its prefill (--no-skip-join: Q1)
+    promotion_evicts: bool = SchedulerConfig.promotion_evicts   # a job promoted back to Q1 without device KV may evict others (FastServe); off: it waits for free blocks
     reserve_blocks: int = SchedulerConfig.reserve_blocks     # device KV blocks kept free for arrivals
     swap_order: str = SchedulerConfig.swap_order             # which swapped jobs return first: enst (estimated next start) | queue
     swap_bandwidth: float = SchedulerConfig.swap_bandwidth   # host↔device bytes/s the scheduler assumes for a swap

@@ -69,10 +69,11 @@ if triton is not None:
             tl.store(ML + row * 2, m, mask=g < G)
             tl.store(ML + row * 2 + 1, l, mask=g < G)
 
-def num_splits(batch: int, kv_heads: int, max_blocks: int, sms: int) -> int:
-    "Splits per (sequence, kv head): about two programs per multiprocessor; 1 once the batch alone fills the GPU."
+def num_splits(batch: int, kv_heads: int, max_blocks: int, sms: int, min_blocks: int = 32) -> int:
+    """Splits per (sequence, kv head): about two programs per multiprocessor, each split at least `min_blocks` blocks
+    long (a shorter one costs more in its merge than it saves); 1 once the batch alone fills the GPU."""
     progs = batch * kv_heads
-    return 1 if progs >= sms else max(1, min(max_blocks, math.ceil(2 * sms / progs)))
+    return 1 if progs >= sms else max(1, min(max_blocks // min_blocks, math.ceil(2 * sms / progs)))
 
 def flash_decode(q, k_cache, v_cache, block_tables, context_lens, splits: int | None = None, tile: int = 64):
     """Decode attention over block tables (Triton, CUDA). q: (B, h, d_k); caches: (N, blk, h_kv, d_k) strided views;

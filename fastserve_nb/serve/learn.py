@@ -13,9 +13,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..lora import (LoraLinear, add_adapter, adapters, load_lora, lora_layers, merge_adapter, remove_adapter, save_lora,
-                               set_adapter, train_lora, use_adapter)
-from ..finetune import evaluate_loss, logits_of
+from ..finetune.lora import (LoraLinear, add_adapter, adapters, load_lora, lora_layers, merge_adapter, remove_adapter, save_lora,
+                                        set_adapter, train_lora, use_adapter)
+from ..finetune.training import evaluate_loss, logits_of
 from .protocol import ADAPTER_VERSION, APIError
 
 # %% auto #0
@@ -322,8 +322,8 @@ class Learner:
 @torch.no_grad()
 def explain_tokens(model, tokenizer, prompt_ids: list[int], target_id: int | None = None) -> dict:
     "Occlusion attributions and an attention summary for the next token after `prompt_ids` (default: the greedy one)."
-    from fastserve_nb.patching import occlusion
-    from fastserve_nb.explain import run_with_cache, attention_rollout
+    from fastserve_nb.explain.patching import occlusion
+    from fastserve_nb.explain.attention import run_with_cache, attention_rollout
     ids = torch.tensor([prompt_ids], device=model.device)                     # (1, T)
     cap = run_with_cache(model, ids)
     logp = cap.logits[0, -1].float().log_softmax(-1)                          # (V,)

@@ -16,8 +16,8 @@ import torch
 from fastcore.basics import patch
 
 from ..core import Decoder
-from ..parallel import weight_balanced, save_stages, stage_owns
-from ..pipeline_parallel import Event
+from ..parallel.sharding import weight_balanced, save_stages, stage_owns
+from ..parallel.pipeline_parallel import Event
 from .pipeline_net import parse_address, no_delay, loopback_interface, authenticate, StoreServer
 from .stage_messages import (Hello, Reject, StoreConnect, StageSpec, Loaded, PoolSize, StageReady, RowUpdate, Step,
                                                Tokens, Logits, Record, SendEvents, Events, SetWeights, WeightsSet, StopStage, StageFailed)

@@ -14,8 +14,8 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from ..core import Decoder, DTYPES, resolve
-from ..parallel import Stage, load_stage, load_stage_from_checkpoint, init_distributed
-from ..pipeline_parallel import PipeLink, Event
+from ..parallel.sharding import Stage, load_stage, load_stage_from_checkpoint, init_distributed
+from ..parallel.pipeline_parallel import PipeLink, Event
 from .runner import ModelRunner
 from .sequence import SamplingParams
 from .resources import available_memory

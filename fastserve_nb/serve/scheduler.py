@@ -22,19 +22,20 @@ __all__ = ['log', 'WAITING', 'RUNNING', 'PREEMPTED', 'SWAPPED', 'POLICIES', 'SWA
            'default_prefill_time', 'profiled_prefill_time', 'ScheduledBatch', 'Scheduler']
 
 # %% ../../nbs/05c_scheduler.ipynb #647a18ca
-POLICIES = ("mlfq", "fcfs", "srpt")
+POLICIES = ("mlfq", "fcfs", "srpt", "rank")
 SWAP_ORDERS = ("enst", "queue")
 
 @dataclass
 class SchedulerConfig:
     "What the scheduler may put in one iteration, and the MLFQ's knobs (FastServe's names and defaults)."
-    policy: str = "mlfq"                  # "mlfq" (FastServe skip-join MLFQ) | "fcfs" (vLLM) | "srpt" (oracle)
+    policy: str = "mlfq"                  # "mlfq" (FastServe skip-join MLFQ) | "fcfs" (vLLM) | "srpt" (oracle) | "rank" (predicted length)
     max_num_seqs: int = 64                # most sequences in one iteration
     max_num_batched_tokens: int = 2048    # token budget of one iteration; longer prompts are chunked
     num_levels: int = 6                   # MLFQ queues Q1..Qn
     base_quantum: float = 0.01            # q_1 in seconds: about one iteration
     quantum_growth: float = 2.0           # q_{l+1} = growth * q_l
     starvation_alpha: float = 0.3         # seconds without running before promotion to Q1 (math.inf: never)
+    promotion_evicts: bool = False        # a promoted job without device KV may evict others (FastServe) | waits for free blocks
     reserve_blocks: int = 4               # device blocks kept free for arrivals
     enable_swap: bool = True              # preempted KV may move to the host pool (else: recompute)
     skip_join: bool = True                # False: plain MLFQ, every job joins Q1
@@ -98,9 +99,13 @@ class ScheduledBatch:
 class Scheduler:
     "Picks each iteration's batch: FCFS (vLLM), skip-join MLFQ (FastServe) or SRPT (oracle), with preemption and swap."
     def __init__(self, config: SchedulerConfig, block_manager: BlockManager,
-                 prefill_time: Callable[[int], float] | None = None, eos_token_ids=()):
+                 prefill_time: Callable[[int], float] | None = None, eos_token_ids=(),
+                 predict_output_len: Callable[[Sequence], float] | None = None):
         self.config, self.block_manager = config.validate(), block_manager
         self.prefill_time = prefill_time or default_prefill_time
+        self.predict_output_len = predict_output_len or (lambda s: s.sampling_params.max_tokens)   # "rank": a learned ranker
+        self.predicted: dict[int, float] = {}                              # "rank": predicted output length, fixed on arrival
+        self.promoted: set[int] = set()                                   # MLFQ: in Q1 by starvation promotion, not demoted since
         self.eos_token_ids = set(eos_token_ids)
         self.seqs: dict[int, Sequence] = {}                               # every unfinished sequence
         self.waiting: deque[Sequence] = deque()                           # FCFS: no KV, arrival order
@@ -127,11 +132,13 @@ class Scheduler:
         elif self.config.policy == "mlfq":
             seq.queue_level, seq.service_in_level = self.join_level(seq.num_prompt_tokens), 0.0
             self.queues[seq.queue_level].append(seq)
+        elif self.config.policy == "rank": self.predicted[seq.seq_id] = float(self.predict_output_len(seq))
 
     def priority_order(self) -> list[Sequence]:
         "Every unfinished sequence, highest priority first."
         if self.config.policy == "fcfs": return self.running + list(self.waiting)
         if self.config.policy == "mlfq": return [s for q in self.queues for s in q]
+        if self.config.policy == "rank": return sorted(self.seqs.values(), key=lambda s: (self.predicted[s.seq_id], s.arrival_time, s.seq_id))
         return sorted(self.seqs.values(), key=self.remaining_key)
 
     @staticmethod
@@ -192,7 +199,8 @@ class Scheduler:
         for i, seq in enumerate(order):
             if len(batch.entries) >= (limit or cfg.max_num_seqs) or budget == 0: break
             if seq.seq_id in moved: continue
-            if self._try_run(seq, order[i + 1:], budget, batch, moved): budget -= batch.entries[-1][1]; chosen.add(seq.seq_id)
+            may_evict = cfg.promotion_evicts or seq.seq_id not in self.promoted or bool(seq.block_table)
+            if self._try_run(seq, order[i + 1:], budget, batch, moved, may_evict): budget -= batch.entries[-1][1]; chosen.add(seq.seq_id)
         if not batch.entries and self.seqs:              # nobody could get memory: the oldest job may evict anyone
             oldest = min(self.seqs.values(), key=lambda s: (s.arrival_time, s.seq_id))
             by_arrival = sorted(self.seqs.values(), key=lambda s: (s.arrival_time, s.seq_id))
@@ -203,11 +211,13 @@ class Scheduler:
         self.running = batch.seqs + [self.seqs[i] for i in busy if i in self.seqs]
         return batch
 
-    def _try_run(self, seq: Sequence, lower: list[Sequence], budget: int, batch: ScheduledBatch, moved: set) -> bool:
-        "Give `seq` blocks for its next chunk — evicting from `lower` if needed — and add it to the batch."
+    def _try_run(self, seq: Sequence, lower: list[Sequence], budget: int, batch: ScheduledBatch, moved: set,
+                 may_evict: bool = True) -> bool:
+        "Give `seq` blocks for its next chunk — evicting from `lower` if needed and allowed — and add it to the batch."
         bm = self.block_manager
         n = self._new_tokens(seq, budget)
         if bm.blocks_needed(seq, n) > bm.num_free_blocks:
+            if not may_evict: return False
             self._evict(seq, lower, bm.blocks_needed(seq, n), batch, moved)
             n = self._new_tokens(seq, budget)
             if bm.blocks_needed(seq, n) > bm.num_free_blocks: return False
@@ -221,12 +231,13 @@ class Scheduler:
     def enst(self, order: list[Sequence], now: float) -> dict[int, float]:
         """FastServe's estimated next scheduled time of every job in `order`, in seconds from `now`: the earlier of its
         promotion to Q1 (α after it last ran; MLFQ jobs below Q1) and the time the work ahead of it drains — each job ahead
-        uses the rest of its quantum (SRPT, FCFS: one iteration per token still to come), `max_num_seqs` jobs at a time."""
+        uses the rest of its quantum (SRPT, FCFS, rank: one iteration per token still to come, or predicted to), `max_num_seqs` at a time."""
         cfg, ahead, est = self.config, 0.0, {}
         for s in order:
             promote = cfg.starvation_alpha - (now - s.last_run_time) if cfg.policy == "mlfq" and s.queue_level > 0 else math.inf
             est[s.seq_id] = max(0.0, min(promote, ahead / cfg.max_num_seqs))
             if cfg.policy == "mlfq": ahead += max(cfg.quantum(s.queue_level) - s.service_in_level, 0.0)
+            elif cfg.policy == "rank": ahead += cfg.base_quantum * max(self.predicted[s.seq_id] - s.num_output_tokens, 1)
             else: ahead += cfg.base_quantum * max(self.remaining_key(s)[0], 1)
         return est
 
@@ -300,12 +311,13 @@ class Scheduler:
 
     # ---- MLFQ ----
     def _promote_starved(self, now: float):
-        "Jobs that have not run for α seconds go back to the tail of Q1."
+        "Jobs that have not run for α seconds go back to the tail of Q1 (marked promoted until they are demoted)."
         for q in self.queues[1:]:
             for s in [s for s in q if now - s.last_run_time >= self.config.starvation_alpha]:
-                q.remove(s); self._move(s, 0)
+                q.remove(s); self._move(s, 0); self.promoted.add(s.seq_id)
 
     def _move(self, s: Sequence, level: int):
+        if level: self.promoted.discard(s.seq_id)
         s.queue_level, s.service_in_level = level, 0.0
         self.queues[level].append(s)
 
@@ -349,7 +361,7 @@ class Scheduler:
         seq.status, seq.finish_reason = SequenceStatus.FINISHED, reason
         seq.finish_time = now if now is not None else seq.token_times[-1] if seq.token_times else time.monotonic()
         self.block_manager.free(seq)
-        self.seqs.pop(seq.seq_id, None)
+        self.seqs.pop(seq.seq_id, None); self.predicted.pop(seq.seq_id, None); self.promoted.discard(seq.seq_id)
         for q in (self.waiting, self.running, self.queues[seq.queue_level]):
             if seq in q: q.remove(seq)
 

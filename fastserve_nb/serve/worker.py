@@ -30,7 +30,7 @@ def load_engine(cfg: ServeConfig):
     fast = resolve_fast_path(cfg, str(device), checkpoint_dtype(resolve(cfg.model)))   # the `auto`s made concrete
     model, tok = load_model(cfg.model, "cpu" if cfg.pp > 1 else device, fast.dtype)   # pp > 1: the stages hold the weights
     if cfg.quantize:
-        from fastserve_nb.quantization import quantize
+        from fastserve_nb.compress.quantization import quantize
         quantize(model, cfg.quantize)
     dtype_bytes, runner = torch.finfo(model.dtype).bits // 8, None
     if cfg.pp > 1:
