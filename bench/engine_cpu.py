@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 from transformers import AutoModelForCausalLM
 
 from fastserve_nb.core import load_model, tiny_path
+from fastserve_nb.serve.config import EngineConfig, SchedulerConfig
 from fastserve_nb.serve.bench import make_workload, compare_with_transformers, compare_policies, summarize, plot_cdfs
 
 here = os.path.dirname(os.path.abspath(__file__))
@@ -31,8 +32,8 @@ print(json.dumps(res, indent=1), flush=True)
 
 # policies at saturation: all 120 requests arrive at once, 16 run at a time, KV for 16 full sequences on the device
 wl = make_workload(120, seed=5, vocab=(10, 4000), prompt_range=(8, 128), mean_output=32, max_output=256)
-kw = dict(max_num_seqs=16, max_model_len=512, max_num_batched_tokens=512, num_blocks=16 * 512 // 16, num_host_blocks=1024)
-runs = compare_policies(model, wl, rate_scale=1e6, **kw)
+cfg = EngineConfig(max_model_len=512, num_blocks=16 * 512 // 16, num_host_blocks=1024, scheduler=SchedulerConfig(max_num_seqs=16, max_num_batched_tokens=512))
+runs = compare_policies(model, wl, rate_scale=1e6, config=cfg)
 res["policies"] = {p: summarize(ms) for p, ms in runs.items()}
 P = res["policies"]
 res["mlfq_vs_fcfs"] = {"mean_normalized_latency": P["fcfs"]["normalized_latency"]["mean"] / P["mlfq"]["normalized_latency"]["mean"],

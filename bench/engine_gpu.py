@@ -20,7 +20,8 @@ import torch, transformers
 from transformers import LlamaConfig, LlamaForCausalLM, GenerationConfig
 
 from fastserve_nb.core import Decoder, ModelConfig
-from fastserve_nb.serve.engine import LLMEngine, EngineConfig
+from fastserve_nb.serve.engine import LLMEngine
+from fastserve_nb.serve.config import EngineConfig, SchedulerConfig
 from fastserve_nb.serve.sequence import SamplingParams
 
 ap = argparse.ArgumentParser()
@@ -78,10 +79,10 @@ def run_sweep(model, args, dev, sync, out_dir, res):
 
     def engine(cap, policy, swap):
         blocks = max(cap * max_len // 16 // 2, max_len // 16 + 8)
-        kw = dict(max_num_seqs=cap, max_model_len=max_len, max_num_batched_tokens=2048, num_blocks=blocks,
-                  num_host_blocks=4 * blocks if swap else 0)           # no host pool: preemption by recompute
-        # the engine's config takes fcfs | mlfq | srpt: the rank policy is set on its scheduler with the ranker
-        e = LLMEngine(model, None, EngineConfig(policy="srpt" if policy == "rank" else policy, **kw))
+        kw = dict(max_model_len=max_len, num_blocks=blocks, num_host_blocks=4 * blocks if swap else 0)   # no host pool: preemption by recompute
+        # the rank policy is set on the built scheduler, with the ranker that predicts each job's length
+        sched = SchedulerConfig(policy="srpt" if policy == "rank" else policy, max_num_seqs=cap, max_num_batched_tokens=2048)
+        e = LLMEngine(model, None, EngineConfig(scheduler=sched, **kw))
         if policy == "rank":
             e.scheduler.config.policy = "rank"
             e.scheduler.predict_output_len = lambda s: ranker.predict(s.token_ids[:s.num_prompt_tokens])
@@ -173,8 +174,8 @@ params = SamplingParams(max_tokens=args.new_tokens, ignore_eos=True)
 
 def run_ours(tag, compile):
     t0 = time.perf_counter()
-    eng = LLMEngine(ours, None, EngineConfig(policy="fcfs", max_num_seqs=256, max_model_len=1024, max_num_batched_tokens=8192,
-                                             num_blocks=256 * 1024 // 16 + 64, compile=compile))
+    eng = LLMEngine(ours, None, EngineConfig(max_model_len=1024, num_blocks=256 * 1024 // 16 + 64, compile=compile,
+                                             scheduler=SchedulerConfig(policy="fcfs", max_num_seqs=256, max_num_batched_tokens=8192)))
     res[f"{tag}_engine_init_s"] = time.perf_counter() - t0
     eng.generate([reqs[0]], SamplingParams(max_tokens=16, ignore_eos=True))
     sync(); t = time.perf_counter()
@@ -238,8 +239,9 @@ else:
 from fastserve_nb.serve.bench import make_workload, run_workload, summarize
 slots = 16
 wl = make_workload(args.policy_requests, seed=0, vocab=(100, 1000), prompt_range=(16, 512), max_output=512, mean_output=64)
-kw = dict(max_num_seqs=slots, max_model_len=1024, max_num_batched_tokens=2048, num_blocks=slots * 512 // 16)
-e = LLMEngine(ours, None, EngineConfig(policy="fcfs", **kw))
+kw = dict(max_model_len=1024, num_blocks=slots * 512 // 16)
+sched = lambda policy: SchedulerConfig(policy=policy, max_num_seqs=slots, max_num_batched_tokens=2048)
+e = LLMEngine(ours, None, EngineConfig(scheduler=sched("fcfs"), **kw))
 burst = run_workload(e, wl[:120], rate_scale=1e9)
 cap = 120 / max(m["e2e"] for m in burst)                        # requests/s the engine sustains
 rate = args.load * cap
@@ -250,7 +252,7 @@ pol, raw = {}, {}                                             # ratios only betw
 RUNS = {"fcfs": ("fcfs", 0), "mlfq": ("mlfq", 4096), "mlfq_recompute": ("mlfq", 0), "srpt": ("srpt", 4096)}
 for name in args.policies.split(","):
     policy, host = RUNS[name]
-    e = LLMEngine(ours, None, EngineConfig(policy=policy, num_host_blocks=host, **kw))
+    e = LLMEngine(ours, None, EngineConfig(num_host_blocks=host, scheduler=sched(policy), **kw))
     if host and dev == "cuda": e.runner.pool.timeline = []   # CUDA events around every swap's copies
     t0 = time.perf_counter()
     raw[name] = run_workload(e, wl, rate_scale=rate)

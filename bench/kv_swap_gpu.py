@@ -12,7 +12,8 @@ import json, os, random, sys, time
 import torch
 
 from fastserve_nb.core import Decoder, ModelConfig
-from fastserve_nb.serve.engine import EngineConfig, LLMEngine
+from fastserve_nb.serve.engine import LLMEngine
+from fastserve_nb.serve.config import EngineConfig, SchedulerConfig
 from fastserve_nb.serve.runner import KVPool
 from fastserve_nb.serve.sequence import SamplingParams
 
@@ -104,10 +105,10 @@ torch.manual_seed(0)
 model = Decoder(small).to(dev, torch.bfloat16).eval()
 prompts = [[g.randrange(5, 1000) for _ in range(g.randrange(20, 200))] for _ in range(48)]
 params = SamplingParams(max_tokens=96, temperature=0.0)
-roomy = LLMEngine(model, None, EngineConfig(policy="fcfs", max_num_seqs=48, max_model_len=512))
+roomy = LLMEngine(model, None, EngineConfig(max_model_len=512, scheduler=SchedulerConfig(policy="fcfs", max_num_seqs=48)))
 ref = [c.token_ids for c in roomy.generate(prompts, params)]
 del roomy
-tight = LLMEngine(model, None, EngineConfig(policy="mlfq", max_num_seqs=48, max_model_len=512, num_blocks=160, num_host_blocks=1024))
+tight = LLMEngine(model, None, EngineConfig(max_model_len=512, num_blocks=160, num_host_blocks=1024, scheduler=SchedulerConfig(policy="mlfq", max_num_seqs=48)))
 tight.runner.pool.timeline = []
 t0 = time.perf_counter()
 got = [c.token_ids for c in tight.generate(prompts, params)]

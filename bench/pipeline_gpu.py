@@ -13,7 +13,7 @@ and the engine's time in schedule / execute / update (of the median of `--repeat
 * pp1_proc   — one stage process behind `PipelineRunner`: what the process boundary alone costs;
 * pp2_m1     — 2 stage processes (GPU 0, GPU 1), one micro-batch per iteration;
 * pp2_m2, pp2_m4 — 2 stage processes, the iteration split into 2 (4) micro-batches in flight;
-* pp2_m1_d2, pp2_m1_d3 — 2 stage processes, two (three) iterations in flight (`EngineConfig.pipeline_depth`), each of
+* pp2_m1_d2, pp2_m1_d3 — 2 stage processes, two (three) iterations in flight (`PipelineConfig.depth`), each of
   about half (a third) of the requests; pp2_m2_d2 — two iterations of two micro-batches each;
 * pp4_m1, pp4_m1_d4, pp4_m4 — the same over 4 stage processes (GPUs 0-3), added to the default list on a 4-GPU machine.
 
@@ -34,7 +34,8 @@ import argparse, json, os, random, statistics, sys, tempfile, time, traceback
 import torch
 
 from fastserve_nb.core import Decoder, ModelConfig
-from fastserve_nb.serve.engine import LLMEngine, EngineConfig
+from fastserve_nb.serve.engine import LLMEngine
+from fastserve_nb.serve.config import EngineConfig, PipelineConfig, SchedulerConfig
 from fastserve_nb.serve.sequence import SamplingParams
 from fastserve_nb.serve.pipeline import PipelineRunner, busy_fraction
 from fastserve_nb.serve.pipeline_stage import StageModel
@@ -86,7 +87,7 @@ lo, hi = (8, 24) if smoke else (64, 512)
 prompts = [[g.randrange(100, cfg.vocab_size) for _ in range(g.randint(lo, hi))] for _ in range(args.requests)]
 params = SamplingParams(max_tokens=args.new_tokens, ignore_eos=True)
 max_len = hi + args.new_tokens
-engine_kw = dict(policy="fcfs", max_num_seqs=args.requests, max_model_len=max_len, max_num_batched_tokens=8192, block_size=16,
+engine_kw = dict(scheduler=SchedulerConfig(policy="fcfs", max_num_seqs=args.requests, max_num_batched_tokens=8192), max_model_len=max_len, block_size=16,
                  num_blocks=args.requests * (max_len // 16 + 1) + 16, profile_prefill=False)
 
 def pctl(xs, q): return statistics.quantiles(xs, n=100)[q - 1] if len(xs) > 1 else xs[0]
@@ -109,7 +110,7 @@ def make_engine(name):
                                                             cuda_graphs=not args.stage_eager, max_graph_batch=args.requests))
     spec = "1_m1" if name == "pp1_proc" else name.removeprefix("pp")             # ppK_mM[_dD]
     K, M, D = (list(map(int, spec.replace("_m", " ").replace("_d", " ").split())) + [1])[:3]
-    c.pipeline_depth = D
+    c.pipeline = PipelineConfig(depth=D)
     runner = PipelineRunner(model.to("cpu"), K, c.num_blocks, c.block_size, c.num_host_blocks, c.max_model_len, micro_batches=M,
                             devices=["cpu"] * K if smoke else [f"cuda:{k}" for k in range(K)], threads=1 if smoke else 4,
                             cuda_graphs=not args.stage_eager, max_graph_batch=args.requests)

@@ -31,7 +31,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from fastserve_nb.core import Decoder, ModelConfig, save_pretrained
-from fastserve_nb.serve.protocol import ServeConfig
+from fastserve_nb.serve.config import ServeConfig
 from fastserve_nb.serve.service import load_engine, launch
 from fastserve_nb.serve.sequence import SamplingParams
 from fastserve_nb.serve.bench_serve import LengthLaw, make_requests, run_benchmark
@@ -105,7 +105,7 @@ def engine_run(tag, **over):
     t = time.perf_counter()
     eng, _, plan = load_engine(ServeConfig(model=str(folder), max_model_len=max_len, **extra, **over))
     res[f"{tag}_startup_s"] = time.perf_counter() - t
-    say(f"{tag}: engine built in {res[f'{tag}_startup_s']:.1f} s ({plan.num_blocks} KV blocks, max_num_seqs {eng.config.max_num_seqs}, "
+    say(f"{tag}: engine built in {res[f'{tag}_startup_s']:.1f} s ({plan.num_blocks} KV blocks, max_num_seqs {eng.config.scheduler.max_num_seqs}, "
         f"compile {eng.config.compile}, CUDA graphs {eng.config.cuda_graphs})")
     eng.generate([r.prompt for r in reqs[:16]], SamplingParams(max_tokens=8, ignore_eos=True))     # warm-up
     sync(); t = time.perf_counter()

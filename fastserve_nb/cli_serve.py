@@ -13,7 +13,7 @@ __all__ = ['serve_cmd', 'bench_serve_cmd']
 
 # %% ../nbs/09a_cli_serve.ipynb #d79def19
 def _serve_args(p):
-    from fastserve_nb.serve.protocol import add_serve_args
+    from fastserve_nb.serve.config import add_serve_args
     add_serve_args(p)
 
 @subcommand("serve", "serve a model over an OpenAI-compatible HTTP API (FastServe engine, supervised worker)", _serve_args)

@@ -118,9 +118,10 @@ def test_generation_defaults(tmp_path):
 # ---- the serving path: the engine's paged attention ----
 
 def engine_for(model, max_model_len):
-    from fastserve_nb.serve.engine import LLMEngine, EngineConfig
-    return LLMEngine(model, None, EngineConfig(max_num_seqs=4, max_model_len=max_model_len, block_size=4, cuda_graphs=False,
-                                               profile_prefill=False))
+    from fastserve_nb.serve.engine import LLMEngine
+    from fastserve_nb.serve.config import EngineConfig, SchedulerConfig
+    return LLMEngine(model, None, EngineConfig(max_model_len=max_model_len, block_size=4, cuda_graphs=False, profile_prefill=False,
+                                               scheduler=SchedulerConfig(max_num_seqs=4)))
 
 
 @pytest.mark.parametrize("kind", ["qwen3", "gemma3_text", "phi3", "olmo2"])
@@ -137,22 +138,23 @@ def test_engine_matches_generate(kind, tmp_path):
 
 def test_engine_refuses_at_start(tmp_path):
     "With its prefill profile (the default) the engine refuses at construction, before any request."
-    from fastserve_nb.serve.engine import LLMEngine, EngineConfig
-    for kind, match in (("gemma2", "soft-capping"), ("gemma3_text", "no sliding window")):
+    from fastserve_nb.serve.engine import LLMEngine
+    from fastserve_nb.serve.config import EngineConfig, SchedulerConfig
+    for kind, match in (("gemma2", "soft-capping"), ("gemma3_text", rf"sliding_window={W} < max_model_len=64")):
         _, model = build(kind, tmp_path)
         with pytest.raises(UnsupportedModelError, match=match):
-            LLMEngine(model, None, EngineConfig(max_num_seqs=2, max_model_len=64, block_size=4, cuda_graphs=False))
+            LLMEngine(model, None, EngineConfig(max_model_len=64, block_size=4, cuda_graphs=False, scheduler=SchedulerConfig(max_num_seqs=2)))
 
 
 def test_engine_refuses_what_paged_attention_lacks(tmp_path):
-    "Soft-capping at once; a sliding window when a position reaches it — an error, never wrong tokens."
+    "Without the prefill profile too, the runner refuses soft-capping and a window shorter than the context when it is built: an error, never wrong tokens."
     from fastserve_nb.serve.sequence import SamplingParams
     _, gemma2 = build("gemma2", tmp_path)
     with pytest.raises(UnsupportedModelError, match="soft-capping"):
         engine_for(gemma2, W).generate([[1, 2, 3]], SamplingParams(max_tokens=2))
     _, gemma3 = build("gemma3_text", tmp_path)
-    with pytest.raises(UnsupportedModelError, match="no sliding window: position 8 is past gemma3_text's window of 8"):
-        engine_for(gemma3, 64).generate([[1, 2, 3]], SamplingParams(max_tokens=10, ignore_eos=True))
+    with pytest.raises(UnsupportedModelError, match=rf"sliding-window attention beyond its window \(sliding_window={W} < max_model_len=64"):
+        engine_for(gemma3, 64)
 
 
 @pytest.mark.parametrize("kind", CASES)

@@ -22,8 +22,10 @@ from .sequence import SamplingParams
 from .client import EngineClient
 from .messages import EngineDeadError, TokenDelta
 from .resources import AdmissionController
-from .protocol import (ServeConfig, APIError, bad_request, CompletionRequest, ChatCompletionRequest,
-    FeedbackRequest, AdapterRequest, ExplainRequest, MAX_ID, loads_json, parse_request, sampling_params, chat_prompt, Metrics)
+from .config import ServeConfig
+from .protocol import (APIError, bad_request, CompletionRequest, ChatCompletionRequest,
+    FeedbackRequest, AdapterRequest, ExplainRequest, MAX_ID, loads_json, parse_request, sampling_params, chat_prompt)
+from .metrics import Metrics
 
 # %% auto #0
 __all__ = ['log', 'read_json', 'is_admin_route', 'APIKeyMiddleware', 'RateLimiter', 'client_id', 'build_app', 'end_requests',

@@ -118,9 +118,10 @@ def _cache_for(hf_model, requests: list[Request], n_new: int) -> dict:
 def compare_with_transformers(model, hf_model, requests: list[Request], engine_config=None) -> dict:
     "Output tokens/s of our engine, transformers' generate_batch and padded static generate on the same requests."
     from transformers import GenerationConfig
-    from fastserve_nb.serve.engine import LLMEngine, EngineConfig
+    from fastserve_nb.serve.engine import LLMEngine
+    from fastserve_nb.serve.config import EngineConfig, SchedulerConfig
     res = {}
-    eng = LLMEngine(model, None, engine_config or EngineConfig(policy="fcfs", max_num_seqs=len(requests), profile_prefill=False))
+    eng = LLMEngine(model, None, engine_config or EngineConfig(profile_prefill=False, scheduler=SchedulerConfig(policy="fcfs", max_num_seqs=len(requests))))
     t = time.perf_counter()
     outs = eng.generate([r.prompt for r in requests], [SamplingParams(max_tokens=r.max_tokens, ignore_eos=True) for r in requests])
     res["ours_tok_s"] = sum(len(o.token_ids) for o in outs) / (time.perf_counter() - t)
@@ -146,12 +147,14 @@ def compare_with_transformers(model, hf_model, requests: list[Request], engine_c
     return res
 
 # %% ../../nbs/05e_bench.ipynb #e9f2470a
-def compare_policies(model, workload: list[Request], rate_scale: float, policies=("fcfs", "mlfq", "srpt"), **engine_kw) -> dict:
-    "Run the same workload through a fresh engine per policy; per-request metrics for each."
-    from fastserve_nb.serve.engine import LLMEngine, EngineConfig
+def compare_policies(model, workload: list[Request], rate_scale: float, config, policies: tuple[str, ...] | None = None) -> dict:
+    "Run the same workload through a fresh engine per policy (default: every one of `POLICIES`), each `config` but its policy; per-request metrics for each."
+    from dataclasses import replace
+    from fastserve_nb.serve.engine import LLMEngine
+    from fastserve_nb.serve.scheduler import POLICIES
     out = {}
-    for p in policies:
-        eng = LLMEngine(model, None, EngineConfig(policy=p, **engine_kw))
+    for p in policies or POLICIES:
+        eng = LLMEngine(model, None, replace(config, scheduler=replace(config.scheduler, policy=p)))
         out[p] = run_workload(eng, workload, rate_scale)
     return out
 

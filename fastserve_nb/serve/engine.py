@@ -24,37 +24,14 @@ from .messages import (TokenDelta, AddRequest, AbortRequest, Call, Stop, Ready, 
     Accepted, Rejected, CallResult)
 
 # %% auto #0
-__all__ = ['log', 'EngineConfig', 'profile_prefill', 'detokenize_incrementally', 'StepOutput', 'Completion', 'LLMEngine',
-           'request_metrics', 'EngineLoop']
+__all__ = ['log', 'profile_prefill', 'detokenize_incrementally', 'StepOutput', 'Completion', 'LLMEngine', 'request_metrics',
+           'EngineLoop']
 
 # %% ../../nbs/05_serve.ipynb #790f6c7d
 log = logging.getLogger(__name__)
 
 # %% ../../nbs/05_serve.ipynb #219b96dd
-@dataclass
-class EngineConfig:
-    "How the engine sizes its cache and schedules."
-    policy: str = "mlfq"                 # "fcfs" | "mlfq" | "srpt"
-    max_num_seqs: int = 64               # sequences in one iteration
-    max_num_batched_tokens: int = 2048   # token budget of one iteration (prefill chunks + decodes)
-    max_model_len: int = 1024            # prompt + output tokens of one sequence
-    block_size: int = 16
-    num_blocks: int | None = None        # device KV blocks; None: enough for max_num_seqs full sequences
-    num_host_blocks: int = 0             # host (CPU) blocks for swapped-out sequences
-    enable_prefix_caching: bool = True
-    cuda_graphs: bool = True
-    compile: bool = False                # GPU: fuse the decoder's elementwise ops with torch.compile
-    profile_prefill: bool = True         # measure the prefill-time table skip-join uses, on this machine
-    scheduler: dict = field(default_factory=dict)   # extra SchedulerConfig fields (quanta, α, reserve, ...)
-    pipeline_parallel_size: int = 1      # K > 1: K stage processes, each with its layers and their KV (05j_pipeline)
-    pipeline: dict = field(default_factory=dict)    # extra PipelineRunner arguments (micro_batches, devices, ...)
-    pipeline_depth: int = 1              # iterations in flight at once (pipeline only): each batch from the rest
-
-    def __post_init__(self):
-        if self.policy not in ("fcfs", "mlfq", "srpt"): raise ValueError(f"policy must be fcfs, mlfq or srpt, got {self.policy!r}")
-        for k in ("max_num_seqs", "max_num_batched_tokens", "max_model_len", "block_size", "pipeline_parallel_size", "pipeline_depth"):
-            if getattr(self, k) < 1: raise ValueError(f"{k} must be ≥ 1, got {getattr(self, k)}")
-        if self.num_blocks is None: self.num_blocks = self.max_num_seqs * math.ceil(self.max_model_len / self.block_size)
+from .config import EngineConfig, PipelineConfig   # the options and their typed parts (05db_config)
 
 # %% ../../nbs/05_serve.ipynb #5bf9ed85
 @torch.inference_mode()
@@ -115,18 +92,16 @@ class LLMEngine:
         self.model, self.tokenizer, self.config = model, tokenizer, config or EngineConfig()
         c = self.config
         if runner is not None: self.runner = runner
-        elif c.pipeline_parallel_size > 1:
+        elif c.pipeline.size > 1:
             from .pipeline import PipelineRunner
-            self.runner = PipelineRunner(model, c.pipeline_parallel_size, c.num_blocks, c.block_size, c.num_host_blocks,
-                                         c.max_model_len, **c.pipeline)
+            self.runner = PipelineRunner(model, c.pipeline.size, c.num_blocks, c.block_size, c.num_host_blocks,
+                                         c.max_model_len, micro_batches=c.pipeline.shape()[0])
         else: self.runner = ModelRunner(model, c.num_blocks, c.block_size, c.num_host_blocks, c.max_model_len, c.cuda_graphs,
-                                        max_graph_batch=c.max_num_seqs, compile=c.compile)
+                                        max_graph_batch=c.scheduler.max_num_seqs, compile=c.compile)
         self.block_manager = BlockManager(c.num_blocks, c.block_size, c.num_host_blocks, c.enable_prefix_caching)
-        prefill_time = profile_prefill(self.runner, min(c.max_model_len, c.max_num_batched_tokens)) if c.profile_prefill else None
+        prefill_time = profile_prefill(self.runner, min(c.max_model_len, c.scheduler.max_num_batched_tokens)) if c.profile_prefill else None
         eos = set(model.config.eos_ids) | ({tokenizer.eos_token_id} if tokenizer is not None and tokenizer.eos_token_id is not None else set())
-        sc = SchedulerConfig(policy=c.policy, max_num_seqs=c.max_num_seqs, max_num_batched_tokens=c.max_num_batched_tokens,
-                             enable_swap=c.num_host_blocks > 0, **c.scheduler)
-        self.scheduler = Scheduler(sc, self.block_manager, prefill_time, eos_token_ids=sorted(eos))
+        self.scheduler = Scheduler(c.scheduler, self.block_manager, prefill_time, eos_token_ids=sorted(eos))
         self.num_iterations = 0
         self.inflight: deque = deque()       # (batch, runner handle, submit time) of iterations submitted, not collected
         self.timings = dict(schedule=0.0, execute=0.0, update=0.0)   # seconds spent in each phase of `step`
@@ -175,15 +150,15 @@ def has_unfinished(self: LLMEngine) -> bool: return self.scheduler.has_unfinishe
 # %% ../../nbs/05_serve.ipynb #4862d4fd
 @patch
 def step(self: LLMEngine) -> list[StepOutput]:
-    """Submit iterations until D are in flight (D = `pipeline_depth`, at most the runner's `max_in_flight`: 1 for
+    """Submit iterations until D are in flight (D = `pipeline.depth`, at most the runner's `max_in_flight`: 1 for
     `ModelRunner`, which computes in `submit`), then collect the oldest and return its outputs. Each batch is chosen
     among the sequences not in flight. The time an iteration is charged (MLFQ's quanta) runs from its submission
     to its return: what its jobs waited for it."""
-    D = min(self.config.pipeline_depth, self.runner.max_in_flight)
+    D = min(self.config.pipeline.shape()[1], self.runner.max_in_flight)
     while len(self.inflight) < D:
         t = time.perf_counter()
         busy = {s.seq_id for b, _, _ in self.inflight for s, _ in b.entries}
-        share = -(-min(len(self.scheduler.seqs), self.config.max_num_seqs) // D) if D > 1 else None  # ~1/D of the jobs each
+        share = -(-min(len(self.scheduler.seqs), self.config.scheduler.max_num_seqs) // D) if D > 1 else None  # ~1/D of the jobs each
         batch = self.scheduler.schedule(t, busy, share)
         if batch.is_empty: break
         t0 = time.perf_counter()

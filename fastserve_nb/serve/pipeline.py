@@ -61,7 +61,7 @@ class PipelineRunner:
     max_in_flight = float("inf")    # stages run iterations in the order sent: any number may wait in their queues
     def __init__(self, model: Decoder, pp_size: int,
                  num_blocks: int | Callable[[list[dict]], object],   # or: stages' reports -> a KV plan (`.num_blocks`) or a count
-                 block_size: int = 16, num_host_blocks: int = 0, max_model_len: int = 2048,
+                 block_size: int, num_host_blocks: int = 0, max_model_len: int = 2048,
                  micro_batches: int | None = None,        # per iteration, in flight together (default: K)
                  bounds: list[tuple[int, int]] | None = None,   # layer ranges (default: weight-balanced)
                  devices: list[str] | None = None,        # one per stage (default: cuda:0..K-1 if the model is on CUDA, else cpu)

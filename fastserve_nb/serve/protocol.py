@@ -1,4 +1,4 @@
-"""What the OpenAI-compatible server accepts and answers, apart from any engine: the server's configuration (flags and `FASTSERVE_*` variables), strict request schemas, the translation of a request into the engine's `SamplingParams`, chat templates, OpenAI's error body, and Prometheus' text format.
+"""What the OpenAI-compatible server accepts and answers, apart from any engine: strict request schemas, the translation of a request into the engine's `SamplingParams`, chat templates and OpenAI's error body.
 
 Docs: https://fastserve-nb.github.io/fastserve_nb/protocol.html.md"""
 
@@ -6,80 +6,23 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/protocol.html.md"""
 
 # %% ../../nbs/05ea_protocol.ipynb #284b4deb
 from __future__ import annotations
-import argparse, bisect, dataclasses, inspect, json, logging, math, os, re, threading
-from dataclasses import dataclass
+import json, logging, re
 from typing import Any, Literal
 
 from starlette.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .sequence import SamplingParams
+from .config import ServeConfig
 
 # %% auto #0
-__all__ = ['log', 'MAX_JSON_DEPTH', 'NEUTRAL', 'FALLBACK_CHAT_TEMPLATE', 'TTFT_BUCKETS', 'ITL_BUCKETS', 'LATENCY_BUCKETS',
-           'MAX_TEXT', 'MAX_ID', 'ADAPTER_VERSION', 'SWITCH', 'ServeConfig', 'APIError', 'bad_request', 'json_depth',
-           'invalid_text', 'loads_json', 'StreamOptions', 'CompletionRequest', 'ChatMessage', 'ChatCompletionRequest',
-           'parse_request', 'sampling_params', 'chat_prompt', 'Histogram', 'Metrics', 'FeedbackRequest',
-           'AdapterRequest', 'ExplainRequest', 'switch', 'add_serve_args', 'config_from_args', 'check_config',
-           'pipeline_shape', 'FastPath', 'checkpoint_dtype', 'resolve_fast_path']
+__all__ = ['log', 'MAX_JSON_DEPTH', 'NEUTRAL', 'FALLBACK_CHAT_TEMPLATE', 'MAX_TEXT', 'MAX_ID', 'ADAPTER_VERSION', 'APIError',
+           'bad_request', 'json_depth', 'invalid_text', 'loads_json', 'StreamOptions', 'CompletionRequest',
+           'ChatMessage', 'ChatCompletionRequest', 'parse_request', 'sampling_params', 'chat_prompt', 'FeedbackRequest',
+           'AdapterRequest', 'ExplainRequest']
 
 # %% ../../nbs/05ea_protocol.ipynb #bbf4655c
 log = logging.getLogger(__name__)
-
-# %% ../../nbs/05ea_protocol.ipynb #17dfb8e8
-@dataclass
-class ServeConfig:
-    "Everything the server can be configured with (CLI flags, FASTSERVE_* environment)."
-    model: str = "tiny"                    # "tiny", a folder of safetensors, "smollm2-135m" or a hub id
-    served_model_name: str | None = None   # the name clients send as `model` (default: `model`)
-    host: str = "127.0.0.1"                # loopback unless told otherwise
-    port: int = 8000                       # 0: any free port
-    api_key: str | None = None             # when set, /v1/* needs `Authorization: Bearer <key>`; a flag shows in `ps`: prefer FASTSERVE_API_KEY or --api-key-file
-    api_key_file: str | None = None        # a file whose content is the API key (read at start, never on the command line)
-    admin_key: str | None = None           # /v1/adapters and GET /v1/feedback need `Authorization: Bearer <admin key>` (not the API key); unset, they answer 403
-    admin_key_file: str | None = None      # a file whose content is the admin key (prefer it or FASTSERVE_ADMIN_KEY to the flag)
-    policy: str = "mlfq"                   # scheduler: mlfq | fcfs | srpt
-    quantize: str | None = None            # weight-only int8 or int4 (01a_quantization)
-    device: str | None = None              # cpu | cuda | cuda:N (default: cuda when there is one)
-    dtype: str = "auto"                    # auto (the checkpoint's torch_dtype; bfloat16 for a float32 checkpoint on a GPU; float32 on the CPU) | float32 | bfloat16 | float16
-    compile: str = "auto"                  # fuse the decoder's elementwise ops with torch.compile: auto (on for CUDA, off for CPU) | on | off; --compile / --no-compile
-    enforce_eager: bool = False            # no CUDA graphs and no torch.compile: a faster start, a slower server
-    num_threads: int = 0                   # torch CPU threads per process (0: torch's default)
-    pp: int = 1                            # pipeline stages: K > 1 runs the layers in K processes (stage k on cuda:k on GPUs)
-    pp_listen: str | None = None           # HOST:PORT: wait for the K stages torchrun starts (any hosts) instead of starting them
-    pp_micro_batches: int = 0              # micro-batches per iteration (0: 1 with iterations in flight, else K); busy ≤ M/(M+K-1) per iteration
-    pp_depth: int = 0                      # iterations in flight across the stages, each from the requests not in flight (0: 2 when pp ≥ 2)
-    max_num_seqs: int = 32                 # most requests in one running batch
-    max_num_batched_tokens: int = 1024     # most tokens one iteration computes (prefill chunks + decodes)
-    max_model_len: int = 512               # longest prompt + completion, in tokens
-    block_size: int = 16                   # tokens per KV block
-    num_host_blocks: int = 0               # CPU KV blocks for swapped-out requests (0: preemption recomputes)
-    kv_policy: str = "static"              # static | dynamic | hybrid (05g_resources)
-    memory_fraction: float = 0.9           # share of available memory the KV pool may take
-    reserved_memory_bytes: int = 0         # kept out of the KV pool (activations, other processes)
-    max_queue_len: int = 256               # requests waiting beyond the running batch before 429
-    max_body_bytes: int = 1 << 20          # request bodies above this are refused (413) before they are read
-    body_timeout: float = 30.0             # seconds a request body may take to arrive (then 408)
-    keep_alive_timeout: int = 5            # seconds an idle client connection stays open
-    max_n: int = 8                         # most choices per prompt
-    max_prompts: int = 16                  # most prompts in one /v1/completions request
-    max_stop: int = 4                      # most stop strings
-    max_explain_tokens: int = 64           # /v1/explain prompt limit (one forward per token)
-    drain_timeout: float = 30.0            # seconds SIGTERM waits for running requests
-    health_interval: float = 1.0           # seconds between worker health checks
-    feedback_db: str | None = None         # SQLite file for /v1/feedback (05i_learn)
-    adapters_dir: str | None = None        # LoRA adapter versions (05i_learn)
-    learn_min_feedback: int = 16           # new feedback rows that trigger a training round
-    learn_min_clients: int = 3             # distinct clients among those rows before a round trains
-    enable_learning: bool = False          # train and promote adapters from feedback (needs feedback_db, adapters_dir, canary_file)
-    canary_file: str | None = None         # the operator's prompts (a JSON list of strings) whose base-model answers a promoted adapter must keep
-    canary_max_drift: float = 0.25         # most mean KL (nats/token) from the base model over the canary answers that a promoted adapter may have
-    feedback_per_minute: int = 30          # feedback rows one client may store per minute (then 429)
-    feedback_max_bytes: int = 1 << 30      # size cap of the feedback database (then 507)
-    log_level: str = "info"                # debug | info | warning | error
-
-    @property
-    def model_name(self) -> str: return self.served_model_name or self.model
 
 # %% ../../nbs/05ea_protocol.ipynb #6addf1db
 class APIError(Exception):
@@ -150,7 +93,7 @@ class StreamOptions(_Strict):
     include_usage: bool = False
 
 class _Sampling(_Strict):
-    "Fields both endpoints share (OpenAI names; top_k, stop_token_ids, ignore_eos are vLLM's extensions)."
+    "Fields both endpoints share (OpenAI names; top_k, stop_token_ids, ignore_eos, repetition_penalty, min_p, min_tokens are vLLM's extensions)."
     model: str
     temperature: float | None = None
     top_p: float | None = None
@@ -165,7 +108,10 @@ class _Sampling(_Strict):
     user: str | None = None
     frequency_penalty: float | None = None
     presence_penalty: float | None = None
-    logit_bias: dict | None = None
+    repetition_penalty: float | None = None
+    min_p: float | None = None
+    min_tokens: int | None = None
+    logit_bias: dict[str, float] | None = None   # OpenAI writes token ids as strings: {"50256": -100}
     logprobs: bool | int | None = None
 
 class CompletionRequest(_Sampling):
@@ -192,8 +138,7 @@ class ChatCompletionRequest(_Sampling):
     function_call: str | dict | None = None
     response_format: dict | None = None
 
-NEUTRAL = {"frequency_penalty": (None, 0, 0.0), "presence_penalty": (None, 0, 0.0), "logit_bias": (None, {}),
-           "logprobs": (None, False), "echo": (None, False), "best_of": (None, 1), "suffix": (None,),
+NEUTRAL = {"logprobs": (None, False), "echo": (None, False), "best_of": (None, 1), "suffix": (None,),
            "top_logprobs": (None, 0), "tools": (None, []), "tool_choice": (None, "none"), "functions": (None, []),
            "function_call": (None, "none"), "parallel_tool_calls": (None, False, True),
            "response_format": (None, {"type": "text"})}
@@ -240,11 +185,20 @@ def sampling_params(req: CompletionRequest | ChatCompletionRequest, cfg: ServeCo
     if not 0 <= top_k <= vocab_size: raise bad_request(f"top_k must be -1, 0 (off) or in [1, {vocab_size}], got {req.top_k}", "top_k")
     stop_ids = list(req.stop_token_ids or [])
     if any(not 0 <= i < vocab_size for i in stop_ids): raise bad_request(f"stop_token_ids must lie in [0, {vocab_size}), got {stop_ids}", "stop_token_ids")
+    bias = {}
+    for k, v in (req.logit_bias or {}).items():                      # {"50256": -100}: string keys, as JSON has them
+        if not (k.isascii() and k.isdigit()) or int(k) >= vocab_size:
+            raise bad_request(f"logit_bias keys must be token ids in [0, {vocab_size}) written as decimal strings, got {_short(k)}", "logit_bias")
+        bias[int(k)] = v
+    opt = lambda v, default: default if v is None else v
     out = []
     for i in range(req.n):
         p = SamplingParams(max_tokens=max_tokens, temperature=t if t >= 1e-5 else 0.0, top_k=top_k,
                            top_p=1.0 if req.top_p is None else req.top_p, seed=None if req.seed is None else req.seed + i,
-                           stop=list(stop), stop_token_ids=list(stop_ids), ignore_eos=req.ignore_eos)
+                           stop=list(stop), stop_token_ids=list(stop_ids), ignore_eos=req.ignore_eos,
+                           presence_penalty=opt(req.presence_penalty, 0.0), frequency_penalty=opt(req.frequency_penalty, 0.0),
+                           repetition_penalty=opt(req.repetition_penalty, 1.0), min_p=opt(req.min_p, 0.0),
+                           min_tokens=opt(req.min_tokens, 0), logit_bias=dict(bias) or None)
         try: out.append(p.validate())
         except ValueError as e: raise bad_request(str(e), str(e).split()[0]) from None
     return out
@@ -267,65 +221,6 @@ def chat_prompt(tokenizer, messages: list[ChatMessage]) -> list[int]:
     text = tokenizer.apply_chat_template(msgs, chat_template=template, add_generation_prompt=True, tokenize=False)
     return tokenizer.encode(text, add_special_tokens=False)
 
-# %% ../../nbs/05ea_protocol.ipynb #75b36afe
-class Histogram:
-    "Observations counted into fixed buckets, rendered cumulatively as Prometheus expects."
-    def __init__(self, name: str, help: str, buckets: list[float]):
-        self.name, self.help, self.buckets = name, help, sorted(buckets)
-        self.counts, self.sum, self.count = [0] * (len(self.buckets) + 1), 0.0, 0    # last slot: above every bound
-
-    def observe(self, x: float):
-        self.counts[bisect.bisect_left(self.buckets, x)] += 1                      # first bound b_i ≥ x
-        self.sum += x; self.count += 1
-
-    def lines(self, labels: str) -> list[str]:
-        out, total = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} histogram"], 0
-        for b, c in zip(self.buckets + [math.inf], self.counts):
-            total += c
-            out.append(f'{self.name}_bucket{{{labels},le="{"+Inf" if b == math.inf else repr(float(b))}"}} {total}')
-        return out + [f"{self.name}_sum{{{labels}}} {self.sum!r}", f"{self.name}_count{{{labels}}} {self.count}"]
-
-def _label(v: str) -> str: return str(v).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-# %% ../../nbs/05ea_protocol.ipynb #66c0568c
-TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0]
-ITL_BUCKETS = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0]
-LATENCY_BUCKETS = [0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0]
-
-class Metrics:
-    "The server's counters and histograms; `render(gauges)` writes the exposition text."
-    PREFIX = "fastserve:"
-    def __init__(self, model_name: str):
-        self.labels = f'model_name="{_label(model_name)}"'
-        p = self.PREFIX
-        self.hist = {k: Histogram(p + k, h, b) for k, h, b in [
-            ("time_to_first_token_seconds", "Time to first token (s).", TTFT_BUCKETS),
-            ("inter_token_latency_seconds", "Time between consecutive tokens of a request (s).", ITL_BUCKETS),
-            ("e2e_request_latency_seconds", "Arrival to last token (s).", LATENCY_BUCKETS),
-            ("request_queue_time_seconds", "Arrival to first scheduling (s).", LATENCY_BUCKETS)]}
-        self.counters: dict[tuple[str, str], float] = {}
-        self.lock = threading.Lock()
-
-    def inc(self, name: str, by: float = 1, **labels):
-        key = (name, ",".join(f'{k}="{_label(v)}"' for k, v in sorted(labels.items())))
-        with self.lock: self.counters[key] = self.counters.get(key, 0) + by
-
-    def observe(self, name: str, x: float):
-        with self.lock: self.hist[name].observe(x)
-
-    def render(self, gauges: dict[str, float]) -> str:
-        "Gauges (read at scrape time), counters and histograms in Prometheus text format 0.0.4."
-        out, L = [], self.labels
-        for name, v in sorted(gauges.items()):
-            out += [f"# TYPE {self.PREFIX}{name} gauge", f"{self.PREFIX}{name}{{{L}}} {float(v)!r}"]
-        with self.lock:
-            seen = set()
-            for (name, extra), v in sorted(self.counters.items()):
-                if name not in seen: out.append(f"# TYPE {self.PREFIX}{name} counter"); seen.add(name)
-                out.append(f"{self.PREFIX}{name}{{{L}{',' + extra if extra else ''}}} {float(v)!r}")
-            for h in self.hist.values(): out += h.lines(L)
-        return "\n".join(out) + "\n"
-
 # %% ../../nbs/05ea_protocol.ipynb #5f1b7640
 MAX_TEXT = 32_768                      # characters per feedback text field
 MAX_ID = 128                           # characters of a request id, a model name, an idempotency key
@@ -347,112 +242,3 @@ class ExplainRequest(_Strict):
     model: str
     prompt: str
     target: str | None = None          # the continuation whose first token is explained (default: the greedy next token)
-
-# %% ../../nbs/05ea_protocol.ipynb #0ab327e2
-_CHOICES = {"policy": ("mlfq", "fcfs", "srpt"), "dtype": ("auto", "float32", "bfloat16", "float16"), "compile": ("auto", "on", "off"), "quantize": ("int8", "int4"), "kv_policy": ("static", "dynamic", "hybrid"),
-            "log_level": ("debug", "info", "warning", "error")}
-SWITCH = ("auto", "on", "off")         # a field with these choices is a tri-state: --x (on), --no-x (off), neither (auto)
-
-def switch(v) -> str:
-    "auto | on | off from a flag (True/False) or a FASTSERVE_* value (1/0, true/false, yes/no, on/off, auto); anything else unchanged, for check_config to name."
-    if isinstance(v, bool): return "on" if v else "off"
-    s = str(v).strip().lower()
-    return "on" if s in ("1", "true", "yes", "on") else "off" if s in ("0", "false", "no", "off") else s if s == "auto" else str(v)
-
-def _field_notes() -> dict[str, str]:
-    "The comment after each ServeConfig field, which `--help` shows (none where the source cannot be read)."
-    try: src = inspect.getsource(ServeConfig)
-    except (OSError, TypeError): return {}
-    return {m[1]: m[2] for m in re.finditer(r"^\s+(\w+): [^#\n]+#\s*(.+)$", src, re.M)}
-
-def add_serve_args(p: argparse.ArgumentParser, env: dict | None = None):
-    "One flag per ServeConfig field; defaults from FASTSERVE_<FIELD> in `env` (default os.environ), else the dataclass."
-    env, notes = os.environ if env is None else env, _field_notes()
-    for f in dataclasses.fields(ServeConfig):
-        default = env.get("FASTSERVE_" + f.name.upper(), f.default)
-        if isinstance(f.default, bool):                             # --enable-learning / --no-enable-learning
-            p.add_argument("--" + f.name.replace("_", "-"), action=argparse.BooleanOptionalAction, default=str(default).lower() in ("1", "true", "yes", "on"),
-                           help=f"{notes.get(f.name, '')} (env FASTSERVE_{f.name.upper()}=1; default {f.default!r})")
-            continue
-        if _CHOICES.get(f.name) == SWITCH:                          # --compile / --no-compile / neither: auto
-            p.add_argument("--" + f.name.replace("_", "-"), action=argparse.BooleanOptionalAction, default=switch(default),
-                           help=f"{notes.get(f.name, '')} (env FASTSERVE_{f.name.upper()}=auto|on|off; default {f.default!r})")
-            continue
-        kind = str if f.default is None else type(f.default)        # the fields that default to None are optional strings
-        p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=kind(default) if default is not None else None,
-                       choices=_CHOICES.get(f.name), metavar=None if f.name in _CHOICES else f.name.upper(),
-                       help=f"{notes[f.name] + ' ' if f.name in notes else ''}(env FASTSERVE_{f.name.upper()}; default {f.default!r})")
-
-def config_from_args(args: argparse.Namespace) -> ServeConfig:
-    "The checked ServeConfig of parsed flags, the API and admin keys read from `api_key_file`/`admin_key_file` when named."
-    cfg = ServeConfig(**{f.name: switch(getattr(args, f.name)) if _CHOICES.get(f.name) == SWITCH else getattr(args, f.name)
-                         for f in dataclasses.fields(ServeConfig)})
-    for k in ("api_key", "admin_key"):
-        file = getattr(cfg, k + "_file")
-        if file is None: continue
-        if getattr(cfg, k) is not None: raise ValueError(f"give the {k} once: {k} (or FASTSERVE_{k.upper()}) or {k}_file, not both")
-        try: setattr(cfg, k, open(file, encoding="utf-8").read().strip())
-        except (OSError, UnicodeDecodeError) as e: raise ValueError(f"{k}_file {file!r} cannot be read: {e}") from None
-    return check_config(cfg)
-
-def check_config(cfg: ServeConfig) -> ServeConfig:
-    "Raise ValueError naming the first field that cannot work."
-    for k in ("max_num_seqs", "max_num_batched_tokens", "max_model_len", "block_size", "max_n", "max_prompts", "max_body_bytes", "max_explain_tokens", "learn_min_feedback", "pp", "keep_alive_timeout",
-              "learn_min_clients", "feedback_per_minute", "feedback_max_bytes"):
-        if getattr(cfg, k) < 1: raise ValueError(f"{k} must be ≥ 1, got {getattr(cfg, k)}")
-    for k in ("num_host_blocks", "max_queue_len", "reserved_memory_bytes", "max_stop", "pp_micro_batches", "pp_depth"):
-        if getattr(cfg, k) < 0: raise ValueError(f"{k} must be ≥ 0, got {getattr(cfg, k)}")
-    if not 0 <= cfg.port < 65536: raise ValueError(f"port must be in [0, 65535], got {cfg.port}")
-    if not 0 < cfg.body_timeout < math.inf: raise ValueError(f"body_timeout must be a number of seconds > 0, got {cfg.body_timeout}")
-    if not 0 < cfg.memory_fraction <= 1: raise ValueError(f"memory_fraction must be in (0, 1], got {cfg.memory_fraction}")
-    for k, allowed in _CHOICES.items():
-        if getattr(cfg, k) is not None and getattr(cfg, k) not in allowed: raise ValueError(f"{k} must be one of {allowed}, got {getattr(cfg, k)!r}")
-    for k in ("api_key", "admin_key"):
-        if getattr(cfg, k) is not None and len(getattr(cfg, k)) < 8: raise ValueError(f"{k} must be at least 8 characters")
-    if cfg.admin_key is not None and cfg.admin_key == cfg.api_key: raise ValueError("admin_key must differ from api_key: users who may generate must not control adapters")
-    if cfg.enable_learning and not (cfg.feedback_db and cfg.adapters_dir and cfg.canary_file):
-        raise ValueError("enable_learning needs feedback_db, adapters_dir and canary_file (the prompts whose answers must not drift)")
-    if not 0 < cfg.canary_max_drift < math.inf: raise ValueError(f"canary_max_drift must be a number of nats > 0, got {cfg.canary_max_drift}")
-    if cfg.enforce_eager and cfg.compile == "on": raise ValueError("enforce_eager turns torch.compile off, and compile='on' asks for it: give one of --compile, --enforce-eager")
-    if cfg.pp_depth > 1 and cfg.pp < 2: raise ValueError(f"pp_depth keeps iterations in flight across pipeline stages: it needs pp ≥ 2, got pp={cfg.pp}")
-    if cfg.pp > 1 and cfg.quantize: raise ValueError(f"quantize={cfg.quantize!r} works with pp=1 only (the stages load plain weights), got pp={cfg.pp}")
-    if cfg.pp_listen is not None:
-        host, _, port = cfg.pp_listen.rpartition(":")
-        if cfg.pp < 2: raise ValueError(f"pp_listen is where pipeline stages connect: it needs pp ≥ 2, got pp={cfg.pp}")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536: raise ValueError(f"pp_listen must be HOST:PORT, got {cfg.pp_listen!r}")
-        if len(os.environ.get("FASTSERVE_STAGE_KEY", "")) < 16:
-            raise ValueError("pp_listen needs FASTSERVE_STAGE_KEY: a shared secret of at least 16 characters, given to the server and every stage")
-    return cfg
-
-def pipeline_shape(cfg: ServeConfig) -> tuple[int, int]:
-    """(micro-batches per iteration, iterations in flight) that `--pp K` runs. Left at 0, they are what served most
-    tokens/s on two H200s (`bench/README.md`): two iterations in flight of one micro-batch each; with one iteration in
-    flight, K micro-batches."""
-    depth = cfg.pp_depth or (2 if cfg.pp > 1 else 1)
-    return cfg.pp_micro_batches or (1 if depth > 1 else cfg.pp), depth
-
-# %% ../../nbs/05ea_protocol.ipynb #79d8eb02
-@dataclass(frozen=True)
-class FastPath:
-    "What the configuration runs on one device, its `auto`s resolved."
-    dtype: str          # float32 | bfloat16 | float16: the weights' dtype
-    compile: bool       # fuse RMSNorm, RoPE and SwiGLU with torch.compile
-    cuda_graphs: bool   # replay decode steps as captured CUDA graphs
-
-def checkpoint_dtype(folder) -> str | None:
-    "The dtype a checkpoint folder's config.json names (`torch_dtype`, or `dtype` as transformers 5 writes it); None if it names none."
-    from pathlib import Path
-    hf = json.loads((Path(folder) / "config.json").read_text())
-    d = hf.get("dtype") or hf.get("torch_dtype")
-    return None if d is None else str(d).removeprefix("torch.")
-
-def resolve_fast_path(cfg: ServeConfig, device: str, ckpt_dtype: str | None) -> FastPath:
-    """What `cfg` runs on `device`. CUDA: compiled (unless compile='off' or enforce_eager), CUDA graphs (unless enforce_eager),
-    dtype auto = the checkpoint's 16-bit dtype, else bfloat16. CPU: dtype auto = float32, eager."""
-    cuda = str(device).startswith("cuda")
-    if cfg.compile == "on" and not cuda:
-        raise ValueError(f"compile='on' needs a CUDA device (the runner compiles its GPU path only), got device {device!r}; use compile=auto or off")
-    if cfg.dtype != "auto": dtype = cfg.dtype
-    elif not cuda: dtype = "float32"
-    else: dtype = ckpt_dtype if ckpt_dtype in ("bfloat16", "float16") else "bfloat16"   # float32 or unnamed: 16 bits on a GPU
-    return FastPath(dtype, cuda and not cfg.enforce_eager and cfg.compile != "off", cuda and not cfg.enforce_eager)

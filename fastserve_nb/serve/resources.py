@@ -45,7 +45,7 @@ class KVPlan:
     @property
     def limited_by(self) -> str: return "memory" if self.R < self.D else "demand"
 
-def plan_kv_pool(cfg, max_num_seqs: int, max_model_len: int, block_size: int = 16, device: str = "cpu",
+def plan_kv_pool(cfg, max_num_seqs: int, max_model_len: int, block_size: int, device: str = "cpu",
                  memory_fraction: float = 0.9, reserved_bytes: int = 0, dtype_bytes: int = 4, available: int | None = None) -> KVPlan:
     "allocated = min(R, D) in whole blocks; raises if not even one full-length sequence fits."
     if not 0 < memory_fraction <= 1: raise ValueError(f"memory_fraction must be in (0, 1], got {memory_fraction}")

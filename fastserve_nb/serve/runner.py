@@ -140,7 +140,7 @@ class PagedAttention:
 # %% ../../nbs/05d_runner.ipynb #359ddfae
 class ModelRunner:
     "Executes scheduled batches of a `Decoder` over a paged `KVPool`."
-    def __init__(self, model: Decoder, num_blocks: int, block_size: int = 16, num_host_blocks: int = 0,
+    def __init__(self, model: Decoder, num_blocks: int, block_size: int, num_host_blocks: int = 0,
                  max_model_len: int = 2048, cuda_graphs: bool = True, max_graph_batch: int = 256, compile: bool = False):
         self.model, self.block_size, self.max_model_len = model, block_size, max_model_len
         self.device = model.device

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import uvicorn
 
-from .protocol import ServeConfig, add_serve_args, config_from_args
+from .config import ServeConfig, add_serve_args, config_from_args
 from .api import build_app, end_requests
+from .guard import guard_kwargs
 from .supervisor import WorkerClient
 
 # %% auto #0
@@ -65,8 +66,9 @@ def run_server(cfg: ServeConfig) -> int:
             if cfg.num_threads: torch.set_num_threads(cfg.num_threads)
             learner = Learner.for_server(cfg, feedback, client).start()
     app = build_app(client, cfg, feedback)
+    guard = guard_kwargs(cfg.header_timeout, cfg.max_connections_per_client or None, cfg.keep_alive_timeout)   # 05fa_guard
     server = DrainingServer(uvicorn.Config(app, host=cfg.host, port=cfg.port, log_level=cfg.log_level, access_log=False, lifespan="off",
-                                           timeout_keep_alive=cfg.keep_alive_timeout, timeout_graceful_shutdown=cfg.drain_timeout + 5),
+                                           timeout_graceful_shutdown=cfg.drain_timeout + 5, **guard),
                             client, cfg.drain_timeout)       # 5 s more: the ended requests send their error
     log.info("serving %s on http://%s:%d (policy %s)", cfg.model_name, cfg.host, cfg.port, cfg.policy)
     try: server.run()

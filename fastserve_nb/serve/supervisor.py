@@ -11,7 +11,7 @@ import logging, multiprocessing as mp, signal, threading, time
 from fastcore.basics import patch
 
 from .client import EngineClient, load_tokenizer
-from .protocol import ServeConfig
+from .config import ServeConfig
 
 # %% auto #0
 __all__ = ['log', 'run_worker', 'WorkerClient']

@@ -10,7 +10,7 @@ import logging, math, os, signal, time
 
 from .engine import EngineLoop
 from .messages import CallResult
-from .protocol import ServeConfig, pipeline_shape, resolve_fast_path, checkpoint_dtype
+from .config import ServeConfig, resolve_fast_path, checkpoint_dtype
 
 # %% auto #0
 __all__ = ['log', 'load_engine', 'plan_stage_pools', 'start_pipeline', 'EngineWorker', 'worker_main']
@@ -23,7 +23,7 @@ def load_engine(cfg: ServeConfig):
     "(engine, KV budget, KV plan) for `cfg`."
     import torch
     from fastserve_nb.core import load_model, resolve
-    from fastserve_nb.serve.engine import LLMEngine, EngineConfig
+    from fastserve_nb.serve.engine import LLMEngine
     from fastserve_nb.serve.resources import plan_kv_pool, KVBudget
     if cfg.num_threads: torch.set_num_threads(cfg.num_threads)   # on a shared CPU, more threads than cores is many times slower
     device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -39,16 +39,12 @@ def load_engine(cfg: ServeConfig):
     else: plan = plan_kv_pool(model.config, cfg.max_num_seqs, cfg.max_model_len, cfg.block_size, str(device), cfg.memory_fraction,
                               cfg.reserved_memory_bytes, dtype_bytes)
     t0 = time.perf_counter()
-    eng = LLMEngine(model, tok, EngineConfig(policy=cfg.policy, max_num_seqs=cfg.max_num_seqs, max_num_batched_tokens=cfg.max_num_batched_tokens,
-                                             max_model_len=cfg.max_model_len, block_size=cfg.block_size, num_blocks=plan.num_blocks,
-                                             num_host_blocks=cfg.num_host_blocks, pipeline_parallel_size=cfg.pp,
-                                             pipeline_depth=pipeline_shape(cfg)[1], compile=fast.compile, cuda_graphs=fast.cuda_graphs),
-                    runner=runner)
+    eng = LLMEngine(model, tok, cfg.engine_config(fast, plan.num_blocks, plan.bytes_per_token), runner=runner)
     built = time.perf_counter() - t0                               # compilation, graph capture, the prefill profile
     budget = KVBudget(eng.block_manager, cfg.kv_policy, min_blocks=math.ceil(cfg.max_model_len / cfg.block_size))
     where = f"{cfg.pp} stages (layers {runner.bounds} on {runner.devices})" if runner else device
     log.info("engine: %s on %s%s in %s, policy %s, %d KV blocks of %d tokens (%.1f MiB, sized by %s), KV policy %s", cfg.model, where,
-             f" ({cfg.quantize})" if cfg.quantize else "", fast.dtype, cfg.policy, plan.num_blocks, cfg.block_size, plan.allocated / 2**20,
+             f" ({cfg.quantize})" if cfg.quantize else "", fast.dtype, cfg.policy, eng.config.num_blocks, cfg.block_size, plan.allocated / 2**20,
              plan.limited_by, cfg.kv_policy)
     if runner is None:                                             # one process: its ModelRunner compiled and captured
         log.info("%s in %.1f s (torch.compile %s, CUDA graphs %s; the engine's start-up, prefill profile included)",
@@ -79,7 +75,7 @@ def start_pipeline(cfg: ServeConfig, model, device: str, dtype_bytes: int):
             raise ValueError(f"pp={K} puts one stage on each GPU, and this machine has {torch.cuda.device_count()}")
         devices = [f"cuda:{k}" for k in range(K)] if device.startswith("cuda") else ["cpu"] * K
     return PipelineRunner(model, K, lambda stages: plan_stage_pools(cfg, model.config, stages, dtype_bytes), cfg.block_size,
-                          cfg.num_host_blocks, cfg.max_model_len, micro_batches=pipeline_shape(cfg)[0], devices=devices,
+                          cfg.num_host_blocks, cfg.max_model_len, micro_batches=cfg.pipeline_config().shape()[0], devices=devices,
                           threads=cfg.num_threads or max(1, (os.cpu_count() or 1) // K),
                           listen=cfg.pp_listen, model_source=cfg.model, log_level=cfg.log_level.upper())
 
