@@ -174,7 +174,7 @@ def test_every_module_imports():
     code = "import importlib, sys\nfor m in sys.argv[1:]: print(importlib.import_module(m).__file__)"
     r = subprocess.run([sys.executable, "-c", code, *sorted(GRAPH)], capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert sorted(Path(f) for f in r.stdout.split()) == sorted(modules(PKG).values())
+    assert sorted(Path(f) for f in r.stdout.splitlines()) == sorted(modules(PKG).values())   # one path a line: paths may hold spaces
 
 
 def imported_names(src: str) -> list[tuple[str, str | None]]:
