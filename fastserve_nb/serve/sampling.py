@@ -13,7 +13,7 @@ import torch
 from .sequence import SamplingParams
 
 # %% auto #0
-__all__ = ['apply_penalties', 'apply_bias', 'ban', 'min_p_filter', 'token_logprobs', 'process_logits']
+__all__ = ['apply_penalties', 'apply_bias', 'ban', 'min_p_filter', 'process_logits']
 
 # %% ../../nbs/05ab_sampling.ipynb #d96a0148
 def apply_penalties(logits, prompt_ids, output_ids, presence: float = 0.0, frequency: float = 0.0, repetition: float = 1.0):
@@ -47,13 +47,6 @@ def min_p_filter(logits, min_p: float, temperature: float):
     "Drop tokens whose probability at `temperature` is below `min_p` times the most likely token's."
     if min_p <= 0 or temperature <= 0: return logits
     return logits.masked_fill(logits < logits.max() + temperature * math.log(min_p), float("-inf"))
-
-# %% ../../nbs/05ab_sampling.ipynb #01f38b4a
-def token_logprobs(logits, chosen: int, k: int = 0) -> tuple[float, list[tuple[int, float]]]:
-    "log p(chosen) and the k most likely (token, log p), from one row of raw logits."
-    lp = torch.log_softmax(logits.float(), -1)
-    top = lp.topk(k) if k else None
-    return float(lp[chosen]), ([] if top is None else list(zip(top.indices.tolist(), top.values.tolist())))
 
 # %% ../../nbs/05ab_sampling.ipynb #c527e211
 def process_logits(logits, p: SamplingParams, prompt_ids, output_ids, stop_ids=()):
