@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse, dataclasses, inspect, json, math, os, re
 from dataclasses import dataclass, field
 
-from .scheduler import POLICIES, SWAP_ORDERS, SchedulerConfig
+from .scheduler import ADMISSIONS, POLICIES, SWAP_ORDERS, SchedulerConfig
 from .resources import POLICIES as KV_POLICIES
 
 # %% auto #0
@@ -88,6 +88,7 @@ class ServeConfig:
     starvation_alpha: float = SchedulerConfig.starvation_alpha   # seconds without running before a job returns to Q1 (inf: never)
     skip_join: bool = SchedulerConfig.skip_join              # a new job joins the highest queue whose quantum covers its prefill (--no-skip-join: Q1)
     promotion_evicts: bool = SchedulerConfig.promotion_evicts   # a job promoted back to Q1 without device KV may evict others (FastServe); off: it waits for free blocks
+    admission: str = SchedulerConfig.admission               # bounded: a job starts only if every started one can still reach max_tokens | greedy: when its first chunk fits (FastServe)
     reserve_blocks: int = SchedulerConfig.reserve_blocks     # device KV blocks kept free for arrivals
     swap_order: str = SchedulerConfig.swap_order             # which swapped jobs return first: enst (estimated next start) | queue
     swap_bandwidth: float = SchedulerConfig.swap_bandwidth   # host↔device bytes/s the scheduler assumes for a swap
@@ -147,7 +148,7 @@ _SERVE_FIELDS = {f.name for f in dataclasses.fields(ServeConfig)}
 
 # %% ../../nbs/05db_config.ipynb #0ab327e2
 SWITCH = ("auto", "on", "off")         # a field with these choices is a tri-state: --x (on), --no-x (off), neither (auto)
-_CHOICES = {"policy": POLICIES, "swap_order": SWAP_ORDERS, "dtype": ("auto", "float32", "bfloat16", "float16"), "compile": SWITCH,
+_CHOICES = {"policy": POLICIES, "swap_order": SWAP_ORDERS, "admission": ADMISSIONS, "dtype": ("auto", "float32", "bfloat16", "float16"), "compile": SWITCH,
             "quantize": ("int8", "int4"), "kv_policy": KV_POLICIES, "log_level": ("debug", "info", "warning", "error")}
 _TYPES = {"str": str, "int": int, "float": float, "bool": bool}
 

@@ -20,12 +20,13 @@ log = logging.getLogger(__name__)
 WAITING, RUNNING, PREEMPTED, SWAPPED = SequenceStatus.WAITING, SequenceStatus.RUNNING, SequenceStatus.PREEMPTED, SequenceStatus.SWAPPED
 
 # %% auto #0
-__all__ = ['log', 'WAITING', 'RUNNING', 'PREEMPTED', 'SWAPPED', 'POLICIES', 'SWAP_ORDERS', 'SchedulerConfig',
+__all__ = ['log', 'WAITING', 'RUNNING', 'PREEMPTED', 'SWAPPED', 'POLICIES', 'SWAP_ORDERS', 'ADMISSIONS', 'SchedulerConfig',
            'default_prefill_time', 'profiled_prefill_time', 'ScheduledBatch', 'Scheduler']
 
 # %% ../../nbs/05c_scheduler.ipynb #647a18ca
 POLICIES = ("mlfq", "fcfs", "srpt", "rank")
 SWAP_ORDERS = ("enst", "queue")
+ADMISSIONS = ("bounded", "greedy")
 
 @dataclass
 class SchedulerConfig:
@@ -39,6 +40,7 @@ class SchedulerConfig:
     starvation_alpha: float = 0.3         # seconds without running before promotion to Q1 (math.inf: never)
     promotion_evicts: bool = False        # a promoted job without device KV may evict others (FastServe) | waits for free blocks
     reserve_blocks: int = 4               # device blocks kept free for arrivals
+    admission: str = "bounded"            # "bounded": a job without KV starts only if every started job can still grow to its end | "greedy"
     enable_swap: bool = True              # preempted KV may move to the host pool (else: recompute)
     skip_join: bool = True                # False: plain MLFQ, every job joins Q1
     swap_order: str = "enst"              # "enst": FastServe paper's ENST order + cost choice | "queue": its code's queue order
@@ -51,6 +53,7 @@ class SchedulerConfig:
         def bad(name, allowed): raise ValueError(f"{name} must be {allowed}, got {getattr(self, name)!r}")
         if self.policy not in POLICIES: bad("policy", f"one of {POLICIES}")
         if self.swap_order not in SWAP_ORDERS: bad("swap_order", f"one of {SWAP_ORDERS}")
+        if self.admission not in ADMISSIONS: bad("admission", f"one of {ADMISSIONS}")
         if not self.swap_bandwidth > 0: bad("swap_bandwidth", "> 0 bytes/s")
         if not isinstance(self.kv_bytes_per_token, int) or self.kv_bytes_per_token < 1: bad("kv_bytes_per_token", "an integer ≥ 1")
         for name in ("max_num_seqs", "max_num_batched_tokens", "num_levels"):
@@ -236,9 +239,14 @@ def _schedule_preemptive(self: Scheduler, now: float, busy=frozenset(), limit: i
     order = self.priority_order()
     self.next_time = self.enst(order, now)
     budget, chosen, moved = cfg.max_num_batched_tokens, set(), set(busy)  # moved: evicted now, or in flight: untouchable
+    headroom = self.headroom() if cfg.admission == "bounded" else math.inf
     for i, seq in enumerate(order):
         if len(batch.entries) >= (limit or cfg.max_num_seqs) or budget == 0: break
         if seq.seq_id in moved: continue
+        if seq.status == WAITING:                            # no KV yet: start it only if every started job can still finish
+            need = seq.max_num_blocks(bm.block_size)
+            if need > headroom: continue
+            headroom -= need
         may_evict = cfg.promotion_evicts or seq.seq_id not in self.promoted or bool(seq.block_table)
         if self._try_run(seq, order[i + 1:], budget, batch, moved, may_evict): budget -= batch.entries[-1][1]; chosen.add(seq.seq_id)
     if not batch.entries and self.seqs:              # nobody could get memory: the oldest job may evict anyone
@@ -250,6 +258,16 @@ def _schedule_preemptive(self: Scheduler, now: float, busy=frozenset(), limit: i
         if s.status == RUNNING and s.seq_id not in chosen and s.seq_id not in busy: s.status = PREEMPTED
     self.running = batch.seqs + [self.seqs[i] for i in busy if i in self.seqs]
     return batch
+
+@patch
+def headroom(self: Scheduler) -> int:
+    """Free blocks — on the device, plus the host pool's when preempted jobs may swap — minus the blocks every started
+    job (holding KV on the device or the host) may still need to reach its end (prompt + `max_tokens`): what a new job
+    may claim without ever forcing a recomputation."""
+    bm = self.block_manager
+    grow = sum(s.max_num_blocks(bm.block_size) - len(s.block_table) - len(s.host_block_table)
+               for s in self.seqs.values() if s.status != WAITING)
+    return bm.num_free_blocks + (bm.num_free_host_blocks if self.config.enable_swap else 0) - grow
 
 @patch
 def _try_run(self: Scheduler, seq: Sequence, lower: list[Sequence], budget: int, batch: ScheduledBatch, moved: set,
