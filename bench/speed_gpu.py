@@ -115,11 +115,15 @@ def engine_run(tag, **over):
             s = eng.scheduler
             say(f"{tag}: iteration {eng.num_iterations}, running {s.num_running}, waiting {s.num_waiting}, swapped {s.num_swapped}")
     threading.Thread(target=progress, daemon=True).start()
+    it0, t0s, c0 = eng.num_iterations, dict(eng.timings), dict(eng.counters)
     outs = eng.generate([r.prompt for r in reqs], SamplingParams(max_tokens=M, ignore_eos=True))
     sync(); dt = time.perf_counter() - t; done.set()
-    ntok = sum(len(o.token_ids) for o in outs)
+    ntok, iters = sum(len(o.token_ids) for o in outs), eng.num_iterations - it0
+    per_iter = {f"{k}_ms_per_iteration": 1e3 * (v - t0s.get(k, 0.0)) / max(iters, 1) for k, v in eng.timings.items()}
     res[tag] = {"output_tok_s": ntok / dt, "total_tok_s": (ntok + res["workload"]["prompt_tokens"]) / dt, "seconds": dt,
-                "output_tokens": ntok, "iterations": eng.num_iterations, "ttft_p50_ms": 1e3 * sorted(o.metrics["ttft"] for o in outs)[len(outs) // 2]}
+                "output_tokens": ntok, "iterations": iters, "ttft_p50_ms": 1e3 * sorted(o.metrics["ttft"] for o in outs)[len(outs) // 2],
+                "recomputed": eng.counters["preempted"] - c0.get("preempted", 0), **per_iter}
+    say(f"{tag}: per iteration " + ", ".join(f"{k.split('_ms')[0]} {v:.2f} ms" for k, v in per_iter.items()) + f"; {res[tag]['recomputed']} recomputed")
     say(f"{tag}: {N} requests, {ntok / dt:,.0f} output tok/s in {dt:.2f} s")
     save()
     return eng
