@@ -40,6 +40,9 @@ ap.add_argument("--law", default="alpaca", help="sweep: the chat law of the answ
 ap.add_argument("--sweep-requests", type=int, default=200, help="sweep: requests per (cap, rate, policy)")
 ap.add_argument("--sweep-policies", default="fcfs,mlfq-recompute,mlfq-swap,srpt,rank")
 ap.add_argument("--merge", action="store_true", help="sweep: keep the other caps already in the output file (one cap per command)")
+ap.add_argument("--kv-share", type=float, default=0.5, help="sweep: device KV blocks as a share of the slots at full length (KV pressure below 0.5)")
+ap.add_argument("--admission", default=None, help="sweep: the scheduler's admission rule (bounded | greedy; default: the scheduler's)")
+ap.add_argument("--tag", default="", help="sweep: written to engine_gpu_sweep<_tag>.json")
 args = ap.parse_args()
 dev = "cpu" if args.smoke else "cuda"
 sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
@@ -74,14 +77,16 @@ def run_sweep(model, args, dev, sync, out_dir, res):
     out = dict(gpu=res["gpu"], torch=res["torch"], command=res["command"], runs={},
                setup=dict(workload="05cb_rank's held-out prompts, tiny's answer-length order carried to a chat law",
                           law=args.law, requests=n, max_model_len=max_len, loads=loads, caps=caps,
-                          kv="device blocks for half of the slots at full length; host pool 4x the device's",
+                          kv=f"device blocks for {args.kv_share:g} of the slots at full length; host pool 4x the device's",
+                          admission=args.admission or SchedulerConfig.admission,
                           ranker_kendall_tau=data.get("kendall_tau")))
 
     def engine(cap, policy, swap):
-        blocks = max(cap * max_len // 16 // 2, max_len // 16 + 8)
+        blocks = max(int(cap * max_len // 16 * args.kv_share), max_len // 16 + 8)
         kw = dict(max_model_len=max_len, num_blocks=blocks, num_host_blocks=4 * blocks if swap else 0)   # no host pool: preemption by recompute
         # the rank policy is set on the built scheduler, with the ranker that predicts each job's length
-        sched = SchedulerConfig(policy="srpt" if policy == "rank" else policy, max_num_seqs=cap, max_num_batched_tokens=2048)
+        adm = dict(admission=args.admission) if args.admission else {}
+        sched = SchedulerConfig(policy="srpt" if policy == "rank" else policy, max_num_seqs=cap, max_num_batched_tokens=2048, **adm)
         e = LLMEngine(model, None, EngineConfig(scheduler=sched, **kw))
         if policy == "rank":
             e.scheduler.config.policy = "rank"
@@ -116,7 +121,7 @@ def run_sweep(model, args, dev, sync, out_dir, res):
     json.dump(out, open(os.path.join(out_dir, SWEEP_FILE(args)), "w"), indent=1)
     print(json.dumps({k: v for k, v in out.items() if k != "runs"}, indent=1))
 
-def SWEEP_FILE(args): return "engine_gpu_sweep_smoke.json" if args.smoke else "engine_gpu_sweep.json"
+def SWEEP_FILE(args): return "engine_gpu_sweep_smoke.json" if args.smoke else f"engine_gpu_sweep{'_' + args.tag if args.tag else ''}.json"
 
 def sweep_ratios(out: dict) -> dict:
     """The headline ratios (bigger = the first-named policy better) per cap at its saturation point (the load nearest 1)
@@ -132,7 +137,9 @@ def sweep_ratios(out: dict) -> dict:
                 "mlfq_vs_fcfs_mean_jct": ratio(sat, "mlfq-swap", "fcfs", "mean_jct"),
                 "swap_vs_recompute_mean_jct": ratio(heavy, "mlfq-swap", "mlfq-recompute", "mean_jct"),
                 "rank_vs_mlfq_mean_jct": ratio(sat, "rank", "mlfq-swap", "mean_jct"),
-                "rank_vs_mlfq_mean_normalized_latency": ratio(sat, "rank", "mlfq-swap", "mean_normalized_latency")}
+                "rank_vs_mlfq_mean_normalized_latency": ratio(sat, "rank", "mlfq-swap", "mean_normalized_latency"),
+                "mlfq_vs_fcfs_mean_normalized_latency_heaviest": ratio(heavy, "mlfq-swap", "fcfs", "mean_normalized_latency"),
+                "mlfq_recompute_vs_fcfs_mean_normalized_latency_heaviest": ratio(heavy, "mlfq-recompute", "fcfs", "mean_normalized_latency")}
         for k, v in vals.items():
             if first: r[k] = v
             r[f"{k}_cap{cap}"] = v
