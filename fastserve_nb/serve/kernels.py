@@ -7,6 +7,7 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/kernels.html.md"""
 # %% ../../nbs/05da_kernels.ipynb #0737203c
 from __future__ import annotations
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -14,7 +15,8 @@ import torch.nn.functional as F
 from ..core import attention, causal_mask
 
 # %% auto #0
-__all__ = ['merge_partials', 'num_splits', 'flash_decode', 'varlen_reference', 'varlen_attention', 'prefill_attention']
+__all__ = ['merge_partials', 'num_splits', 'flash_decode', 'varlen_reference', 'varlen_attention', 'PrefillPlan', 'prefill_plan',
+           'prefill_attention']
 
 # %% ../../nbs/05da_kernels.ipynb #6f03c92b
 try:
@@ -118,29 +120,48 @@ def varlen_reference(q, k, v, cu_q, cu_k, window: int | None = None, softcap_c: 
         out.append(attention(qi, ki, vi, mask, "sdpa", softcap_c)[0][0].transpose(0, 1))
     return torch.cat(out)
 
-def varlen_attention(q, k, v, cu_q: list[int], cu_k: list[int], window: int | None = None, softcap_c: float | None = None):
+def varlen_attention(q, k, v, cu_q: list[int], cu_k: list[int], window: int | None = None, softcap_c: float | None = None,
+                     cu_tensors: tuple | None = None):
     """Causal attention of every prompt chunk of the flat batch: one flash call on CUDA in half precision, with a
-    sliding layer's `window` W; soft-capping (which flash does not compute) goes chunk by chunk."""
+    sliding layer's `window` W; soft-capping (which flash does not compute) goes chunk by chunk. `cu_tensors`: cu_q and
+    cu_k already on the device as int32 (else copied there)."""
     if softcap_c or not (q.is_cuda and q.dtype in (torch.float16, torch.bfloat16)):
         return varlen_reference(q, k, v, cu_q, cu_k, window, softcap_c)
     lq = [b - a for a, b in zip(cu_q, cu_q[1:])]; lk = [b - a for a, b in zip(cu_k, cu_k[1:])]
-    cq, ck = (torch.tensor(c, dtype=torch.int32).to(q.device, non_blocking=True) for c in (cu_q, cu_k))
+    cq, ck = cu_tensors or (torch.tensor(c, dtype=torch.int32).to(q.device, non_blocking=True) for c in (cu_q, cu_k))
     w = dict(window_size_left=window - 1, window_size_right=0) if window else {}   # keys i-W+1 .. i
     return torch.ops.aten._flash_attention_forward(q, k.contiguous(), v.contiguous(), cq, ck, max(lq), max(lk),
                                                    0.0, True, False, **w)[0]
 
 # %% ../../nbs/05da_kernels.ipynb #05989897
-def prefill_attention(q, k, v, kc, vc, prefills, window: int | None = None, softcap_c: float | None = None):
+class PrefillPlan(NamedTuple):
+    "The prompt chunks of one iteration laid end to end, for the layers of one window."
+    first: list[int]               # per chunk: the first of its blocks a query sees (0 unless the window hides earlier ones)
+    cu_q: list[int]                # cumulative query lengths, 0 first
+    cu_k: list[int]                # cumulative key lengths
+    cu_tensors: tuple              # (cu_q, cu_k) as int32 tensors on the device, for the flash call
+
+def prefill_plan(prefills, block_size: int, window: int | None = None, device=None) -> PrefillPlan:
+    "`PrefillPlan` of the chunks `prefills` (start, end, context_len, block ids) with blocks of `block_size` tokens."
+    first, cu_q, cu_k = [], [0], [0]
+    for start, end, ctx, _ in prefills:
+        n = end - start
+        first.append(max(0, ctx - n - window + 1) // block_size if window and ctx > n else 0)   # a cached prefix: skip hidden blocks
+        cu_q.append(end); cu_k.append(cu_k[-1] + ctx - first[-1] * block_size)
+    return PrefillPlan(first, cu_q, cu_k, tuple(torch.tensor(c, dtype=torch.int32).to(device, non_blocking=True) for c in (cu_q, cu_k)))
+
+def prefill_attention(q, k, v, kc, vc, prefills, window: int | None = None, softcap_c: float | None = None,
+                      plan: PrefillPlan | None = None):
     """q: (1, h, T, d); k, v: (1, h_kv, T, d) the iteration's new tokens, prompt chunks first; kc, vc: the layer's caches
     (N+1, B, h_kv, d) holding them already; prefills: (start, end, context_len, block ids) per chunk; `window`,
-    `softcap_c`: the layer's sliding window and soft-cap. Returns (1, h, T_pre, d)."""
-    ks, vs, cu_q, cu_k, B = [], [], [0], [0], kc.shape[1]
-    for start, end, ctx, blocks in prefills:
+    `softcap_c`: the layer's sliding window and soft-cap; `plan`: their `prefill_plan`. Returns (1, h, T_pre, d)."""
+    B = kc.shape[1]
+    plan = plan or prefill_plan(prefills, B, window, q.device)
+    ks, vs = [], []
+    for (start, end, ctx, blocks), first in zip(prefills, plan.first):
         if ctx == end - start: ks.append(k[0, :, start:end].transpose(0, 1)); vs.append(v[0, :, start:end].transpose(0, 1))
-        else:
-            first = max(0, ctx - (end - start) - window + 1) // B if window else 0    # the first block a query sees
-            ks.append(kc[blocks[first:]].flatten(0, 1)[:ctx - first * B])             # (ctx - first·B, h_kv, d)
-            vs.append(vc[blocks[first:]].flatten(0, 1)[:ctx - first * B])
-        cu_q.append(end); cu_k.append(cu_k[-1] + len(ks[-1]))
+        else:                                                                            # (ctx - first·B, h_kv, d)
+            ks.append(kc[blocks[first:]].flatten(0, 1)[:ctx - first * B]); vs.append(vc[blocks[first:]].flatten(0, 1)[:ctx - first * B])
     K, V = torch.cat(ks).to(q.dtype), torch.cat(vs).to(q.dtype)
-    return varlen_attention(q[0, :, :cu_q[-1]].transpose(0, 1), K, V, cu_q, cu_k, window, softcap_c).transpose(0, 1)[None]
+    return varlen_attention(q[0, :, :plan.cu_q[-1]].transpose(0, 1), K, V, plan.cu_q, plan.cu_k, window, softcap_c,
+                            plan.cu_tensors).transpose(0, 1)[None]

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 
 from ..core import Decoder, attention, sample, compile_ops
-from .kernels import flash_decode, prefill_attention, triton
+from .kernels import flash_decode, prefill_attention, prefill_plan, triton
 from .sampling import process_logits
 
 # %% auto #0
@@ -120,6 +120,7 @@ class BatchMeta:
     num_prefill_tokens: int = 0
     block_tables: torch.Tensor | None = None      # (B_dec, max_blocks) for decode rows
     context_lens: torch.Tensor | None = None      # (B_dec,)
+    plans: dict = field(default_factory=dict)     # window (None: full) -> `prefill_plan` of the prefills, made once
 
 class PagedAttention:
     "The `KVCache` the decoder sees during one iteration: writes new k, v into slots, attends through block tables."
@@ -133,8 +134,10 @@ class PagedAttention:
         slot = (md.slot_mapping[0], md.slot_mapping[1])                    # block, offset
         kc.index_put_(slot, k[0].transpose(0, 1).to(kc.dtype))            # (T, h_kv, d_k) into T slots
         vc.index_put_(slot, v[0].transpose(0, 1).to(vc.dtype))
-        # every prompt chunk sees its cached prefix and itself, causally: one variable-length call (05da_kernels)
-        parts = [prefill_attention(q, k, v, kc, vc, md.prefills, window, softcap_c)] if md.prefills else []
+        parts = []
+        if md.prefills:   # every prompt chunk sees its cached prefix and itself, causally: one variable-length call (05da_kernels)
+            if window not in md.plans: md.plans[window] = prefill_plan(md.prefills, kc.shape[1], window, q.device)   # once per window
+            parts.append(prefill_attention(q, k, v, kc, vc, md.prefills, window, softcap_c, md.plans[window]))
         if md.block_tables is not None:
             qd = q[0, :, md.num_prefill_tokens:].transpose(0, 1)           # (B_dec, h, d_k)
             parts.append(paged_decode(qd, kc, vc, md.block_tables, md.context_lens, window, softcap_c).transpose(0, 1)[None])
