@@ -152,9 +152,20 @@ def test_engine_matches_transformers(kind, tmp_path):
     for p, o in zip(prompts, out):
         ref = hf.generate(torch.tensor([p]), max_new_tokens=40 - 21, do_sample=False, eos_token_id=None, pad_token_id=0)
         assert o.token_ids == ref[0, len(p):].tolist()
-    assert max(pos for _, pos, _ in seen) >= 2 * W and sum(s.seq_id == out[0].seq_id and pos < 20 for s, pos, _ in seen) >= 4
+    assert sum(s.seq_id == out[0].seq_id and pos < 20 for s, pos, _ in seen) >= 4   # the long prompt took ≥ 4 partial chunks
+    assert max(pos for _, pos, _ in seen) >= 4 * W                                    # decode ran far past the window
     with torch.no_grad(): full = {s.seq_id: hf(torch.tensor([s.token_ids])).logits[0] for s, _, _ in seen}
     for s, pos, row in seen: torch.testing.assert_close(row, full[s.seq_id][pos], atol=1e-4, rtol=1e-4)
+
+
+def test_engine_starts_with_prefill_profile(tmp_path):
+    "The default start-up profiles prefills up to max_model_len tokens, past the window, through every layer's options."
+    from fastserve_nb.serve.engine import LLMEngine
+    from fastserve_nb.serve.config import EngineConfig, SchedulerConfig
+    for kind in ("gemma2", "gemma3_text"):
+        _, model = build(kind, tmp_path)
+        eng = LLMEngine(model, None, EngineConfig(max_model_len=64, block_size=4, cuda_graphs=False, scheduler=SchedulerConfig(max_num_seqs=2)))
+        assert eng.runner.cache.features == {"window", "softcap_c"}
 
 
 @pytest.mark.parametrize("kind", CASES)
