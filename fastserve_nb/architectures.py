@@ -1,4 +1,4 @@
-"""The registry of checkpoints the decoder runs, how each `config.json` maps onto `ModelConfig`, the fused weights some checkpoints store, the features paged serving cannot compute yet, and the sampling defaults a checkpoint ships.
+"""The registry of checkpoints the decoder runs, how each `config.json` maps onto `ModelConfig`, the fused weights some checkpoints store, the attention features a KV cache must compute, and the sampling defaults a checkpoint ships.
 
 Docs: https://fastserve-nb.github.io/fastserve_nb/architectures.html.md"""
 
@@ -8,7 +8,6 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/architectures.html.md"""
 from __future__ import annotations
 import json, math
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 import torch.nn as nn
@@ -16,7 +15,7 @@ import torch.nn as nn
 # %% auto #0
 __all__ = ['ARCHITECTURES', 'VARIANTS', 'ACTIVATIONS', 'ROPE_TYPES', 'SAMPLING_KEYS', 'IMPLIED', 'rope_inv_freq',
            'UnsupportedModelError', 'check_architecture', 'hf_config', 'split_checkpoint', 'fuse_checkpoint', 'softcap',
-           'ScaledEmbedding', 'check_paged', 'check_cache', 'generation_defaults', 'to_hf_config']
+           'ScaledEmbedding', 'check_cache', 'generation_defaults', 'to_hf_config']
 
 # %% ../nbs/00b_architectures.ipynb #a7c1e0b3
 def rope_inv_freq(cfg, p: dict | None = None) -> tuple[torch.Tensor, float]:
@@ -62,16 +61,14 @@ ACTIVATIONS = ("silu", "gelu_pytorch_tanh")   # SwiGLU, and GeGLU with the tanh 
 ROPE_TYPES = ("default", "linear", "llama3", "yarn")   # the scalings `rope_inv_freq` computes
 
 class UnsupportedModelError(ValueError):
-    "A checkpoint of an architecture, or a feature, that `Decoder` (or paged serving) does not implement."
+    "A checkpoint of an architecture, or a feature, that `Decoder` (or the KV cache it attends through) does not implement."
 
-def check_architecture(d: dict, max_model_len: int | None = None) -> str:
-    """The `model_type` of a `config.json` dict; UnsupportedModelError (one line: what it is, what is supported)
-    otherwise. With `max_model_len`, also what paged serving at that context length cannot compute (`check_paged`)."""
+def check_architecture(d: dict) -> str:
+    "The `model_type` of a `config.json` dict; UnsupportedModelError (one line: what it is, what is supported) otherwise."
     mt, archs = d.get("model_type"), d.get("architectures") or []
     if mt not in ARCHITECTURES or any(a != ARCHITECTURES[mt] for a in archs):
         what = f"model_type {mt!r}" + (f" ({', '.join(map(str, archs))})" if archs else "")
         raise UnsupportedModelError(f"{what} is not supported; supported: " + ", ".join(f"{k} ({v})" for k, v in ARCHITECTURES.items()))
-    if max_model_len is not None: check_paged(SimpleNamespace(**hf_config(d)), max_model_len)
     return mt
 
 # %% ../nbs/00b_architectures.ipynb #67d33240
@@ -140,15 +137,6 @@ class ScaledEmbedding(nn.Embedding):
         return e * torch.tensor(self.embedding_dim ** 0.5, dtype=e.dtype).item()
 
 # %% ../nbs/00b_architectures.ipynb #323b6c12
-def check_paged(cfg, max_model_len: int):
-    "UnsupportedModelError (one line) if paged serving up to `max_model_len` tokens needs what its attention lacks."
-    cap, W, types = (getattr(cfg, k, None) for k in ("attn_logit_softcapping", "sliding_window", "layer_types"))
-    missing = [f"attention logit soft-capping (attn_logit_softcapping={cap})"] if cap else []
-    if W and max_model_len > W and (types is None or "sliding_attention" in types):
-        missing.append(f"sliding-window attention beyond its window (sliding_window={W} < max_model_len={max_model_len}; "
-                       f"use max_model_len <= {W})")
-    if missing: raise UnsupportedModelError(f"{cfg.model_type}: paged serving does not implement " + " or ".join(missing))
-
 def check_cache(cfg, cache, positions):
     """UnsupportedModelError before a cache without `features` computes a layer wrong: soft-capping always, a sliding
     window once a position reaches it (below W the window changes nothing)."""

@@ -7,14 +7,16 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/kernels.html.md"""
 # %% ../../nbs/05da_kernels.ipynb #0737203c
 from __future__ import annotations
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 
-from ..core import causal_mask
+from ..core import attention, causal_mask
 
 # %% auto #0
-__all__ = ['merge_partials', 'num_splits', 'flash_decode', 'varlen_reference', 'varlen_attention', 'prefill_attention']
+__all__ = ['merge_partials', 'num_splits', 'flash_decode', 'varlen_reference', 'varlen_attention', 'PrefillPlan', 'prefill_plan',
+           'prefill_attention']
 
 # %% ../../nbs/05da_kernels.ipynb #6f03c92b
 try:
@@ -34,10 +36,14 @@ if triton is not None:
     @triton.jit
     def _flash_decode_kernel(Q, K, V, O, ML, BT, CTX, scale, stride_qb, stride_qh, stride_kb, stride_ks, stride_kh,
                              stride_btb, blocks_per_split, S, G: tl.constexpr, GP: tl.constexpr, D: tl.constexpr,
-                             BS: tl.constexpr, TILE: tl.constexpr, DIRECT: tl.constexpr, PRECISION: tl.constexpr):
+                             BS: tl.constexpr, TILE: tl.constexpr, DIRECT: tl.constexpr, PRECISION: tl.constexpr,
+                             WINDOW: tl.constexpr, SOFTCAP: tl.constexpr):
         b, kh, sp = tl.program_id(0), tl.program_id(1), tl.program_id(2)   # (sequence, kv head, split of the context)
         ctx = tl.load(CTX + b)
         lo = sp * blocks_per_split * BS                                     # this split's tokens: [lo, hi)
+        if WINDOW:                                                          # the splits cover the window's blocks only
+            first = tl.maximum(ctx - WINDOW, 0)                             # the oldest key the query at ctx - 1 sees
+            lo += first // BS * BS
         hi = tl.minimum(ctx, lo + blocks_per_split * BS)
         g, d, t = tl.arange(0, GP), tl.arange(0, D), tl.arange(0, TILE)
         qrow = kh * G + g                                                   # the G query heads sharing this kv head
@@ -48,10 +54,12 @@ if triton is not None:
         for start in range(lo, hi, TILE):                                   # TILE tokens = TILE / BS blocks per step
             tok = start + t
             valid = tok < hi
+            if WINDOW: valid = valid & (tok >= first)
             blk = tl.load(BT + b * stride_btb + tok // BS, mask=valid, other=0).to(tl.int64)   # int64: block x stride passes 2^31
             off = blk[:, None] * stride_kb + (tok % BS)[:, None] * stride_ks + kh * stride_kh + d[None, :]
             k = tl.load(K + off, mask=valid[:, None], other=0.0)                                     # (TILE, D)
             sc = tl.dot(q, tl.trans(k), input_precision=PRECISION).to(tl.float32) * scale            # (GP, TILE)
+            if SOFTCAP: sc = SOFTCAP * (2.0 * tl.sigmoid(2.0 * sc / SOFTCAP) - 1.0)                   # c·tanh(s/c)
             sc = tl.where(valid[None, :], sc, float("-inf"))
             m_new = tl.maximum(m, tl.max(sc, 1))
             p = tl.exp(sc - m_new[:, None])
@@ -75,16 +83,20 @@ def num_splits(batch: int, kv_heads: int, max_blocks: int, sms: int, min_blocks:
     progs = batch * kv_heads
     return 1 if progs >= sms else max(1, min(max_blocks // min_blocks, math.ceil(2 * sms / progs)))
 
-def flash_decode(q, k_cache, v_cache, block_tables, context_lens, splits: int | None = None, tile: int = 64):
+def flash_decode(q, k_cache, v_cache, block_tables, context_lens, splits: int | None = None, tile: int = 64,
+                 window: int | None = None, softcap_c: float | None = None):
     """Decode attention over block tables (Triton, CUDA). q: (B, h, d_k); caches: (N, blk, h_kv, d_k) strided views;
-    block_tables: (B, width) int32; context_lens: (B,) int32. `splits`: pieces per context (default: `num_splits`)."""
+    block_tables: (B, width) int32; context_lens: (B,) int32. `splits`: pieces per context (default: `num_splits`);
+    `window`: a sliding layer's W (the last W keys); `softcap_c`: scores soft-capped at ±c."""
     B, h, D = q.shape
     BS, hkv = k_cache.shape[1], k_cache.shape[2]
     width = block_tables.shape[1]
+    if window: width = min(width, math.ceil((window + BS - 1) / BS))      # the most blocks W keys can touch
     if splits is None: splits = num_splits(B, hkv, width, torch.cuda.get_device_properties(q.device).multi_processor_count)
     q, out = q.contiguous(), torch.empty_like(q)
     kw = dict(G=h // hkv, GP=max(16, triton.next_power_of_2(h // hkv)), D=D, BS=BS, TILE=max(tile, BS),
-              PRECISION="ieee" if q.dtype == torch.float32 else "tf32")          # fp32 stays exact
+              PRECISION="ieee" if q.dtype == torch.float32 else "tf32",          # fp32 stays exact
+              WINDOW=window or 0, SOFTCAP=float(softcap_c or 0.0))                # 0: compiled out
     args = (context_lens, 1.0 / math.sqrt(D), q.stride(0), q.stride(1), k_cache.stride(0), k_cache.stride(1),
             k_cache.stride(2), block_tables.stride(0), math.ceil(width / splits), splits)
     if splits == 1:
@@ -96,33 +108,60 @@ def flash_decode(q, k_cache, v_cache, block_tables, context_lens, splits: int | 
     return merge_partials(acc, ml[..., 0], ml[..., 1]).to(q.dtype)
 
 # %% ../../nbs/05da_kernels.ipynb #c5c2074e
-def varlen_reference(q, k, v, cu_q, cu_k):
-    "Chunk by chunk: q (Tq, h, d); k, v (Tk, h_kv, d); chunk i is q[cu_q[i]:cu_q[i+1]] over k[cu_k[i]:cu_k[i+1]], bottom-right causal."
+def varlen_reference(q, k, v, cu_q, cu_k, window: int | None = None, softcap_c: float | None = None):
+    """Chunk by chunk: q (Tq, h, d); k, v (Tk, h_kv, d); chunk i is q[cu_q[i]:cu_q[i+1]] over k[cu_k[i]:cu_k[i+1]],
+    bottom-right causal; with `window` W each query sees its last W keys; `softcap_c`: scores soft-capped at ±c."""
     out = []
     for i in range(len(cu_q) - 1):
         qi = q[cu_q[i]:cu_q[i + 1]].transpose(0, 1)[None]                    # (1, h, q_i, d)
         ki, vi = (t[cu_k[i]:cu_k[i + 1]].transpose(0, 1)[None] for t in (k, v))
-        mask = None if qi.shape[2] == ki.shape[2] else causal_mask(qi.shape[2], ki.shape[2], q.device)
-        out.append(F.scaled_dot_product_attention(qi, ki, vi, attn_mask=mask, is_causal=mask is None,
-                                                  enable_gqa=ki.shape[1] != qi.shape[1])[0].transpose(0, 1))
+        T, S = qi.shape[2], ki.shape[2]
+        mask = None if T == S and not window else causal_mask(T, S, q.device, window)
+        out.append(attention(qi, ki, vi, mask, "sdpa", softcap_c)[0][0].transpose(0, 1))
     return torch.cat(out)
 
-def varlen_attention(q, k, v, cu_q: list[int], cu_k: list[int]):
-    "Causal attention of every prompt chunk of the flat batch: one flash call on CUDA in half precision."
-    if not (q.is_cuda and q.dtype in (torch.float16, torch.bfloat16)): return varlen_reference(q, k, v, cu_q, cu_k)
+def varlen_attention(q, k, v, cu_q: list[int], cu_k: list[int], window: int | None = None, softcap_c: float | None = None,
+                     cu_tensors: tuple | None = None):
+    """Causal attention of every prompt chunk of the flat batch: one flash call on CUDA in half precision, with a
+    sliding layer's `window` W; soft-capping (which flash does not compute) goes chunk by chunk. `cu_tensors`: cu_q and
+    cu_k already on the device as int32 (else copied there)."""
+    if softcap_c or not (q.is_cuda and q.dtype in (torch.float16, torch.bfloat16)):
+        return varlen_reference(q, k, v, cu_q, cu_k, window, softcap_c)
     lq = [b - a for a, b in zip(cu_q, cu_q[1:])]; lk = [b - a for a, b in zip(cu_k, cu_k[1:])]
-    cq, ck = (torch.tensor(c, dtype=torch.int32).to(q.device, non_blocking=True) for c in (cu_q, cu_k))
+    cq, ck = cu_tensors or (torch.tensor(c, dtype=torch.int32).to(q.device, non_blocking=True) for c in (cu_q, cu_k))
+    w = dict(window_size_left=window - 1, window_size_right=0) if window else {}   # keys i-W+1 .. i
     return torch.ops.aten._flash_attention_forward(q, k.contiguous(), v.contiguous(), cq, ck, max(lq), max(lk),
-                                                   0.0, True, False)[0]
+                                                   0.0, True, False, **w)[0]
 
 # %% ../../nbs/05da_kernels.ipynb #05989897
-def prefill_attention(q, k, v, kc, vc, prefills):
+class PrefillPlan(NamedTuple):
+    "The prompt chunks of one iteration laid end to end, for the layers of one window."
+    first: list[int]               # per chunk: the first of its blocks a query sees (0 unless the window hides earlier ones)
+    cu_q: list[int]                # cumulative query lengths, 0 first
+    cu_k: list[int]                # cumulative key lengths
+    cu_tensors: tuple              # (cu_q, cu_k) as int32 tensors on the device, for the flash call
+
+def prefill_plan(prefills, block_size: int, window: int | None = None, device=None) -> PrefillPlan:
+    "`PrefillPlan` of the chunks `prefills` (start, end, context_len, block ids) with blocks of `block_size` tokens."
+    first, cu_q, cu_k = [], [0], [0]
+    for start, end, ctx, _ in prefills:
+        n = end - start
+        first.append(max(0, ctx - n - window + 1) // block_size if window and ctx > n else 0)   # a cached prefix: skip hidden blocks
+        cu_q.append(end); cu_k.append(cu_k[-1] + ctx - first[-1] * block_size)
+    return PrefillPlan(first, cu_q, cu_k, tuple(torch.tensor(c, dtype=torch.int32).to(device, non_blocking=True) for c in (cu_q, cu_k)))
+
+def prefill_attention(q, k, v, kc, vc, prefills, window: int | None = None, softcap_c: float | None = None,
+                      plan: PrefillPlan | None = None):
     """q: (1, h, T, d); k, v: (1, h_kv, T, d) the iteration's new tokens, prompt chunks first; kc, vc: the layer's caches
-    (N+1, B, h_kv, d) holding them already; prefills: (start, end, context_len, block ids) per chunk. Returns (1, h, T_pre, d)."""
-    ks, vs, cu_q, cu_k = [], [], [0], [0]
-    for start, end, ctx, blocks in prefills:
+    (N+1, B, h_kv, d) holding them already; prefills: (start, end, context_len, block ids) per chunk; `window`,
+    `softcap_c`: the layer's sliding window and soft-cap; `plan`: their `prefill_plan`. Returns (1, h, T_pre, d)."""
+    B = kc.shape[1]
+    plan = plan or prefill_plan(prefills, B, window, q.device)
+    ks, vs = [], []
+    for (start, end, ctx, blocks), first in zip(prefills, plan.first):
         if ctx == end - start: ks.append(k[0, :, start:end].transpose(0, 1)); vs.append(v[0, :, start:end].transpose(0, 1))
-        else: ks.append(kc[blocks].flatten(0, 1)[:ctx]); vs.append(vc[blocks].flatten(0, 1)[:ctx])   # (ctx, h_kv, d)
-        cu_q.append(end); cu_k.append(cu_k[-1] + ctx)
+        else:                                                                            # (ctx - first·B, h_kv, d)
+            ks.append(kc[blocks[first:]].flatten(0, 1)[:ctx - first * B]); vs.append(vc[blocks[first:]].flatten(0, 1)[:ctx - first * B])
     K, V = torch.cat(ks).to(q.dtype), torch.cat(vs).to(q.dtype)
-    return varlen_attention(q[0, :, :cu_q[-1]].transpose(0, 1), K, V, cu_q, cu_k).transpose(0, 1)[None]
+    return varlen_attention(q[0, :, :plan.cu_q[-1]].transpose(0, 1), K, V, plan.cu_q, plan.cu_k, window, softcap_c,
+                            plan.cu_tensors).transpose(0, 1)[None]

@@ -17,8 +17,7 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 
 from ..core import Decoder, attention, sample, compile_ops
-from ..architectures import check_paged
-from .kernels import flash_decode, prefill_attention, triton
+from .kernels import flash_decode, prefill_attention, prefill_plan, triton
 from .sampling import process_logits
 
 # %% auto #0
@@ -93,22 +92,24 @@ class KVPool:
         for h, d, n in block_runs(swap_in): self.kv[d:d + n].copy_(self.host[h:h + n], non_blocking=True)
 
 # %% ../../nbs/05d_runner.ipynb #6078b8b1
-def paged_decode_reference(q, k_cache, v_cache, block_tables, context_lens):
-    "q: (B, h, d_k); caches: (N, blk, h_kv, d_k); block_tables: (B, max_blocks); context_lens: (B,) -> (B, h, d_k)."
+def paged_decode_reference(q, k_cache, v_cache, block_tables, context_lens, window: int | None = None, softcap_c: float | None = None):
+    """q: (B, h, d_k); caches: (N, blk, h_kv, d_k); block_tables: (B, max_blocks); context_lens: (B,) -> (B, h, d_k).
+    `window`: only the last W keys are seen; `softcap_c`: scores soft-capped at ±c."""
     B, nb = block_tables.shape
     blk = k_cache.shape[1]
     K = k_cache[block_tables].flatten(1, 2).transpose(1, 2)         # (B, h_kv, nb*blk, d_k)
     V = v_cache[block_tables].flatten(1, 2).transpose(1, 2)
-    mask = torch.arange(nb * blk, device=q.device)[None, :] < context_lens[:, None]   # (B, S)
-    out, _ = attention(q[:, :, None], K, V, mask[:, None, None, :])
+    j, n = torch.arange(nb * blk, device=q.device)[None, :], context_lens[:, None]
+    mask = (j < n) & (j >= n - window) if window else j < n           # (B, S): keys n-W .. n-1, or 0 .. n-1
+    out, _ = attention(q[:, :, None], K, V, mask[:, None, None, :], softcap_c=softcap_c)
     return out[:, :, 0]
 
 # %% ../../nbs/05d_runner.ipynb #1e9973cb
-def paged_decode(q, k_cache, v_cache, block_tables, context_lens):
+def paged_decode(q, k_cache, v_cache, block_tables, context_lens, window: int | None = None, softcap_c: float | None = None):
     "Decode attention over block tables: `flash_decode` (05da's Triton kernel) on CUDA, the gather reference elsewhere."
     if triton is None or not q.is_cuda or k_cache.shape[1] < 16:
-        return paged_decode_reference(q, k_cache, v_cache, block_tables, context_lens)
-    return flash_decode(q, k_cache, v_cache, block_tables, context_lens)
+        return paged_decode_reference(q, k_cache, v_cache, block_tables, context_lens, window, softcap_c)
+    return flash_decode(q, k_cache, v_cache, block_tables, context_lens, window=window, softcap_c=softcap_c)
 
 # %% ../../nbs/05d_runner.ipynb #de770f08
 @dataclass
@@ -119,22 +120,27 @@ class BatchMeta:
     num_prefill_tokens: int = 0
     block_tables: torch.Tensor | None = None      # (B_dec, max_blocks) for decode rows
     context_lens: torch.Tensor | None = None      # (B_dec,)
+    plans: dict = field(default_factory=dict)     # window (None: full) -> `prefill_plan` of the prefills, made once
 
 class PagedAttention:
     "The `KVCache` the decoder sees during one iteration: writes new k, v into slots, attends through block tables."
+    features = frozenset({"window", "softcap_c"})      # per layer: a sliding window W, scores soft-capped at ±c
+
     def __init__(self, pool: KVPool): self.pool, self.meta = pool, None
 
-    def attend(self, layer, q, k, v, positions, impl="sdpa"):
+    def attend(self, layer, q, k, v, positions, impl="sdpa", window=None, softcap_c=None):
         # q: (1, h, T, d_k); k, v: (1, h_kv, T, d_k) in the flat layout, prefill tokens first
         md, (kc, vc) = self.meta, self.pool.layer(layer)                   # (N+1, B, h_kv, d_k) each
         slot = (md.slot_mapping[0], md.slot_mapping[1])                    # block, offset
         kc.index_put_(slot, k[0].transpose(0, 1).to(kc.dtype))            # (T, h_kv, d_k) into T slots
         vc.index_put_(slot, v[0].transpose(0, 1).to(vc.dtype))
-        # every prompt chunk sees its cached prefix and itself, causally: one variable-length call (05da_kernels)
-        parts = [prefill_attention(q, k, v, kc, vc, md.prefills)] if md.prefills else []
+        parts = []
+        if md.prefills:   # every prompt chunk sees its cached prefix and itself, causally: one variable-length call (05da_kernels)
+            if window not in md.plans: md.plans[window] = prefill_plan(md.prefills, kc.shape[1], window, q.device)   # once per window
+            parts.append(prefill_attention(q, k, v, kc, vc, md.prefills, window, softcap_c, md.plans[window]))
         if md.block_tables is not None:
             qd = q[0, :, md.num_prefill_tokens:].transpose(0, 1)           # (B_dec, h, d_k)
-            parts.append(paged_decode(qd, kc, vc, md.block_tables, md.context_lens).transpose(0, 1)[None])
+            parts.append(paged_decode(qd, kc, vc, md.block_tables, md.context_lens, window, softcap_c).transpose(0, 1)[None])
         return torch.cat(parts, 2) if len(parts) > 1 else parts[0], None
 
 # %% ../../nbs/05d_runner.ipynb #359ddfae
@@ -144,7 +150,6 @@ class ModelRunner:
                  max_model_len: int = 2048, cuda_graphs: bool = True, max_graph_batch: int = 256, compile: bool = False):
         self.model, self.block_size, self.max_model_len = model, block_size, max_model_len
         self.device = model.device
-        check_paged(model.config, max_model_len)          # soft-capping, or a window shorter than the context: refused
         self.pool = KVPool(model.config, num_blocks, block_size, num_host_blocks, self.device, model.dtype)
         self.cache = PagedAttention(self.pool)
         self.max_blocks = math.ceil(max_model_len / block_size)

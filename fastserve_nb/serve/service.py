@@ -85,7 +85,7 @@ def serve_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -
     config = Path(cfg.model).expanduser() / "config.json"         # a checkpoint folder ('tiny' and hub ids are checked on load)
     if config.is_file():
         from fastserve_nb.core import UnsupportedModelError, check_architecture
-        try: check_architecture(json.loads(config.read_text()), cfg.max_model_len)   # and what paged serving can compute
+        try: check_architecture(json.loads(config.read_text()))
         except UnsupportedModelError as e:
             print(f"{parser.prog}: {e}", file=sys.stderr)
             return 2
