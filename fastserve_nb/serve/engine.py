@@ -137,6 +137,9 @@ def make_sequence(self: LLMEngine, prompt: str | list[int], params: SamplingPara
                          f"of {c.block_size} tokens: lower max_tokens or shorten the prompt")
     if max(ids) >= self.model.config.vocab_size or min(ids) < 0:
         raise ValueError(f"token ids must lie in [0, {self.model.config.vocab_size}), got {min(ids)}..{max(ids)}")
+    p = seq.sampling_params
+    if (p.logprobs is not None or p.prompt_logprobs is not None) and not getattr(self.runner, "supports_logprobs", False):
+        raise ValueError(f"logprobs are not reported by this engine's {type(self.runner).__name__} (pipeline stages do not carry them)")
     return seq
 
 @patch
