@@ -76,6 +76,7 @@ class Ready:
     num_blocks: int
     max_model_len: int
     tokenizer_path: str | None = None      # the checkpoint folder, for an API process that loads the tokenizer itself
+    generation_defaults: dict | None = None  # the checkpoint's sampling settings (generation_config.json): defaults for requests
 
 @dataclass
 class Stats:
