@@ -22,7 +22,7 @@ from .sequence import SamplingParams
 from .client import EngineClient
 from .messages import EngineDeadError, TokenDelta
 from .resources import AdmissionController
-from .config import ServeConfig
+from .config import ServeConfig, read_chat_template
 from .protocol import (APIError, bad_request, CompletionRequest, ChatCompletionRequest,
     FeedbackRequest, AdapterRequest, ExplainRequest, MAX_ID, loads_json, parse_request, sampling_params, chat_prompt)
 from .responses import Answer, echo_texts
@@ -112,6 +112,7 @@ class _AppState:
     feedback_limiter: Any = None                       # RateLimiter of feedback rows per client
     started: float = field(default_factory=time.time)
     running: set = field(default_factory=set)          # the _Requests in flight
+    chat_template: str | None = None                   # the text of --chat-template, read at start
 
 def _too_large(limit: int, what: str) -> APIError: return APIError(f"the request body is over the limit of {limit} bytes ({what})", 413)
 
@@ -189,7 +190,7 @@ def build_app(client: EngineClient, cfg: ServeConfig, feedback=None) -> FastAPI:
     "The OpenAI-compatible FastAPI app over `client`."
     app = FastAPI(title="fastserve", version="0.1")
     st = app.state.fs = _AppState(client, cfg, Metrics(cfg.model_name), AdmissionController(cfg.max_num_seqs + cfg.max_queue_len), feedback,
-                                  RateLimiter(cfg.feedback_per_minute))
+                                  RateLimiter(cfg.feedback_per_minute), chat_template=cfg.chat_template and read_chat_template(cfg.chat_template))
 
     app.add_middleware(APIKeyMiddleware, key=cfg.api_key, admin_key=cfg.admin_key)     # the admin routes are closed without an admin key
 
@@ -231,7 +232,7 @@ def build_app(client: EngineClient, cfg: ServeConfig, feedback=None) -> FastAPI:
         req = parse_request(ChatCompletionRequest, await read_json(request, cfg))
         if req.max_tokens is not None and req.max_completion_tokens is not None and req.max_tokens != req.max_completion_tokens:
             raise bad_request("send max_completion_tokens or max_tokens, not two different values", "max_tokens")
-        return await _generate(request, st, req, [await asyncio.to_thread(chat_prompt, client.tokenizer, req.messages)], chat=True)
+        return await _generate(request, st, req, [await asyncio.to_thread(chat_prompt, client.tokenizer, req.messages, st.chat_template)], chat=True)
 
     _add_model_routes(app, st)
     return app

@@ -226,8 +226,8 @@ def sampling_params(req: CompletionRequest | ChatCompletionRequest, cfg: ServeCo
 FALLBACK_CHAT_TEMPLATE = ("{% for m in messages %}{{ m['role'] | capitalize }}: {{ m['content'] }}\n{% endfor %}"
                           "{% if add_generation_prompt %}Assistant:{% endif %}")
 
-def chat_prompt(tokenizer, messages: list[ChatMessage]) -> list[int]:
-    "Token ids of the conversation, rendered by the tokenizer's chat template or FALLBACK_CHAT_TEMPLATE."
+def chat_prompt(tokenizer, messages: list[ChatMessage], template: str | None = None) -> list[int]:
+    "Token ids of the conversation, rendered by `template` (the server's --chat-template), the tokenizer's own or FALLBACK_CHAT_TEMPLATE."
     msgs = []
     for i, m in enumerate(messages):
         if isinstance(m.content, str): text = m.content
@@ -236,7 +236,7 @@ def chat_prompt(tokenizer, messages: list[ChatMessage]) -> list[int]:
         else: raise bad_request(f"messages[{i}].content parts must be {{'type': 'text', 'text': str}}; images and audio are not supported", f"messages.{i}.content")
         msgs.append({"role": "system" if m.role == "developer" else m.role, "content": text})
     if not msgs: raise bad_request("messages must hold at least one message", "messages")
-    template = None if getattr(tokenizer, "chat_template", None) else FALLBACK_CHAT_TEMPLATE
+    template = template or (None if getattr(tokenizer, "chat_template", None) else FALLBACK_CHAT_TEMPLATE)
     text = tokenizer.apply_chat_template(msgs, chat_template=template, add_generation_prompt=True, tokenize=False)
     return tokenizer.encode(text, add_special_tokens=False)
 
