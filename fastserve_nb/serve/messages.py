@@ -41,7 +41,7 @@ class TokenDelta:
         s, fin, p = out.seq, out.finished, out.seq.sampling_params
         plp = list(s.prompt_logprobs) if p.prompt_logprobs is not None and s.num_output_tokens == 1 else None
         return cls(out.token_id, out.text, fin, s.finish_reason if fin else None, s.num_prompt_tokens, queue_time(s) if fin else None,
-                   s.logprobs[-1] if p.logprobs is not None else None, plp)
+                   s.logprobs[-1] if p.logprobs is not None and s.logprobs else None, plp)
 
 # %% ../../nbs/05eb_messages.ipynb #0a5ffcb4
 @dataclass
