@@ -72,6 +72,7 @@ class Answer:
         self.choices = [Choice(p, e) for p, e in zip(prompts, echo or [""] * len(prompts))]
 
     def add(self, i: int, d: TokenDelta) -> Choice:
+        "Take delta `d` of choice `i`: its text, its token's log-probabilities, the prompt's on the first delta."
         c = self.choices[i]
         if d.prompt_logprobs is not None: c.ids += c.prompt_ids; c.entries += [None, *d.prompt_logprobs]
         if not self.score_only:
@@ -81,6 +82,7 @@ class Answer:
         return c
 
     def logprobs(self, c: Choice, ids, entries) -> dict | None:
+        "The `logprobs` of tokens `ids` of choice `c` in this endpoint's shape; None when none were asked (or none are new)."
         if self.n_top is None or not ids: return None
         if self.chat: return chat_logprobs(self.tok, ids, entries)
         lp = completion_logprobs(self.tok, ids, entries, c.offset)
