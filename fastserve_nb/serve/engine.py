@@ -84,6 +84,8 @@ class Completion:
     text: str
     finish_reason: str
     metrics: dict
+    logprobs: list | None = None           # per output token (log p, [(id, log p) top k]) when asked (05d_runner)
+    prompt_logprobs: list | None = None    # the same for prompt tokens 1.. when asked
 
 class LLMEngine:
     "Continuous batching over a paged KV cache, scheduled per iteration."
@@ -215,7 +217,9 @@ def generate(self: LLMEngine, prompts: list[str | list[int]], params: SamplingPa
 
 @patch
 def _completion(self: LLMEngine, s: Sequence) -> Completion:
-    return Completion(s.seq_id, s.prompt_token_ids, list(s.output_token_ids), s.text, s.finish_reason, request_metrics(s))
+    p = s.sampling_params
+    return Completion(s.seq_id, s.prompt_token_ids, list(s.output_token_ids), s.text, s.finish_reason, request_metrics(s),
+                      None if p.logprobs is None else list(s.logprobs), None if p.prompt_logprobs is None else list(s.prompt_logprobs))
 
 def _copy(p: SamplingParams) -> SamplingParams:
     return SamplingParams(**{k: (list(v) if isinstance(v, list) else v) for k, v in vars(p).items()})
