@@ -22,9 +22,10 @@ from .sequence import SamplingParams
 from .client import EngineClient
 from .messages import EngineDeadError, TokenDelta
 from .resources import AdmissionController
-from .config import ServeConfig
+from .config import ServeConfig, read_chat_template
 from .protocol import (APIError, bad_request, CompletionRequest, ChatCompletionRequest,
     FeedbackRequest, AdapterRequest, ExplainRequest, MAX_ID, loads_json, parse_request, sampling_params, chat_prompt)
+from .responses import Answer, echo_texts
 from .metrics import Metrics
 
 # %% auto #0
@@ -53,7 +54,7 @@ class _Request:
             for ids, p in zip(prompts, params): self.streams.append(await self.s.client.submit(ids, p))
         except ValueError as e:
             await self.close(); msg = str(e)
-            raise bad_request(msg, next((f for f in ("max_tokens", "temperature", "top_p", "top_k", "seed", "stop") if msg.startswith(f)), "prompt")) from None
+            raise bad_request(msg, next((f for f in ("max_tokens", "temperature", "top_p", "top_k", "seed", "stop", "logprobs") if msg.startswith(f)), "prompt")) from None
         except EngineDeadError as e:
             await self.close(); raise APIError(f"the engine is not available: {e}", 503) from None
         for ids in {tuple(i) for i in prompts}: self.usage["prompt_tokens"] += len(ids)
@@ -111,6 +112,7 @@ class _AppState:
     feedback_limiter: Any = None                       # RateLimiter of feedback rows per client
     started: float = field(default_factory=time.time)
     running: set = field(default_factory=set)          # the _Requests in flight
+    chat_template: str | None = None                   # the text of --chat-template, read at start
 
 def _too_large(limit: int, what: str) -> APIError: return APIError(f"the request body is over the limit of {limit} bytes ({what})", 413)
 
@@ -188,7 +190,7 @@ def build_app(client: EngineClient, cfg: ServeConfig, feedback=None) -> FastAPI:
     "The OpenAI-compatible FastAPI app over `client`."
     app = FastAPI(title="fastserve", version="0.1")
     st = app.state.fs = _AppState(client, cfg, Metrics(cfg.model_name), AdmissionController(cfg.max_num_seqs + cfg.max_queue_len), feedback,
-                                  RateLimiter(cfg.feedback_per_minute))
+                                  RateLimiter(cfg.feedback_per_minute), chat_template=cfg.chat_template and read_chat_template(cfg.chat_template))
 
     app.add_middleware(APIKeyMiddleware, key=cfg.api_key, admin_key=cfg.admin_key)     # the admin routes are closed without an admin key
 
@@ -230,7 +232,7 @@ def build_app(client: EngineClient, cfg: ServeConfig, feedback=None) -> FastAPI:
         req = parse_request(ChatCompletionRequest, await read_json(request, cfg))
         if req.max_tokens is not None and req.max_completion_tokens is not None and req.max_tokens != req.max_completion_tokens:
             raise bad_request("send max_completion_tokens or max_tokens, not two different values", "max_tokens")
-        return await _generate(request, st, req, [await asyncio.to_thread(chat_prompt, client.tokenizer, req.messages)], chat=True)
+        return await _generate(request, st, req, [await asyncio.to_thread(chat_prompt, client.tokenizer, req.messages, st.chat_template)], chat=True)
 
     _add_model_routes(app, st)
     return app
@@ -241,12 +243,18 @@ def _completion_prompts(req: CompletionRequest, tok, cfg: ServeConfig) -> list[l
     texts = [p] if isinstance(p, str) else p
     if not texts: raise bad_request("prompt must not be empty", "prompt")
     if len(texts) > cfg.max_prompts: raise bad_request(f"at most {cfg.max_prompts} prompts per request, got {len(texts)}", "prompt")
+    if all(isinstance(t, list) for t in texts):                      # a batch of token-id prompts
+        if not all(texts): raise bad_request("each prompt must hold at least one token", "prompt")
+        return [list(t) for t in texts]
     return [tok.encode(t, add_special_tokens=False) for t in texts]
 
 # %% ../../nbs/05f_api.ipynb #e0c9a890
 async def _generate(request: Request, st: _AppState, req, prompts: list[list[int]], chat: bool):
-    per_prompt = [sampling_params(req, st.cfg, st.client.vocab_size, room=st.client.max_model_len - len(ids)) for ids in prompts]
-    n = len(prompts) * req.n
+    per_prompt = [sampling_params(req, st.cfg, st.client.vocab_size, st.client.max_model_len - len(ids), st.client.generation_defaults) for ids in prompts]
+    n, echo = len(prompts) * req.n, bool(getattr(req, "echo", None))
+    texts = await asyncio.to_thread(echo_texts, req.prompt, prompts, st.client.tokenizer) if echo else None
+    ans = Answer(st.client.tokenizer, chat, per_prompt[0][0].logprobs, [ids for ids in prompts for _ in range(req.n)],
+                 [t for t in texts for _ in range(req.n)] if echo else None, score_only=echo and req.max_tokens == 0)
     if not st.admission.try_admit(n):
         st.metrics.inc("requests_rejected_total", reason="queue_full")
         raise APIError(f"the server is at its queue limit ({st.admission.limit} requests); retry later", 429,
@@ -257,40 +265,38 @@ async def _generate(request: Request, st: _AppState, req, prompts: list[list[int
     obj = "chat.completion" if chat else "text_completion"
     if req.stream:
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
-        return _Stream(_stream_frames(r, rid, created, obj, req.model, chat, include_usage), r.close)
-    work = asyncio.ensure_future(_collect(r, n))
+        return _Stream(_stream_frames(r, ans, rid, created, obj, req.model, include_usage), r.close)
+    work = asyncio.ensure_future(_collect(r, ans))
     watch = asyncio.ensure_future(_until_disconnect(request))
     try:
         await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
         if not work.done(): work.cancel(); raise APIError("the client disconnected", 400)
-        texts, reasons = work.result()
+        work.result()
     finally:
         watch.cancel(); await r.close()
-    choices = [{"index": i, "logprobs": None, "finish_reason": reasons[i],
-                **({"message": {"role": "assistant", "content": texts[i]}} if chat else {"text": texts[i]})} for i in range(n)]
-    usage = dict(r.usage, total_tokens=r.usage["prompt_tokens"] + r.usage["completion_tokens"])
-    return {"id": rid, "object": obj, "created": created, "model": req.model, "choices": choices, "usage": usage}
+    choices = await asyncio.to_thread(lambda: [ans.choice(i) for i in range(n)])     # token texts: the tokenizer, off the event loop
+    return {"id": rid, "object": obj, "created": created, "model": req.model, "choices": choices, "usage": _usage(r, ans)}
 
-async def _collect(r: _Request, n: int):
-    texts, reasons = [""] * n, [None] * n
+async def _collect(r: _Request, ans: Answer):
     try:
-        async for i, d in r.deltas():
-            texts[i] += d.text
-            if d.finished: reasons[i] = d.finish_reason
+        async for i, d in r.deltas(): ans.add(i, d)
     except EngineDeadError as e: raise APIError(f"the engine failed while generating: {e}", 503) from None
-    return texts, reasons
+
+def _usage(r: _Request, ans: Answer) -> dict:
+    "Token counts; a request that only scores its prompt generated nothing (its one engine step's token is dropped)."
+    done = 0 if ans.score_only else r.usage["completion_tokens"]
+    return dict(r.usage, completion_tokens=done, total_tokens=r.usage["prompt_tokens"] + done)
 
 # %% ../../nbs/05f_api.ipynb #7107fdcc
-async def _stream_frames(r: _Request, rid, created, obj, model, chat: bool, include_usage: bool):
+async def _stream_frames(r: _Request, ans: Answer, rid, created, obj, model, include_usage: bool):
+    chat = ans.chat
     chunk = lambda choices: {"id": rid, "object": obj + (".chunk" if chat else ""), "created": created, "model": model, "choices": choices}
     try:
         if chat: yield _sse(chunk([{"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None} for i in range(r.n)]))
         async for i, d in r.deltas():
-            if not d.text and not d.finished: continue
-            body = {"delta": {"content": d.text} if d.text else {}} if chat else {"text": d.text}
-            yield _sse(chunk([{"index": i, **body, "logprobs": None, "finish_reason": d.finish_reason if d.finished else None}]))
-        if include_usage:
-            yield _sse(dict(chunk([]), usage=dict(r.usage, total_tokens=r.usage["prompt_tokens"] + r.usage["completion_tokens"])))
+            c = await asyncio.to_thread(ans.chunk, i, d) if ans.n_top is not None else ans.chunk(i, d)   # token texts: off the event loop
+            if c is not None: yield _sse(chunk([c]))
+        if include_usage: yield _sse(dict(chunk([]), usage=_usage(r, ans)))
     except EngineDeadError as e: yield _sse(APIError(f"the engine failed while generating: {e}", 503).body())
     except APIError as e: yield _sse(e.body())
     finally: await r.close()

@@ -65,6 +65,7 @@ class EngineClient:
         self.pending: dict[int, concurrent.futures.Future] = {}        # request or call id -> its answer
         self.ids, self.lock, self.send_lock = itertools.count(), threading.Lock(), threading.Lock()
         self.last_stats, self.last_seen = {}, time.monotonic()
+        self.generation_defaults: dict = {}                              # the checkpoint's sampling settings, from `Ready`
 
     @property
     def is_alive(self) -> bool: return self.ready.is_set() and not self.draining and not self.closed
@@ -125,6 +126,7 @@ def _dispatch(self: EngineClient, msg):
         else: fut.set_exception(APIError(msg.value[1], msg.value[0]))
     elif isinstance(msg, Ready):
         self.info, self.vocab_size, self.max_model_len = msg, msg.vocab_size, msg.max_model_len
+        self.generation_defaults = dict(msg.generation_defaults or {})
         self.ready.set()
         log.info("engine loop %d ready: %s", self.generation, msg)
 

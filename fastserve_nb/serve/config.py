@@ -14,7 +14,7 @@ from .resources import POLICIES as KV_POLICIES
 
 # %% auto #0
 __all__ = ['SWITCH', 'PipelineConfig', 'EngineConfig', 'ServeConfig', 'switch', 'add_serve_args', 'config_from_args',
-           'check_config', 'FastPath', 'checkpoint_dtype', 'resolve_fast_path']
+           'check_config', 'ConfigFileError', 'read_chat_template', 'FastPath', 'checkpoint_dtype', 'resolve_fast_path']
 
 # %% ../../nbs/05db_config.ipynb #75133395
 @dataclass
@@ -69,6 +69,7 @@ class ServeConfig:
     api_key_file: str | None = None        # a file whose content is the API key (read at start, never on the command line)
     admin_key: str | None = None           # /v1/adapters and GET /v1/feedback need `Authorization: Bearer <admin key>` (not the API key); unset, they answer 403
     admin_key_file: str | None = None      # a file whose content is the admin key (prefer it or FASTSERVE_ADMIN_KEY to the flag)
+    chat_template: str | None = None       # a Jinja file that renders chat messages in place of the tokenizer's template (read at start)
     policy: str = SchedulerConfig.policy   # scheduler: mlfq (FastServe skip-join MLFQ) | fcfs (vLLM) | srpt (oracle) | rank (shortest predicted answer first; the server predicts max_tokens)
     quantize: str | None = None            # weight-only int8 or int4 (01a_quantization)
     device: str | None = None              # cpu | cuda | cuda:N (default: cuda when there is one)
@@ -230,8 +231,21 @@ def check_config(cfg: ServeConfig) -> ServeConfig:
         if not host or not port.isdigit() or not 0 < int(port) < 65536: raise ValueError(f"pp_listen must be HOST:PORT, got {cfg.pp_listen!r}")
         if len(os.environ.get("FASTSERVE_STAGE_KEY", "")) < 16:
             raise ValueError("pp_listen needs FASTSERVE_STAGE_KEY: a shared secret of at least 16 characters, given to the server and every stage")
+    if cfg.chat_template is not None: read_chat_template(cfg.chat_template)
     cfg.engine_config()                                   # the parts check the rest: quanta, swap order, reserve, ...
     return cfg
+
+class ConfigFileError(ValueError):
+    "A file the configuration names cannot be used: the server refuses it in one line, with no usage block."
+
+def read_chat_template(path: str) -> str:
+    "The Jinja text of chat template file `path`; ConfigFileError when it cannot be read or is not a template."
+    import jinja2
+    try: text = open(path, encoding="utf-8").read()
+    except (OSError, UnicodeDecodeError) as e: raise ConfigFileError(f"chat_template {path!r} cannot be read: {e}") from None
+    try: jinja2.Environment(extensions=["jinja2.ext.loopcontrols"]).parse(text)
+    except jinja2.TemplateSyntaxError as e: raise ConfigFileError(f"chat_template {path!r} is not a Jinja template: {e.message} (line {e.lineno})") from None
+    return text
 
 # %% ../../nbs/05db_config.ipynb #79d8eb02
 @dataclass(frozen=True)

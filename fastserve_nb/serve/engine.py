@@ -84,6 +84,8 @@ class Completion:
     text: str
     finish_reason: str
     metrics: dict
+    logprobs: list | None = None           # per output token (log p, [(id, log p) top k]) when asked (05d_runner)
+    prompt_logprobs: list | None = None    # the same for prompt tokens 1.. when asked
 
 class LLMEngine:
     "Continuous batching over a paged KV cache, scheduled per iteration."
@@ -137,6 +139,9 @@ def make_sequence(self: LLMEngine, prompt: str | list[int], params: SamplingPara
                          f"of {c.block_size} tokens: lower max_tokens or shorten the prompt")
     if max(ids) >= self.model.config.vocab_size or min(ids) < 0:
         raise ValueError(f"token ids must lie in [0, {self.model.config.vocab_size}), got {min(ids)}..{max(ids)}")
+    p = seq.sampling_params
+    if (p.logprobs is not None or p.prompt_logprobs is not None) and not getattr(self.runner, "supports_logprobs", False):
+        raise ValueError(f"logprobs are not reported by this engine's {type(self.runner).__name__} (pipeline stages do not carry them)")
     return seq
 
 @patch
@@ -212,7 +217,9 @@ def generate(self: LLMEngine, prompts: list[str | list[int]], params: SamplingPa
 
 @patch
 def _completion(self: LLMEngine, s: Sequence) -> Completion:
-    return Completion(s.seq_id, s.prompt_token_ids, list(s.output_token_ids), s.text, s.finish_reason, request_metrics(s))
+    p = s.sampling_params
+    return Completion(s.seq_id, s.prompt_token_ids, list(s.output_token_ids), s.text, s.finish_reason, request_metrics(s),
+                      None if p.logprobs is None else list(s.logprobs), None if p.prompt_logprobs is None else list(s.prompt_logprobs))
 
 def _copy(p: SamplingParams) -> SamplingParams:
     return SamplingParams(**{k: (list(v) if isinstance(v, list) else v) for k, v in vars(p).items()})
@@ -251,7 +258,7 @@ class EngineLoop:
         self.send_stats()                                 # before Ready: a healthy server already has its gauges
         e = self.eng
         self.conn.send(Ready(os.getpid(), e.model.config.vocab_size, e.config.num_blocks, e.config.max_model_len,
-                             getattr(e.tokenizer, "name_or_path", None)))
+                             getattr(e.tokenizer, "name_or_path", None), dict(getattr(e.model.config, "generation_defaults", None) or {})))
         while not (self.stopping and not self.eng.has_unfinished()):
             self.receive(0 if self.eng.has_unfinished() else 0.05)
             self.before_step()

@@ -113,8 +113,10 @@ def _lookup(self: BlockManager, h: int | None, token_ids) -> int | None:
 # %% ../../nbs/05b_kv_cache.ipynb #6da4714e
 @patch
 def _prefix_hits(self: BlockManager, seq: Sequence) -> list[int]:
-    "Cached blocks matching the sequence's leading full blocks (first allocation only; never the last token's block)."
-    if not self.enable_prefix_caching or seq.block_table or seq.host_block_table or seq.num_computed_tokens: return []
+    """Cached blocks matching the sequence's leading full blocks (first allocation only; never the last token's block;
+    none for a request that scores its prompt: the runner must compute every prompt position)."""
+    if not self.enable_prefix_caching or seq.sampling_params.prompt_logprobs is not None: return []
+    if seq.block_table or seq.host_block_table or seq.num_computed_tokens: return []
     B, h, hits = self.block_size, self.hash_salt, []
     for i in range((seq.num_tokens - 1) // B):
         toks = tuple(seq.token_ids[i * B:(i + 1) * B])

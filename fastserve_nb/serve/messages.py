@@ -32,12 +32,16 @@ class TokenDelta:
     finish_reason: str | None = None       # "stop" | "length" | "abort" on the last delta
     num_prompt_tokens: int = 0
     queue_time: float | None = None        # arrival to first scheduling (s), on the last delta
+    logprob: tuple | None = None           # (log p of this token, [(id, log p) of the top k]) when the request asked
+    prompt_logprobs: list | None = None    # on the first delta of a request scoring its prompt: one such pair per prompt token 1..
 
     @classmethod
     def of(cls, out) -> TokenDelta:
-        "The delta of one engine `StepOutput`: finish reason and queue time on the last one only."
-        s, fin = out.seq, out.finished
-        return cls(out.token_id, out.text, fin, s.finish_reason if fin else None, s.num_prompt_tokens, queue_time(s) if fin else None)
+        "The delta of one engine `StepOutput`: finish reason and queue time on the last one, prompt log-probabilities on the first."
+        s, fin, p = out.seq, out.finished, out.seq.sampling_params
+        plp = list(s.prompt_logprobs) if p.prompt_logprobs is not None and s.num_output_tokens == 1 else None
+        return cls(out.token_id, out.text, fin, s.finish_reason if fin else None, s.num_prompt_tokens, queue_time(s) if fin else None,
+                   s.logprobs[-1] if p.logprobs is not None and s.logprobs else None, plp)
 
 # %% ../../nbs/05eb_messages.ipynb #0a5ffcb4
 @dataclass
@@ -72,6 +76,7 @@ class Ready:
     num_blocks: int
     max_model_len: int
     tokenizer_path: str | None = None      # the checkpoint folder, for an API process that loads the tokenizer itself
+    generation_defaults: dict | None = None  # the checkpoint's sampling settings (generation_config.json): defaults for requests
 
 @dataclass
 class Stats:

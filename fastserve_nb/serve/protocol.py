@@ -12,14 +12,14 @@ from typing import Any, Literal
 from starlette.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .sequence import SamplingParams
+from .sequence import SamplingParams, MAX_LOGPROBS
 from .config import ServeConfig
 
 # %% auto #0
 __all__ = ['log', 'MAX_JSON_DEPTH', 'NEUTRAL', 'FALLBACK_CHAT_TEMPLATE', 'MAX_TEXT', 'MAX_ID', 'ADAPTER_VERSION', 'APIError',
            'bad_request', 'json_depth', 'invalid_text', 'loads_json', 'StreamOptions', 'CompletionRequest',
-           'ChatMessage', 'ChatCompletionRequest', 'parse_request', 'sampling_params', 'chat_prompt', 'FeedbackRequest',
-           'AdapterRequest', 'ExplainRequest']
+           'ChatMessage', 'ChatCompletionRequest', 'parse_request', 'logprobs_asked', 'sampling_params', 'chat_prompt',
+           'FeedbackRequest', 'AdapterRequest', 'ExplainRequest']
 
 # %% ../../nbs/05ea_protocol.ipynb #bbf4655c
 log = logging.getLogger(__name__)
@@ -112,12 +112,12 @@ class _Sampling(_Strict):
     min_p: float | None = None
     min_tokens: int | None = None
     logit_bias: dict[str, float] | None = None   # OpenAI writes token ids as strings: {"50256": -100}
-    logprobs: bool | int | None = None
 
 class CompletionRequest(_Sampling):
-    prompt: str | list[str] | list[int]
+    prompt: str | list[str] | list[int] | list[list[int]]
     max_tokens: int | None = 16
-    echo: bool | None = None
+    logprobs: int | None = None                  # k: log p of each token and of the k most likely, k in [0, 20]
+    echo: bool | None = None                     # the prompt before the completion (and its log-probabilities)
     best_of: int | None = None
     suffix: str | None = None
 
@@ -130,7 +130,8 @@ class ChatCompletionRequest(_Sampling):
     messages: list[ChatMessage]
     max_tokens: int | None = None
     max_completion_tokens: int | None = None
-    top_logprobs: int | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None              # k in [0, 20], with logprobs=true
     tools: list | None = None
     tool_choice: str | dict | None = None
     parallel_tool_calls: bool | None = None
@@ -138,8 +139,7 @@ class ChatCompletionRequest(_Sampling):
     function_call: str | dict | None = None
     response_format: dict | None = None
 
-NEUTRAL = {"logprobs": (None, False), "echo": (None, False), "best_of": (None, 1), "suffix": (None,),
-           "top_logprobs": (None, 0), "tools": (None, []), "tool_choice": (None, "none"), "functions": (None, []),
+NEUTRAL = {"best_of": (None, 1), "suffix": (None,), "tools": (None, []), "tool_choice": (None, "none"), "functions": (None, []),
            "function_call": (None, "none"), "parallel_tool_calls": (None, False, True),
            "response_format": (None, {"type": "text"})}
 
@@ -167,21 +167,37 @@ def _short(v, n: int = 60) -> str:
     return s if len(s) <= n else s[:n] + "…"
 
 # %% ../../nbs/05ea_protocol.ipynb #4ee131ca
-def sampling_params(req: CompletionRequest | ChatCompletionRequest, cfg: ServeConfig, vocab_size: int, room: int | None = None) -> list[SamplingParams]:
-    "One `SamplingParams` per choice (n of them; seeds seed, seed+1, ...); raises APIError naming a bad field. `room`: context left after the prompt."
+def logprobs_asked(req: CompletionRequest | ChatCompletionRequest) -> int | None:
+    "How many alternatives each token's log-probabilities list (None: none asked); APIError naming a bad field."
+    if isinstance(req, CompletionRequest):
+        if req.logprobs is not None and not 0 <= req.logprobs <= MAX_LOGPROBS:
+            raise bad_request(f"logprobs must be in [0, {MAX_LOGPROBS}], got {req.logprobs}", "logprobs")
+        return req.logprobs
+    if req.top_logprobs is not None and not 0 <= req.top_logprobs <= MAX_LOGPROBS:
+        raise bad_request(f"top_logprobs must be in [0, {MAX_LOGPROBS}], got {req.top_logprobs}", "top_logprobs")
+    if req.top_logprobs and not req.logprobs:
+        raise bad_request(f"top_logprobs={req.top_logprobs} needs logprobs=true", "top_logprobs")
+    return (req.top_logprobs or 0) if req.logprobs else None
+
+def sampling_params(req: CompletionRequest | ChatCompletionRequest, cfg: ServeConfig, vocab_size: int, room: int | None = None,
+                    defaults: dict | None = None) -> list[SamplingParams]:
+    """One `SamplingParams` per choice (n of them; seeds seed, seed+1, ...); raises APIError naming a bad field. `room`: context
+    left after the prompt; `defaults`: the checkpoint's sampling settings (its generation_config.json) for fields left out."""
+    g = defaults or {}
     if req.model != cfg.model_name: raise APIError(f"model {req.model!r} does not exist; this server serves {cfg.model_name!r}", 404, "model")
     if not 1 <= req.n <= cfg.max_n: raise bad_request(f"n must be in [1, {cfg.max_n}], got {req.n}", "n")
     key = "max_completion_tokens" if getattr(req, "max_completion_tokens", None) is not None else "max_tokens"
     max_tokens = getattr(req, key)
     if max_tokens is None: max_tokens = max(1, cfg.max_model_len if room is None else room)    # null: the rest of the context
-    if max_tokens < 1: raise bad_request(f"{key} must be ≥ 1, got {max_tokens}", key)
-    t = 1.0 if req.temperature is None else req.temperature
+    echo = bool(getattr(req, "echo", None))
+    if max_tokens < 1 - echo: raise bad_request(f"{key} must be ≥ {1 - echo}, got {max_tokens}", key)   # echo + 0: score the prompt
+    t = g.get("temperature", 1.0) if req.temperature is None else req.temperature
     if not 0 <= t <= 2: raise bad_request(f"temperature must be in [0, 2], got {t}", "temperature")
     stop = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
     if len(stop) > cfg.max_stop or any(not s or len(s) > 256 for s in stop):
         raise bad_request(f"stop must be ≤ {cfg.max_stop} non-empty strings of ≤ 256 characters, got {_short(req.stop)}", "stop")
     if req.seed is not None and not 0 <= req.seed < 2 ** 63: raise bad_request(f"seed must be in [0, 2^63), got {req.seed}", "seed")
-    top_k = 0 if req.top_k in (None, -1) else req.top_k
+    top_k = min(g.get("top_k", 0), vocab_size) if req.top_k is None else 0 if req.top_k == -1 else req.top_k
     if not 0 <= top_k <= vocab_size: raise bad_request(f"top_k must be -1, 0 (off) or in [1, {vocab_size}], got {req.top_k}", "top_k")
     stop_ids = list(req.stop_token_ids or [])
     if any(not 0 <= i < vocab_size for i in stop_ids): raise bad_request(f"stop_token_ids must lie in [0, {vocab_size}), got {stop_ids}", "stop_token_ids")
@@ -191,14 +207,17 @@ def sampling_params(req: CompletionRequest | ChatCompletionRequest, cfg: ServeCo
             raise bad_request(f"logit_bias keys must be token ids in [0, {vocab_size}) written as decimal strings, got {_short(k)}", "logit_bias")
         bias[int(k)] = v
     opt = lambda v, default: default if v is None else v
+    n_top = logprobs_asked(req)
+    if n_top is not None and cfg.pp > 1: raise bad_request(f"logprobs are not reported with pipeline stages (pp={cfg.pp}); serve with pp=1", "logprobs")
     out = []
     for i in range(req.n):
-        p = SamplingParams(max_tokens=max_tokens, temperature=t if t >= 1e-5 else 0.0, top_k=top_k,
-                           top_p=1.0 if req.top_p is None else req.top_p, seed=None if req.seed is None else req.seed + i,
+        p = SamplingParams(max_tokens=max(1, max_tokens), temperature=t if t >= 1e-5 else 0.0, top_k=top_k,
+                           top_p=opt(req.top_p, g.get("top_p", 1.0)), seed=None if req.seed is None else req.seed + i,
                            stop=list(stop), stop_token_ids=list(stop_ids), ignore_eos=req.ignore_eos,
                            presence_penalty=opt(req.presence_penalty, 0.0), frequency_penalty=opt(req.frequency_penalty, 0.0),
-                           repetition_penalty=opt(req.repetition_penalty, 1.0), min_p=opt(req.min_p, 0.0),
-                           min_tokens=opt(req.min_tokens, 0), logit_bias=dict(bias) or None)
+                           repetition_penalty=opt(req.repetition_penalty, g.get("repetition_penalty", 1.0)), min_p=opt(req.min_p, 0.0),
+                           min_tokens=opt(req.min_tokens, 0), logit_bias=dict(bias) or None,
+                           logprobs=n_top, prompt_logprobs=n_top if echo else None)
         try: out.append(p.validate())
         except ValueError as e: raise bad_request(str(e), str(e).split()[0]) from None
     return out
@@ -207,8 +226,8 @@ def sampling_params(req: CompletionRequest | ChatCompletionRequest, cfg: ServeCo
 FALLBACK_CHAT_TEMPLATE = ("{% for m in messages %}{{ m['role'] | capitalize }}: {{ m['content'] }}\n{% endfor %}"
                           "{% if add_generation_prompt %}Assistant:{% endif %}")
 
-def chat_prompt(tokenizer, messages: list[ChatMessage]) -> list[int]:
-    "Token ids of the conversation, rendered by the tokenizer's chat template or FALLBACK_CHAT_TEMPLATE."
+def chat_prompt(tokenizer, messages: list[ChatMessage], template: str | None = None) -> list[int]:
+    "Token ids of the conversation, rendered by `template` (the server's --chat-template), the tokenizer's own or FALLBACK_CHAT_TEMPLATE."
     msgs = []
     for i, m in enumerate(messages):
         if isinstance(m.content, str): text = m.content
@@ -217,7 +236,7 @@ def chat_prompt(tokenizer, messages: list[ChatMessage]) -> list[int]:
         else: raise bad_request(f"messages[{i}].content parts must be {{'type': 'text', 'text': str}}; images and audio are not supported", f"messages.{i}.content")
         msgs.append({"role": "system" if m.role == "developer" else m.role, "content": text})
     if not msgs: raise bad_request("messages must hold at least one message", "messages")
-    template = None if getattr(tokenizer, "chat_template", None) else FALLBACK_CHAT_TEMPLATE
+    template = template or (None if getattr(tokenizer, "chat_template", None) else FALLBACK_CHAT_TEMPLATE)
     text = tokenizer.apply_chat_template(msgs, chat_template=template, add_generation_prompt=True, tokenize=False)
     return tokenizer.encode(text, add_special_tokens=False)
 

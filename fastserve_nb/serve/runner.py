@@ -18,7 +18,7 @@ from fastcore.basics import patch
 
 from ..core import Decoder, attention, sample, compile_ops
 from .kernels import flash_decode, prefill_attention, prefill_plan, triton
-from .sampling import process_logits
+from .sampling import process_logits, batch_logprobs
 
 # %% auto #0
 __all__ = ['log', 'block_runs', 'KVPool', 'paged_decode_reference', 'paged_decode', 'BatchMeta', 'PagedAttention', 'ModelRunner',
@@ -121,6 +121,7 @@ class BatchMeta:
     block_tables: torch.Tensor | None = None      # (B_dec, max_blocks) for decode rows
     context_lens: torch.Tensor | None = None      # (B_dec,)
     plans: dict = field(default_factory=dict)     # window (None: full) -> `prefill_plan` of the prefills, made once
+    logit_rows: list = field(default_factory=list)  # flat rows whose logits are wanted too (prompt log-probabilities)
 
 class PagedAttention:
     "The `KVCache` the decoder sees during one iteration: writes new k, v into slots, attends through block tables."
@@ -158,6 +159,7 @@ class ModelRunner:
         if cuda_graphs and self.device.type == "cuda": self.capture_graphs(max_graph_batch)
 
     max_in_flight = 1            # `submit` computes at once: a second iteration in flight could only split the batch
+    supports_logprobs = True     # `execute` reports log-probabilities to the sequences that ask (`SamplingParams.logprobs`)
 
 # %% ../../nbs/05d_runner.ipynb #1c85bb41
 @patch
@@ -208,7 +210,7 @@ def run_model(self: ModelRunner, x, pos, meta) -> torch.Tensor:
     h = self._hidden(x, pos)                                     # (1, T, d)
     last = [end - 1 for _, end, _, _ in meta.prefills]
     last += range(meta.num_prefill_tokens, x.shape[1])
-    return self.compute_logits(h, last)                          # (R, V)
+    return self.compute_logits(h, last + meta.logit_rows)        # (R + len(logit_rows), V)
 
 @patch
 def _hidden(self: ModelRunner, x, pos):
@@ -228,7 +230,11 @@ def execute(self: ModelRunner, entries, swap_out=(), swap_in=()) -> dict[int, in
     self.pool.swap(list(swap_out), list(swap_in), wait=False)   # copies overlap compute that does not need them
     if not entries: return {}
     if self.pool.in_flight: self.pool.wait_for({b for s, _ in entries for b in s.block_table})
-    return self.next_tokens(entries, *self.forward(entries))
+    ids, pos, meta, order = self.prepare(entries)
+    asks = self.prompt_logprob_rows(order, meta)
+    logits = self.run_model(ids, pos, meta)                    # (R + prompt rows, V)
+    if asks: self.record_prompt_logprobs(asks, logits[len(order):])
+    return self.next_tokens(entries, order, logits[:len(order)])
 
 @patch
 def next_tokens(self: ModelRunner, entries, order, logits) -> dict[int, int | None]:
@@ -236,7 +242,12 @@ def next_tokens(self: ModelRunner, entries, order, logits) -> dict[int, int | No
     n_of = {s.seq_id: n for s, n in entries}
     done = [s.num_computed_tokens + n_of[s.seq_id] >= s.num_tokens for s in order]
     if not all(done): logits = logits[torch.tensor(done, device=logits.device)]
-    toks = self.sample([s for s, d in zip(order, done) if d], logits)
+    seqs = [s for s, d in zip(order, done) if d]
+    toks = self.sample(seqs, logits)
+    asks = [i for i, s in enumerate(seqs) if s.sampling_params.logprobs is not None]
+    if asks:                                                    # of the raw logits: the model's distribution
+        got = batch_logprobs(logits[asks], [toks[i] for i in asks], [seqs[i].sampling_params.logprobs for i in asks])
+        for i, lp in zip(asks, got): seqs[i].logprobs.append(lp)
     it = iter(toks)
     return {s.seq_id: (next(it) if d else None) for s, d in zip(order, done)}
 
@@ -260,6 +271,26 @@ def sample(self: ModelRunner, seqs, logits) -> list[int]:
                 g = s.generator = torch.Generator(self.device).manual_seed(p.seed)
             out[i] = int(sample(logits[i:i + 1], p.temperature, p.top_k, p.top_p, g))
     return out
+
+# %% ../../nbs/05d_runner.ipynb #7505cd76
+@patch
+def prompt_logprob_rows(self: ModelRunner, order, meta: BatchMeta) -> list:
+    "(seq, prompt positions t it gets log p of) for the prefill chunks that ask; their flat rows t - 1 go to `meta.logit_rows`."
+    asks = []
+    for s, (start, end, b, _) in zip(order, meta.prefills):        # prefill rows come first in `order`
+        if s.sampling_params.prompt_logprobs is None: continue
+        a = b - (end - start)                                      # the chunk holds positions a .. b-1
+        ts = range(max(a + 1, len(s.prompt_logprobs) + 1), min(b, s.num_prompt_tokens - 1) + 1)
+        if ts: asks.append((s, ts)); meta.logit_rows += [start + t - 1 - a for t in ts]
+    return asks
+
+@patch
+def record_prompt_logprobs(self: ModelRunner, asks, logits):
+    "Append to each asking sequence's `prompt_logprobs` from the logits (E, V) of `meta.logit_rows`, in their order."
+    got = iter(batch_logprobs(logits, [s.token_ids[t] for s, ts in asks for t in ts],
+                              [s.sampling_params.prompt_logprobs for s, ts in asks for _ in ts]))
+    for s, ts in asks: s.prompt_logprobs += [next(got) for _ in ts]
+
 
 # %% ../../nbs/05d_runner.ipynb #9b79a3bf
 @runtime_checkable

@@ -13,7 +13,7 @@ import torch
 from .sequence import SamplingParams
 
 # %% auto #0
-__all__ = ['apply_penalties', 'apply_bias', 'ban', 'min_p_filter', 'process_logits']
+__all__ = ['apply_penalties', 'apply_bias', 'ban', 'min_p_filter', 'batch_logprobs', 'process_logits']
 
 # %% ../../nbs/05ab_sampling.ipynb #d96a0148
 def apply_penalties(logits, prompt_ids, output_ids, presence: float = 0.0, frequency: float = 0.0, repetition: float = 1.0):
@@ -47,6 +47,19 @@ def min_p_filter(logits, min_p: float, temperature: float):
     "Drop tokens whose probability at `temperature` is below `min_p` times the most likely token's."
     if min_p <= 0 or temperature <= 0: return logits
     return logits.masked_fill(logits < logits.max() + temperature * math.log(min_p), float("-inf"))
+
+# %% ../../nbs/05ab_sampling.ipynb #5d336cac
+def batch_logprobs(logits, chosen, ks: list[int]) -> list[tuple[float, list[tuple[int, float]]]]:
+    "For each row r of raw logits (R, V): log p of `chosen[r]` and the `ks[r]` most likely (token, log p), most likely first."
+    lp = torch.log_softmax(logits.float(), -1)                                        # (R, V)
+    chosen = torch.as_tensor(chosen, device=lp.device, dtype=torch.long).view(-1, 1)  # (R, 1)
+    got = lp.gather(1, chosen)[:, 0].tolist()                                          # (R,)
+    k = max(ks, default=0)
+    if k == 0: return [(g, []) for g in got]
+    top = lp.topk(min(k, lp.shape[-1]), -1)                                            # (R, k) values and indices
+    ids, vals = top.indices.tolist(), top.values.tolist()
+    return [(g, list(zip(i[:kr], v[:kr]))) for g, i, v, kr in zip(got, ids, vals, ks)]
+
 
 # %% ../../nbs/05ab_sampling.ipynb #c527e211
 def process_logits(logits, p: SamplingParams, prompt_ids, output_ids, stop_ids=()):

@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 from enum import Enum, auto
 
 # %% auto #0
-__all__ = ['SamplingParams', 'SequenceStatus', 'Sequence']
+__all__ = ['MAX_LOGPROBS', 'SamplingParams', 'SequenceStatus', 'Sequence']
 
 # %% ../../nbs/05a_sequence.ipynb #8d5a1582
+MAX_LOGPROBS = 20                         # the most alternatives a request may ask log-probabilities of (vLLM's default limit)
+
 @dataclass
 class SamplingParams:
     "How one request samples and when it stops (OpenAI / vLLM names)."
@@ -31,6 +33,8 @@ class SamplingParams:
     min_p: float = 0.0                    # drop tokens below min_p x the top token's probability
     logit_bias: dict[int, float] | None = None   # token id -> added to its logit, in [-100, 100]
     min_tokens: int = 0                   # no EOS / stop token before this many output tokens
+    logprobs: int | None = None           # report each output token's log-probability and the top `logprobs` others
+    prompt_logprobs: int | None = None    # the same for every prompt token after the first (skips the prefix cache)
 
     def validate(self) -> "SamplingParams":
         "Raise `ValueError` naming the bad field, its value and what is allowed; return `self` when all is well."
@@ -57,6 +61,9 @@ class SamplingParams:
         b = self.logit_bias
         if b is not None and not (isinstance(b, dict) and len(b) <= 300 and all(is_int(t) and t >= 0 and num(v) and -100 <= v <= 100 for t, v in b.items())):
             bad("logit_bias", "a map of at most 300 token ids (integers ≥ 0) to numbers in [-100, 100]")
+        for k in ("logprobs", "prompt_logprobs"):
+            v = getattr(self, k)
+            if v is not None and not (is_int(v) and 0 <= v <= MAX_LOGPROBS): bad(k, f"None or an integer in [0, {MAX_LOGPROBS}]")
         return self
 
     @property
@@ -104,6 +111,8 @@ class Sequence:
         self.prefix_offset = self.read_offset = 0             # output tokens before the detokenizer's window / already read
         self.emitted = 0                                      # characters of `text` already streamed to the client
         self.generator = None                                 # the runner's seeded random generator, made when `seed` is set
+        self.logprobs: list = []                              # per output token (logprob, [(id, logprob) top-k]), when asked
+        self.prompt_logprobs: list = []                       # the same for prompt tokens 1.., filled during prefill, when asked
 
     def __len__(self): return len(self.token_ids)
     def __repr__(self):

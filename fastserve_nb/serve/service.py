@@ -11,7 +11,7 @@ from pathlib import Path
 
 import uvicorn
 
-from .config import ServeConfig, add_serve_args, config_from_args
+from .config import ServeConfig, ConfigFileError, add_serve_args, config_from_args
 from .api import build_app, end_requests
 from .guard import guard_kwargs
 from .supervisor import WorkerClient
@@ -81,6 +81,9 @@ def serve_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -
     """Check the flags (argparse's error on a bad one) and the checkpoint (one line and exit status 2 for an architecture
     the decoder does not implement, before any worker starts), then serve: `fastserve serve` and `python -m` both."""
     try: cfg = config_from_args(args)
+    except ConfigFileError as e:                                  # a file it names (--chat-template): one line, no usage block
+        print(f"{parser.prog}: {e}", file=sys.stderr)
+        return 2
     except ValueError as e: parser.error(str(e))
     config = Path(cfg.model).expanduser() / "config.json"         # a checkpoint folder ('tiny' and hub ids are checked on load)
     if config.is_file():
