@@ -37,7 +37,7 @@ if triton is not None:
     def _flash_decode_kernel(Q, K, V, O, ML, BT, CTX, scale, stride_qb, stride_qh, stride_kb, stride_ks, stride_kh,
                              stride_btb, blocks_per_split, S, G: tl.constexpr, GP: tl.constexpr, D: tl.constexpr,
                              BS: tl.constexpr, TILE: tl.constexpr, DIRECT: tl.constexpr, PRECISION: tl.constexpr,
-                             WINDOW: tl.constexpr, SOFTCAP: tl.constexpr):
+                             WINDOW: tl.constexpr, SOFTCAP: tl.constexpr, CAP: tl.constexpr):
         b, kh, sp = tl.program_id(0), tl.program_id(1), tl.program_id(2)   # (sequence, kv head, split of the context)
         ctx = tl.load(CTX + b)
         lo = sp * blocks_per_split * BS                                     # this split's tokens: [lo, hi)
@@ -59,7 +59,7 @@ if triton is not None:
             off = blk[:, None] * stride_kb + (tok % BS)[:, None] * stride_ks + kh * stride_kh + d[None, :]
             k = tl.load(K + off, mask=valid[:, None], other=0.0)                                     # (TILE, D)
             sc = tl.dot(q, tl.trans(k), input_precision=PRECISION).to(tl.float32) * scale            # (GP, TILE)
-            if SOFTCAP: sc = SOFTCAP * (2.0 * tl.sigmoid(2.0 * sc / SOFTCAP) - 1.0)                   # c·tanh(s/c)
+            if CAP: sc = SOFTCAP * (2.0 * tl.sigmoid(2.0 * sc / SOFTCAP) - 1.0)                   # c·tanh(s/c)
             sc = tl.where(valid[None, :], sc, float("-inf"))
             m_new = tl.maximum(m, tl.max(sc, 1))
             p = tl.exp(sc - m_new[:, None])
@@ -96,7 +96,7 @@ def flash_decode(q, k_cache, v_cache, block_tables, context_lens, splits: int | 
     q, out = q.contiguous(), torch.empty_like(q)
     kw = dict(G=h // hkv, GP=max(16, triton.next_power_of_2(h // hkv)), D=D, BS=BS, TILE=max(tile, BS),
               PRECISION="ieee" if q.dtype == torch.float32 else "tf32",          # fp32 stays exact
-              WINDOW=window or 0, SOFTCAP=float(softcap_c or 0.0))                # 0: compiled out
+              WINDOW=window or 0, SOFTCAP=float(softcap_c or 0.0), CAP=bool(softcap_c))                # 0: compiled out
     args = (context_lens, 1.0 / math.sqrt(D), q.stride(0), q.stride(1), k_cache.stride(0), k_cache.stride(1),
             k_cache.stride(2), block_tables.stride(0), math.ceil(width / splits), splits)
     if splits == 1:
