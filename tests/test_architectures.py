@@ -10,8 +10,8 @@ import pytest
 import torch
 import transformers
 
-from fastserve_nb.core import (ContiguousKVCache, ModelConfig, UnsupportedModelError, check_architecture,
-                               from_pretrained, generate_ids, save_pretrained)
+from fastserve_nb.core import ContiguousKVCache, ModelConfig, UnsupportedModelError, check_architecture, generate_ids
+from fastserve_nb.pretrained import from_pretrained, save_pretrained
 
 V, T, W = 96, 24, 8          # vocab, test sequence length, sliding window (shorter than T so that windows matter)
 COMMON = dict(vocab_size=V, hidden_size=64, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4,

@@ -6,8 +6,8 @@ A module importing itself (a `__main__` block that finds its own functions for s
 
 The layers, lowest first; a module may import its own layer and the layers below it, never above:
 
-0. foundation — `fastserve_nb` (the package's `__init__`), `core`, `corpus`, `tiny` (chapter 00). `core` imports
-   no chapter, no `serve`, no CLI.
+0. foundation — `fastserve_nb` (the package's `__init__`), `architectures`, `core`, `pretrained`, `corpus`, `tiny`
+   (chapter 00). `core` imports no chapter, no `serve`, no CLI.
 1. chapters 01–04 — `compress/`, `parallel/`, `finetune/`, `explain/`. Each imports the foundation and its own
    sub-package only: the chapters are building blocks, each usable alone, so no chapter imports another.
 2. `serve/` (chapter 05) — the foundation, `serve/` itself, and only these chapter modules, which the server reuses
@@ -26,7 +26,8 @@ import pytest
 
 ROOT = Path(__file__).parent.parent
 PKG = ROOT / "fastserve_nb"
-FOUNDATION = {"fastserve_nb", "fastserve_nb.architectures", "fastserve_nb.core", "fastserve_nb.corpus", "fastserve_nb.tiny"}
+FOUNDATION = {"fastserve_nb", "fastserve_nb.architectures", "fastserve_nb.core", "fastserve_nb.corpus", "fastserve_nb.pretrained",
+              "fastserve_nb.tiny"}
 CHAPTERS = ("compress", "parallel", "finetune", "explain")
 SERVE_USES = {"fastserve_nb.compress.quantization", "fastserve_nb.finetune.lora", "fastserve_nb.finetune.training",
               "fastserve_nb.explain.attention", "fastserve_nb.explain.patching", "fastserve_nb.parallel.sharding",

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 def load_engine(cfg: ServeConfig):
     "(engine, KV budget, KV plan) for `cfg`."
     import torch
-    from fastserve_nb.core import load_model, resolve
+    from fastserve_nb.pretrained import load_model, resolve
     from fastserve_nb.serve.engine import LLMEngine
     from fastserve_nb.serve.resources import plan_kv_pool, KVBudget
     if cfg.num_threads: torch.set_num_threads(cfg.num_threads)   # on a shared CPU, more threads than cores is many times slower
