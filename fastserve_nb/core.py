@@ -14,8 +14,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .architectures import (ARCHITECTURES, VARIANTS, UnsupportedModelError, check_architecture, hf_config, to_hf_config,
-                                        rope_inv_freq, softcap, ScaledEmbedding, check_cache)
+from .registry import ARCHITECTURES, VARIANTS, UnsupportedModelError
+from .architectures import check_architecture, hf_config, to_hf_config, rope_inv_freq, softcap, ScaledEmbedding, check_cache
 
 # %% auto #0
 __all__ = ['OPS', 'ModelConfig', 'rms_norm', 'RMSNorm', 'rotate_half', 'apply_rope', 'swiglu', 'geglu', 'Ops', 'compile_ops',
@@ -24,7 +24,7 @@ __all__ = ['OPS', 'ModelConfig', 'rms_norm', 'RMSNorm', 'rotate_half', 'apply_ro
            'UnsupportedModelError', 'check_architecture', 'rope_inv_freq', 'softcap']
 
 # %% ../nbs/00_core.ipynb #7b3e5f76
-_all_ = ["ARCHITECTURES", "UnsupportedModelError", "check_architecture", "rope_inv_freq", "softcap"]   # defined in `architectures`, part of core's API
+_all_ = ["ARCHITECTURES", "UnsupportedModelError", "check_architecture", "rope_inv_freq", "softcap"]   # defined in `registry` and `architectures`, part of core's API
 
 @dataclass
 class ModelConfig:

@@ -13,7 +13,8 @@ import torch
 import torch.nn as nn
 from safetensors.torch import load_file, save_file
 
-from .architectures import split_checkpoint, fuse_checkpoint, generation_defaults
+from .architectures import split_checkpoint, fuse_checkpoint
+from .registry import generation_defaults
 from .core import ModelConfig, Decoder, generate_ids
 
 # %% auto #0
