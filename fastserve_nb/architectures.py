@@ -1,4 +1,4 @@
-"""The registry of checkpoints the decoder runs, how each `config.json` maps onto `ModelConfig`, the fused weights some checkpoints store, the features paged serving cannot compute yet, and the sampling defaults a checkpoint ships.
+"""How each supported `config.json` maps onto `ModelConfig` with `transformers`' defaults, the RoPE scalings, the fused weights some checkpoints store, Gemma's embedding scale and soft-capping, and the features paged serving cannot compute yet; `registry` lists what is supported.
 
 Docs: https://fastserve-nb.github.io/fastserve_nb/architectures.html.md"""
 
