@@ -179,3 +179,17 @@ def test_config_variants():
     assert ModelConfig(model_type="llama").norm_placement == "pre"
     cfg = ModelConfig.from_hf(json.loads(json.dumps(CASES["gemma2"]().to_dict())))
     assert [cfg.is_sliding(i) for i in range(3)] == [True, False, True]
+
+
+def test_server_refuses_what_paged_attention_lacks(tmp_path):
+    """The server's HTTP process checks only the `model_type` (no torch there); what paged serving lacks, the worker
+    finds as it builds the engine: one line saying why, no traceback, exit status 2."""
+    import shutil, subprocess, sys
+    from fastserve_nb.pretrained import tiny_path
+    build("gemma2", tmp_path)
+    for f in tiny_path().glob("tokenizer*"): shutil.copy(f, tmp_path / "gemma2")
+    r = subprocess.run([sys.executable, "-m", "fastserve_nb.serve.service", "--model", str(tmp_path / "gemma2"), "--max-model-len", "64",
+                        "--port", "0", "--num-threads", "1"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2, r.stderr[-3000:]
+    assert "gemma2: paged serving does not implement attention logit soft-capping (attn_logit_softcapping=2.0)" in r.stderr, r.stderr[-3000:]
+    assert "Traceback" not in r.stderr, r.stderr[-3000:]

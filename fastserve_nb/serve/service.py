@@ -57,7 +57,11 @@ def run_server(cfg: ServeConfig) -> int:
     logging.basicConfig(level=cfg.log_level.upper(), format="%(asctime)s api %(levelname)s %(name)s: %(message)s", force=True)
     if cfg.host not in ("127.0.0.1", "localhost", "::1") and not cfg.api_key:
         log.warning("listening on %s without an API key: anyone who can reach this port can use the model", cfg.host)
-    client = WorkerClient(cfg).start()
+    client = WorkerClient(cfg)
+    try: client.start()
+    except RuntimeError as e:                  # it exited while starting, or did not start in time: its log says why
+        log.error("%s", e)
+        return 2 if client.proc and client.proc.exitcode == 2 else 1    # 2: a checkpoint the engine cannot serve
     feedback = learner = None
     if cfg.feedback_db:
         from fastserve_nb.serve.learn import FeedbackStore, Learner

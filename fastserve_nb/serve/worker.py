@@ -8,6 +8,7 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/worker.html.md"""
 from __future__ import annotations
 import logging, math, os, signal, time
 
+from ..registry import UnsupportedModelError
 from .engine import EngineLoop
 from .messages import CallResult
 from .config import ServeConfig, resolve_fast_path, checkpoint_dtype
@@ -134,4 +135,5 @@ def worker_main(cfg: ServeConfig, conn):
     logging.basicConfig(level=cfg.log_level.upper(), format=f"%(asctime)s worker[{os.getpid()}] %(levelname)s %(name)s: %(message)s")
     try: EngineWorker(cfg, conn).run()
     except (EOFError, OSError): log.warning("the API process went away; exiting")      # its end of the pipe closed
+    except UnsupportedModelError as e: log.error("%s", e); raise SystemExit(2)    # a checkpoint no restart can serve: one line
     except Exception: log.exception("the engine failed; this worker exits"); raise SystemExit(1)   # the supervisor restarts it
