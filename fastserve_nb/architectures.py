@@ -7,16 +7,15 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/architectures.html.md"""
 # %% ../nbs/00b_architectures.ipynb #d6b8f123
 from __future__ import annotations
 import math
-from types import SimpleNamespace
 
 import torch
 import torch.nn as nn
 
-from .registry import ARCHITECTURES, ACTIVATIONS, ROPE_TYPES, UnsupportedModelError, check_supported
+from .registry import ARCHITECTURES, ACTIVATIONS, ROPE_TYPES, UnsupportedModelError, check_architecture
 
 # %% auto #0
-__all__ = ['IMPLIED', 'rope_inv_freq', 'check_architecture', 'hf_config', 'split_checkpoint', 'fuse_checkpoint', 'softcap',
-           'ScaledEmbedding', 'check_paged', 'check_cache', 'to_hf_config']
+__all__ = ['IMPLIED', 'rope_inv_freq', 'hf_config', 'split_checkpoint', 'fuse_checkpoint', 'softcap', 'ScaledEmbedding',
+           'check_paged', 'check_cache', 'to_hf_config']
 
 # %% ../nbs/00b_architectures.ipynb #a7c1e0b3
 def rope_inv_freq(cfg, p: dict | None = None) -> tuple[torch.Tensor, float]:
@@ -47,14 +46,6 @@ def rope_inv_freq(cfg, p: dict | None = None) -> tuple[torch.Tensor, float]:
         return inv_freq / s * ramp + inv_freq * (1 - ramp), attn
     raise ValueError(f"rope_type {kind!r} is not supported; use one of default, linear, llama3, yarn")
 
-# %% ../nbs/00b_architectures.ipynb #081fca82
-def check_architecture(d: dict, max_model_len: int | None = None) -> str:
-    """The `model_type` of a supported `config.json` dict (`check_supported`); UnsupportedModelError (one line) otherwise.
-    With `max_model_len`, also what paged serving at that context length cannot compute (`check_paged`)."""
-    mt = check_supported(d)
-    if max_model_len is not None: check_paged(SimpleNamespace(**hf_config(d)), max_model_len)
-    return mt
-
 # %% ../nbs/00b_architectures.ipynb #67d33240
 def _rope(p: dict, d: dict) -> dict:
     "One RoPE dict: `rope_type` and `rope_theta` always present."
@@ -65,7 +56,7 @@ def _rope(p: dict, d: dict) -> dict:
 
 def hf_config(d: dict) -> dict:
     "The `config.json` dict of a supported architecture completed with transformers' defaults, in `ModelConfig`'s terms."
-    mt = check_supported(d)
+    mt = check_architecture(d)
     from transformers import AutoConfig
     d = AutoConfig.for_model(**d).to_dict()
     if mt == "qwen2": d.setdefault("attention_bias", True)

@@ -14,8 +14,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .registry import ARCHITECTURES, VARIANTS, UnsupportedModelError
-from .architectures import check_architecture, hf_config, to_hf_config, rope_inv_freq, softcap, ScaledEmbedding, check_cache
+from .registry import ARCHITECTURES, VARIANTS, UnsupportedModelError, check_architecture
+from .architectures import hf_config, to_hf_config, rope_inv_freq, softcap, ScaledEmbedding, check_cache
 
 # %% auto #0
 __all__ = ['OPS', 'ModelConfig', 'rms_norm', 'RMSNorm', 'rotate_half', 'apply_rope', 'swiglu', 'geglu', 'Ops', 'compile_ops',

@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['ARCHITECTURES', 'VARIANTS', 'ACTIVATIONS', 'ROPE_TYPES', 'SAMPLING_KEYS', 'UnsupportedModelError', 'check_supported',
-           'generation_defaults']
+__all__ = ['ARCHITECTURES', 'VARIANTS', 'ACTIVATIONS', 'ROPE_TYPES', 'SAMPLING_KEYS', 'UnsupportedModelError',
+           'check_architecture', 'generation_defaults']
 
 # %% ../nbs/00ba_registry.ipynb #7ef45792
 ARCHITECTURES = {   # model_type -> the transformers class whose weights and forward pass `Decoder` reproduces
@@ -28,9 +28,9 @@ ACTIVATIONS = ("silu", "gelu_pytorch_tanh")   # SwiGLU, and GeGLU with the tanh 
 ROPE_TYPES = ("default", "linear", "llama3", "yarn")   # the scalings `rope_inv_freq` computes
 
 class UnsupportedModelError(ValueError):
-    "A checkpoint of an architecture, or a feature, that `Decoder` (or paged serving) does not implement."
+    "A checkpoint of an architecture, or a feature, that `Decoder` (or the KV cache it attends through) does not implement."
 
-def check_supported(d: dict) -> str:
+def check_architecture(d: dict) -> str:
     "The `model_type` of a `config.json` dict `Decoder` implements; UnsupportedModelError (one line: what it is, what is supported) otherwise."
     mt, archs = d.get("model_type"), d.get("architectures") or []
     if mt not in ARCHITECTURES or any(a != ARCHITECTURES[mt] for a in archs):

@@ -160,17 +160,20 @@ def test_engine_refuses_what_paged_attention_lacks(tmp_path):
 @pytest.mark.parametrize("kind", CASES)
 def test_check_architecture_for_serving(kind, tmp_path):
     "The static check: what paged serving up to max_model_len lacks, in one line; within the window, accepted."
+    from types import SimpleNamespace
+    from fastserve_nb.architectures import check_paged, hf_config
     build(kind, tmp_path)
     d = json.loads((tmp_path / kind / "config.json").read_text())
     assert check_architecture(d) == kind
+    paged = lambda n: check_paged(SimpleNamespace(**hf_config(d)), n)
     if kind == "gemma2":
         with pytest.raises(UnsupportedModelError, match=r"^gemma2: paged serving does not implement attention logit soft-capping"):
-            check_architecture(d, max_model_len=W)
+            paged(W)
     elif kind in WINDOWED:
         with pytest.raises(UnsupportedModelError, match=rf"sliding_window={W} < max_model_len=64; use max_model_len <= {W}"):
-            check_architecture(d, max_model_len=64)
-        assert check_architecture(d, max_model_len=W) == kind
-    else: assert check_architecture(d, max_model_len=4096) == kind
+            paged(64)
+        paged(W)
+    else: paged(4096)
 
 
 def test_config_variants():
@@ -181,15 +184,17 @@ def test_config_variants():
     assert [cfg.is_sliding(i) for i in range(3)] == [True, False, True]
 
 
-def test_server_refuses_what_paged_attention_lacks(tmp_path):
-    """The server's HTTP process checks only the `model_type` (no torch there); what paged serving lacks, the worker
-    finds as it builds the engine: one line saying why, no traceback, exit status 2."""
+def test_server_refuses_what_core_lacks(tmp_path):
+    """The server's HTTP process checks only the `model_type` (no torch there); what needs `transformers`' defaults to
+    see — here an activation `core` does not compute — the worker finds as it loads the model: one line saying why, no
+    traceback, exit status 2."""
     import shutil, subprocess, sys
     from fastserve_nb.pretrained import tiny_path
-    build("gemma2", tmp_path)
-    for f in tiny_path().glob("tokenizer*"): shutil.copy(f, tmp_path / "gemma2")
-    r = subprocess.run([sys.executable, "-m", "fastserve_nb.serve.service", "--model", str(tmp_path / "gemma2"), "--max-model-len", "64",
-                        "--port", "0", "--num-threads", "1"], capture_output=True, text=True, timeout=300)
+    folder = tmp_path / "relu"
+    transformers.LlamaForCausalLM(transformers.LlamaConfig(**COMMON, hidden_act="relu")).save_pretrained(folder)
+    for f in tiny_path().glob("tokenizer*"): shutil.copy(f, folder)
+    r = subprocess.run([sys.executable, "-m", "fastserve_nb.serve.service", "--model", str(folder), "--port", "0", "--num-threads", "1"],
+                       capture_output=True, text=True, timeout=300)
     assert r.returncode == 2, r.stderr[-3000:]
-    assert "gemma2: paged serving does not implement attention logit soft-capping (attn_logit_softcapping=2.0)" in r.stderr, r.stderr[-3000:]
+    assert "llama: activation 'relu' is not supported; supported: silu, gelu_pytorch_tanh" in r.stderr, r.stderr[-3000:]
     assert "Traceback" not in r.stderr, r.stderr[-3000:]

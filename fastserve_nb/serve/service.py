@@ -11,7 +11,7 @@ from pathlib import Path
 
 import uvicorn
 
-from ..registry import UnsupportedModelError, check_supported
+from ..registry import UnsupportedModelError, check_architecture
 from .config import ServeConfig, add_serve_args, config_from_args
 from .api import build_app, end_requests
 from .guard import guard_kwargs
@@ -85,12 +85,13 @@ def run_server(cfg: ServeConfig) -> int:
 def serve_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Check the flags (argparse's error on a bad one) and the checkpoint (one line and exit status 2 for an architecture
     the decoder does not implement, before any worker starts, without importing torch), then serve: `fastserve serve`
-    and `python -m` both. What paged serving cannot compute at `max_model_len` the worker refuses as it builds the engine."""
+    and `python -m` both. What only `transformers`' defaults tell (a RoPE scaling or activation `core` lacks), the worker
+    refuses as it loads the model: one line in its log, exit status 2."""
     try: cfg = config_from_args(args)
     except ValueError as e: parser.error(str(e))
     config = Path(cfg.model).expanduser() / "config.json"         # a checkpoint folder ('tiny' and hub ids are checked on load)
     if config.is_file():
-        try: check_supported(json.loads(config.read_text()))
+        try: check_architecture(json.loads(config.read_text()))
         except UnsupportedModelError as e:
             print(f"{parser.prog}: {e}", file=sys.stderr)
             return 2
