@@ -84,13 +84,11 @@ def run_server(cfg: ServeConfig) -> int:
 
 def serve_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Check the flags (argparse's error on a bad one) and the checkpoint (one line and exit status 2 for an architecture
-    the decoder does not implement, before any worker starts, without importing torch), then serve: `fastserve serve`
-    and `python -m` both. What only `transformers`' defaults tell (a RoPE scaling or activation `core` lacks), the worker
-    refuses as it loads the model: one line in its log, exit status 2."""
+    the decoder does not implement, before any worker starts), then serve: `fastserve serve` and `python -m` both."""
     try: cfg = config_from_args(args)
     except ValueError as e: parser.error(str(e))
     config = Path(cfg.model).expanduser() / "config.json"         # a checkpoint folder ('tiny' and hub ids are checked on load)
-    if config.is_file():
+    if config.is_file():    # `registry` imports no torch; what only transformers' defaults show, the worker refuses (exit 2)
         try: check_architecture(json.loads(config.read_text()))
         except UnsupportedModelError as e:
             print(f"{parser.prog}: {e}", file=sys.stderr)
