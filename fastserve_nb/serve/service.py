@@ -11,11 +11,11 @@ from pathlib import Path
 
 import uvicorn
 
-from ..registry import UnsupportedModelError, check_architecture
 from .config import ServeConfig, add_serve_args, config_from_args
 from .api import build_app, end_requests
 from .guard import guard_kwargs
 from .supervisor import WorkerClient
+from ..registry import UnsupportedModelError, check_architecture   # no torch: the HTTP process checks a checkpoint with it
 
 # %% auto #0
 __all__ = ['log', 'DrainingServer', 'run_server', 'serve_from_args', 'main', 'launch']
