@@ -8,7 +8,7 @@ import matplotlib; matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from transformers import AutoModelForCausalLM
 
-from fastserve_nb.core import load_model, tiny_path
+from fastserve_nb.pretrained import load_model, tiny_path
 from fastserve_nb.serve.config import EngineConfig, SchedulerConfig
 from fastserve_nb.serve.bench import make_workload, compare_with_transformers, compare_policies, summarize, plot_cdfs
 

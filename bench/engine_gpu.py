@@ -58,7 +58,7 @@ def run_sweep(model, args, dev, sync, out_dir, res):
     at each rate under each policy; write engine_gpu_sweep.json (or engine_gpu_sweep_smoke.json)."""
     from fastserve_nb.serve.bench import run_workload, summarize
     from functools import partial
-    from fastserve_nb.core import load_model
+    from fastserve_nb.pretrained import load_model
     from fastserve_nb.serve.rank import LengthRanker, hidden_features, replay_workload
     here = os.path.dirname(os.path.abspath(__file__))
     data = json.load(open(os.path.join(here, "rank_tiny.json")))       # written by nbs/05cb_rank.ipynb

@@ -9,7 +9,7 @@ validation loss per method (`finetune_compare.LEARNING_RATES`).
 import argparse, copy, json, time
 from pathlib import Path
 
-from fastserve_nb import core
+from fastserve_nb import pretrained
 from fastserve_nb.finetune.training import docstring_task, fit
 from fastserve_nb.finetune.compare import method_builders
 
@@ -24,7 +24,7 @@ def main():
     ap.add_argument("--out", default=str(Path(__file__).parent / "finetune_lr_sweep.json"))
     a = ap.parse_args()
     task = docstring_task()
-    base, tok = core.load_model("tiny", "cpu")
+    base, tok = pretrained.load_model("tiny", "cpu")
     build = method_builders(tok)
     out = json.loads(Path(a.out).read_text()) if Path(a.out).exists() else {}
     for name, lrs in GRID.items():

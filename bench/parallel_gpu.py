@@ -181,7 +181,8 @@ def bench_rank(rank, world, cfg_d, S, dtype_name, reps, partial_path):
 def gpu_checks(backend: str, device_note: str) -> dict:
     "What the notebooks' `#| multigpu` cells assert, on the `tiny` model (or a random one of its shape)."
     import tempfile
-    from fastserve_nb.core import tiny_path, from_pretrained, save_pretrained, generate_ids
+    from fastserve_nb.core import generate_ids
+    from fastserve_nb.pretrained import tiny_path, from_pretrained, save_pretrained
     from fastserve_nb.parallel.sharding import save_stages
     from fastserve_nb.parallel.tensor_parallel import tp_check
     from fastserve_nb.parallel.pipeline_parallel import pp_check

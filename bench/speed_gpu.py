@@ -30,7 +30,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from fastserve_nb.core import Decoder, ModelConfig, save_pretrained
+from fastserve_nb.core import Decoder, ModelConfig
+from fastserve_nb.pretrained import save_pretrained
 from fastserve_nb.serve.config import ServeConfig
 from fastserve_nb.serve.service import load_engine, launch
 from fastserve_nb.serve.sequence import SamplingParams

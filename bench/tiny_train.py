@@ -65,7 +65,7 @@ def record(src: Path, command: str):
     "Here, after the GPU run: install run1 as the shipped model, re-score it on the CPU, write bench/tiny_train.{json,png}."
     import matplotlib; matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from fastserve_nb.core import load_model, perplexity, tiny_path
+    from fastserve_nb.pretrained import load_model, perplexity, tiny_path
     from fastserve_nb.tiny import unigram_perplexity
     dst = tiny_path(); dst.mkdir(parents=True, exist_ok=True)
     for f in (src / "run1").iterdir(): shutil.copyfile(f, dst / f.name)   # contents only: the files that came back are read-only

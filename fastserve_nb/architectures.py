@@ -1,4 +1,4 @@
-"""The registry of checkpoints the decoder runs, how each `config.json` maps onto `ModelConfig`, the fused weights some checkpoints store, the attention features a KV cache must compute, and the sampling defaults a checkpoint ships.
+"""How each supported `config.json` maps onto `ModelConfig` with `transformers`' defaults, the RoPE scalings, the fused weights some checkpoints store, Gemma's embedding scale and soft-capping, and the attention features a KV cache must compute; `registry` lists what is supported.
 
 Docs: https://fastserve-nb.github.io/fastserve_nb/architectures.html.md"""
 
@@ -6,16 +6,16 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/architectures.html.md"""
 
 # %% ../nbs/00b_architectures.ipynb #d6b8f123
 from __future__ import annotations
-import json, math
-from pathlib import Path
+import math
 
 import torch
 import torch.nn as nn
 
+from .registry import ARCHITECTURES, ACTIVATIONS, ROPE_TYPES, UnsupportedModelError, check_architecture
+
 # %% auto #0
-__all__ = ['ARCHITECTURES', 'VARIANTS', 'ACTIVATIONS', 'ROPE_TYPES', 'SAMPLING_KEYS', 'IMPLIED', 'rope_inv_freq',
-           'UnsupportedModelError', 'check_architecture', 'hf_config', 'split_checkpoint', 'fuse_checkpoint', 'softcap',
-           'ScaledEmbedding', 'check_cache', 'generation_defaults', 'to_hf_config']
+__all__ = ['IMPLIED', 'rope_inv_freq', 'hf_config', 'split_checkpoint', 'fuse_checkpoint', 'softcap', 'ScaledEmbedding',
+           'check_cache', 'to_hf_config']
 
 # %% ../nbs/00b_architectures.ipynb #a7c1e0b3
 def rope_inv_freq(cfg, p: dict | None = None) -> tuple[torch.Tensor, float]:
@@ -45,31 +45,6 @@ def rope_inv_freq(cfg, p: dict | None = None) -> tuple[torch.Tensor, float]:
         ramp = ((torch.arange(d // 2, dtype=torch.float32, device="cpu") - lo) / max(hi - lo, 1e-3)).clamp(0, 1)
         return inv_freq / s * ramp + inv_freq * (1 - ramp), attn
     raise ValueError(f"rope_type {kind!r} is not supported; use one of default, linear, llama3, yarn")
-
-# %% ../nbs/00b_architectures.ipynb #081fca82
-ARCHITECTURES = {   # model_type -> the transformers class whose weights and forward pass `Decoder` reproduces
-    "llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM",
-    "gemma2": "Gemma2ForCausalLM", "gemma3_text": "Gemma3ForCausalLM", "phi3": "Phi3ForCausalLM", "olmo2": "Olmo2ForCausalLM"}
-
-VARIANTS = {        # model_type -> the `ModelConfig` fields in which its layers differ from Llama's
-    "qwen3": dict(qk_norm="head"),
-    "gemma2": dict(embed_scale=True, norm_offset=1.0, norm_placement="sandwich"),
-    "gemma3_text": dict(embed_scale=True, norm_offset=1.0, norm_placement="sandwich", qk_norm="head"),
-    "olmo2": dict(norm_placement="post", qk_norm="full")}
-
-ACTIVATIONS = ("silu", "gelu_pytorch_tanh")   # SwiGLU, and GeGLU with the tanh GELU
-ROPE_TYPES = ("default", "linear", "llama3", "yarn")   # the scalings `rope_inv_freq` computes
-
-class UnsupportedModelError(ValueError):
-    "A checkpoint of an architecture, or a feature, that `Decoder` (or the KV cache it attends through) does not implement."
-
-def check_architecture(d: dict) -> str:
-    "The `model_type` of a `config.json` dict; UnsupportedModelError (one line: what it is, what is supported) otherwise."
-    mt, archs = d.get("model_type"), d.get("architectures") or []
-    if mt not in ARCHITECTURES or any(a != ARCHITECTURES[mt] for a in archs):
-        what = f"model_type {mt!r}" + (f" ({', '.join(map(str, archs))})" if archs else "")
-        raise UnsupportedModelError(f"{what} is not supported; supported: " + ", ".join(f"{k} ({v})" for k, v in ARCHITECTURES.items()))
-    return mt
 
 # %% ../nbs/00b_architectures.ipynb #67d33240
 def _rope(p: dict, d: dict) -> dict:
@@ -148,16 +123,6 @@ def check_cache(cfg, cache, positions):
         if positions.is_cuda and torch.cuda.is_current_stream_capturing(): return   # graph capture: placeholder positions
         if int(positions.max()) >= W:
             raise UnsupportedModelError(f"{name} has no sliding window: position {int(positions.max())} is past {cfg.model_type}'s window of {W}")
-
-# %% ../nbs/00b_architectures.ipynb #7a1bbd43
-SAMPLING_KEYS = ("temperature", "top_p", "top_k", "repetition_penalty")
-
-def generation_defaults(path) -> dict:
-    "The sampling settings (`SAMPLING_KEYS`) a checkpoint's `generation_config.json` sets; {} without one."
-    path = Path(path)
-    if not path.is_file(): return {}
-    d = json.loads(path.read_text())
-    return {k: d[k] for k in SAMPLING_KEYS if d.get(k) is not None}
 
 # %% ../nbs/00b_architectures.ipynb #6f3ccd9a
 IMPLIED = ("embed_scale", "norm_offset", "norm_placement", "qk_norm", "local_rope_parameters", "generation_defaults")

@@ -83,7 +83,7 @@ def _device(s: str) -> str:
     return s
 
 def _dtype(s: str) -> str:
-    from fastserve_nb.core import DTYPES
+    from fastserve_nb.pretrained import DTYPES
     if s not in DTYPES: raise argparse.ArgumentTypeError(f"expected one of {', '.join(sorted(DTYPES))}, got {s!r}")
     return s
 
@@ -106,7 +106,8 @@ def refuse(args, e: Exception) -> int:
 
 @subcommand("generate", "continue a prompt with a model and print the new text", _generate_args)
 def generate_cmd(args) -> int:
-    from fastserve_nb.core import load_model, generate, UnsupportedModelError
+    from fastserve_nb.core import UnsupportedModelError
+    from fastserve_nb.pretrained import load_model, generate
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     if not prompt: args.parser.error("the prompt is empty")
     try: model, tok = load_model(args.model, device=args.device, dtype=args.dtype)
@@ -121,7 +122,7 @@ def info() -> dict:
     "Versions, devices and the embedded `tiny` model's figures."
     import torch, transformers
     from fastserve_nb import __version__
-    from fastserve_nb.core import tiny_path
+    from fastserve_nb.pretrained import tiny_path
     d = {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
          "fastserve_nb": __version__, "cpu": f"{os.cpu_count()} cores ({platform.machine()})",
          "cuda": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]}

@@ -24,7 +24,8 @@ def _parallel_args(p: argparse.ArgumentParser):
 def parallel_generate(mode: str, path: str, prompts: list[list[int]], max_new_tokens: int, rank: int, world: int,
                       device, timeout_s: float = 60.0) -> list[list[int]] | None:
     "Greedy continuations of `prompts` on this rank of a `world`-process group, split by `mode`; rank 0 returns them all."
-    from fastserve_nb.core import from_pretrained, generate_ids
+    from fastserve_nb.core import generate_ids
+    from fastserve_nb.pretrained import from_pretrained
     if mode == "dp":
         from fastserve_nb.parallel.sharding import dp_slice, gather_in_order
         model = from_pretrained(path, device)
@@ -45,7 +46,7 @@ def parallel_cmd(args) -> int:
         return refuse(args, ValueError("RANK and WORLD_SIZE are not set: start it with torchrun --nproc-per-node K"))
     import torch.distributed as dist
     from transformers import AutoTokenizer
-    from fastserve_nb.core import resolve
+    from fastserve_nb.pretrained import resolve
     from fastserve_nb.parallel.sharding import init_distributed
     try: path = resolve(args.model)
     except (OSError, ValueError) as e: args.parser.error(str(e))

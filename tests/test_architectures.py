@@ -11,8 +11,8 @@ import pytest
 import torch
 import transformers
 
-from fastserve_nb.core import (ContiguousKVCache, ModelConfig, UnsupportedModelError, check_architecture,
-                               from_pretrained, generate_ids, save_pretrained)
+from fastserve_nb.core import ContiguousKVCache, ModelConfig, UnsupportedModelError, check_architecture, generate_ids
+from fastserve_nb.pretrained import from_pretrained, save_pretrained
 
 V, T, W = 96, 24, 8          # vocab, test sequence length, sliding window (shorter than T so that windows matter)
 COMMON = dict(vocab_size=V, hidden_size=64, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4,
@@ -184,3 +184,19 @@ def test_config_variants():
     assert ModelConfig(model_type="llama").norm_placement == "pre"
     cfg = ModelConfig.from_hf(json.loads(json.dumps(CASES["gemma2"]().to_dict())))
     assert [cfg.is_sliding(i) for i in range(3)] == [True, False, True]
+
+
+def test_server_refuses_what_core_lacks(tmp_path):
+    """The server's HTTP process checks only the `model_type` (no torch there); what needs `transformers`' defaults to
+    see — here an activation `core` does not compute — the worker finds as it loads the model: one line saying why, no
+    traceback, exit status 2."""
+    import shutil, subprocess, sys
+    from fastserve_nb.pretrained import tiny_path
+    folder = tmp_path / "relu"
+    transformers.LlamaForCausalLM(transformers.LlamaConfig(**COMMON, hidden_act="relu")).save_pretrained(folder)
+    for f in tiny_path().glob("tokenizer*"): shutil.copy(f, folder)
+    r = subprocess.run([sys.executable, "-m", "fastserve_nb.serve.service", "--model", str(folder), "--port", "0", "--num-threads", "1"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2, r.stderr[-3000:]
+    assert "llama: activation 'relu' is not supported; supported: silu, gelu_pytorch_tanh" in r.stderr, r.stderr[-3000:]
+    assert "Traceback" not in r.stderr, r.stderr[-3000:]

@@ -6,8 +6,8 @@ A module importing itself (a `__main__` block that finds its own functions for s
 
 The layers, lowest first; a module may import its own layer and the layers below it, never above:
 
-0. foundation — `fastserve_nb` (the package's `__init__`), `core`, `corpus`, `tiny` (chapter 00). `core` imports
-   no chapter, no `serve`, no CLI.
+0. foundation — `fastserve_nb` (the package's `__init__`), `registry`, `architectures`, `core`, `pretrained`, `corpus`, `tiny`
+   (chapter 00). `core` imports no chapter, no `serve`, no CLI.
 1. chapters 01–04 — `compress/`, `parallel/`, `finetune/`, `explain/`. Each imports the foundation and its own
    sub-package only: the chapters are building blocks, each usable alone, so no chapter imports another.
 2. `serve/` (chapter 05) — the foundation, `serve/` itself, and only these chapter modules, which the server reuses
@@ -26,7 +26,8 @@ import pytest
 
 ROOT = Path(__file__).parent.parent
 PKG = ROOT / "fastserve_nb"
-FOUNDATION = {"fastserve_nb", "fastserve_nb.architectures", "fastserve_nb.core", "fastserve_nb.corpus", "fastserve_nb.tiny"}
+FOUNDATION = {"fastserve_nb", "fastserve_nb.architectures", "fastserve_nb.core", "fastserve_nb.corpus", "fastserve_nb.pretrained",
+              "fastserve_nb.registry", "fastserve_nb.tiny"}
 CHAPTERS = ("compress", "parallel", "finetune", "explain")
 SERVE_USES = {"fastserve_nb.compress.quantization", "fastserve_nb.finetune.lora", "fastserve_nb.finetune.training",
               "fastserve_nb.explain.attention", "fastserve_nb.explain.patching", "fastserve_nb.parallel.sharding",
@@ -212,3 +213,21 @@ def test_every_import_outside_the_package_resolves():
                 except ImportError: bad.append(f"{where}: from {mod} import {name}: no such name")
     assert seen > 100, seen   # the notebooks' imports were found
     assert bad == [], "\n".join(bad)
+
+
+def test_api_process_checks_a_checkpoint_without_torch(tmp_path):
+    """`fastserve serve --model <folder>` checks the folder's `config.json` in the HTTP process before any worker starts,
+    and that process imports no torch: an unsupported checkpoint is refused (exit status 2, one line), a supported one
+    reaches `run_server` (replaced here, so no worker starts)."""
+    (tmp_path / "gemma").mkdir(); (tmp_path / "qwen3").mkdir()
+    (tmp_path / "gemma" / "config.json").write_text('{"model_type": "gemma", "architectures": ["GemmaForCausalLM"]}')
+    (tmp_path / "qwen3" / "config.json").write_text('{"model_type": "qwen3", "architectures": ["Qwen3ForCausalLM"]}')
+    code = ("import sys; import fastserve_nb.serve.service as s; s.run_server = lambda cfg: 0\n"
+            "for m in sys.argv[1:]: print(s.main(['--model', m]), 'torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "gemma"), str(tmp_path / "qwen3")],
+                       capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.stdout.split("\n")[:2] == ["2 False", "0 False"], (r.stdout, r.stderr[-2000:])
+    assert r.stderr.strip().splitlines() == [
+        "fastserve serve: model_type 'gemma' (GemmaForCausalLM) is not supported; supported: llama (LlamaForCausalLM), "
+        "mistral (MistralForCausalLM), qwen2 (Qwen2ForCausalLM), qwen3 (Qwen3ForCausalLM), gemma2 (Gemma2ForCausalLM), "
+        "gemma3_text (Gemma3ForCausalLM), phi3 (Phi3ForCausalLM), olmo2 (Olmo2ForCausalLM)"], r.stderr

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..core import perplexity
+from ..pretrained import perplexity
 from ..tiny import random_windows
 
 # %% auto #0

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import torch
 import torch.nn as nn
 
-from ..core import cache_dir
+from ..pretrained import cache_dir
 
 # %% auto #0
 __all__ = ['log', 'JS_VERSIONS', 'Capture', 'decoder_layers', 'eager_attention', 'run_with_cache', 'capture_attentions',

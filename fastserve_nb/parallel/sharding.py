@@ -19,8 +19,8 @@ import torch.multiprocessing as mp
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from ..core import (ModelConfig, Decoder, DecoderLayer, RMSNorm, Rotary, ContiguousKVCache,
-                               from_pretrained, generate_ids, resolve)
+from ..core import ModelConfig, Decoder, DecoderLayer, RMSNorm, Rotary, ContiguousKVCache, generate_ids
+from ..pretrained import from_pretrained, resolve
 
 # %% auto #0
 __all__ = ['log', 'layer_wise_bounds', 'balanced_bounds', 'param_bytes', 'layer_costs', 'layer_wise', 'weight_balanced', 'hybrid',

@@ -11,7 +11,8 @@ from dataclasses import replace
 import torch
 import torch.nn as nn
 
-from ..core import ModelConfig, Decoder, from_pretrained, generate_ids
+from ..core import ModelConfig, Decoder, generate_ids
+from ..pretrained import from_pretrained
 from .sharding import all_reduce, rank_device
 
 # %% auto #0

@@ -220,7 +220,7 @@ def bench_from_args(args: argparse.Namespace) -> dict:
     tok, vocab = None, args.vocab_size
     if args.prompt_kind == "text" or not vocab:
         from transformers import AutoTokenizer
-        from fastserve_nb.core import resolve
+        from fastserve_nb.pretrained import resolve
         try: tok = AutoTokenizer.from_pretrained(resolve(args.tokenizer or model))
         except (OSError, FileNotFoundError, ValueError) as e:
             raise ValueError(f"no tokenizer for {args.tokenizer or model!r} ({e}); give --tokenizer, or --vocab-size with --prompt-kind ids") from None

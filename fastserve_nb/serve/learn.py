@@ -261,7 +261,7 @@ class Learner:
     @classmethod
     def for_server(cls, cfg, store: FeedbackStore, client) -> "Learner":
         "A learner with its own CPU copy of the served model, promoting through the worker client."
-        from fastserve_nb.core import load_model
+        from fastserve_nb.pretrained import load_model
         model, tok = load_model(cfg.model, "cpu")
         return cls(store, AdapterRegistry(cfg.adapters_dir), model, tok, lambda v: client.call("adapters", "activate", v),
                    canary=load_canary(cfg.canary_file), max_drift=cfg.canary_max_drift, min_new=cfg.learn_min_feedback,

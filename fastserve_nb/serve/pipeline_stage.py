@@ -13,7 +13,8 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from ..core import Decoder, DTYPES, resolve
+from ..core import Decoder
+from ..pretrained import DTYPES, resolve
 from ..parallel.sharding import Stage, load_stage, load_stage_from_checkpoint, init_distributed
 from ..parallel.pipeline_parallel import PipeLink, Event
 from .runner import ModelRunner

@@ -15,6 +15,7 @@ from .config import ServeConfig, ConfigFileError, add_serve_args, config_from_ar
 from .api import build_app, end_requests
 from .guard import guard_kwargs
 from .supervisor import WorkerClient
+from ..registry import UnsupportedModelError, check_architecture   # no torch: the HTTP process checks a checkpoint with it
 
 # %% auto #0
 __all__ = ['log', 'DrainingServer', 'run_server', 'serve_from_args', 'main', 'launch']
@@ -56,7 +57,11 @@ def run_server(cfg: ServeConfig) -> int:
     logging.basicConfig(level=cfg.log_level.upper(), format="%(asctime)s api %(levelname)s %(name)s: %(message)s", force=True)
     if cfg.host not in ("127.0.0.1", "localhost", "::1") and not cfg.api_key:
         log.warning("listening on %s without an API key: anyone who can reach this port can use the model", cfg.host)
-    client = WorkerClient(cfg).start()
+    client = WorkerClient(cfg)
+    try: client.start()
+    except RuntimeError as e:                  # it exited while starting, or did not start in time: its log says why
+        log.error("%s", e)
+        return 2 if client.proc and client.proc.exitcode == 2 else 1    # 2: a checkpoint the engine cannot serve
     feedback = learner = None
     if cfg.feedback_db:
         from fastserve_nb.serve.learn import FeedbackStore, Learner
@@ -86,8 +91,7 @@ def serve_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -
         return 2
     except ValueError as e: parser.error(str(e))
     config = Path(cfg.model).expanduser() / "config.json"         # a checkpoint folder ('tiny' and hub ids are checked on load)
-    if config.is_file():
-        from fastserve_nb.core import UnsupportedModelError, check_architecture
+    if config.is_file():    # `registry` imports no torch; what only transformers' defaults show, the worker refuses (exit 2)
         try: check_architecture(json.loads(config.read_text()))
         except UnsupportedModelError as e:
             print(f"{parser.prog}: {e}", file=sys.stderr)

@@ -42,6 +42,7 @@ class WorkerClient(EngineClient):
         "Spawn the worker, wait until it serves, load its tokenizer, and start the supervisor."
         self._spawn()
         if not self.wait_ready(timeout):
+            self._join(self.proc, 30)                                  # its exit code says why: 2 is a checkpoint it cannot serve
             raise RuntimeError(f"the engine worker exited with code {self.proc.exitcode} while starting (its log is above)")
         self.tokenizer = load_tokenizer(self.info.tokenizer_path)
         threading.Thread(target=self._supervise, name="fastserve-supervisor", daemon=True).start()

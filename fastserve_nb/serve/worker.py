@@ -8,6 +8,7 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/worker.html.md"""
 from __future__ import annotations
 import logging, math, os, signal, time
 
+from ..registry import UnsupportedModelError
 from .engine import EngineLoop
 from .messages import CallResult
 from .config import ServeConfig, resolve_fast_path, checkpoint_dtype
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 def load_engine(cfg: ServeConfig):
     "(engine, KV budget, KV plan) for `cfg`."
     import torch
-    from fastserve_nb.core import load_model, resolve
+    from fastserve_nb.pretrained import load_model, resolve
     from fastserve_nb.serve.engine import LLMEngine
     from fastserve_nb.serve.resources import plan_kv_pool, KVBudget
     if cfg.num_threads: torch.set_num_threads(cfg.num_threads)   # on a shared CPU, more threads than cores is many times slower
@@ -134,4 +135,5 @@ def worker_main(cfg: ServeConfig, conn):
     logging.basicConfig(level=cfg.log_level.upper(), format=f"%(asctime)s worker[{os.getpid()}] %(levelname)s %(name)s: %(message)s")
     try: EngineWorker(cfg, conn).run()
     except (EOFError, OSError): log.warning("the API process went away; exiting")      # its end of the pipe closed
+    except UnsupportedModelError as e: log.error("%s", e); raise SystemExit(2)    # a checkpoint no restart can serve: one line
     except Exception: log.exception("the engine failed; this worker exits"); raise SystemExit(1)   # the supervisor restarts it
