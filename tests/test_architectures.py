@@ -127,14 +127,13 @@ def engine_for(model, max_model_len, max_num_batched_tokens=2048):
 
 
 def record_logits(runner) -> list:
-    "Wrap `runner.forward`: each row's logits as the engine computes them, with its sequence and the position they predict from."
-    seen, forward = [], runner.forward
-    def recording(entries):
+    "Wrap `runner.next_tokens`: each row's logits as the engine computes them, with its sequence and the position they predict from."
+    seen, next_tokens = [], runner.next_tokens
+    def recording(entries, order, logits):
         pos = {s.seq_id: s.num_computed_tokens + n - 1 for s, n in entries}      # the row's last new token, before the step
-        order, logits = forward(entries)
         seen.extend((s, pos[s.seq_id], row.clone()) for s, row in zip(order, logits))
-        return order, logits
-    runner.forward = recording
+        return next_tokens(entries, order, logits)
+    runner.next_tokens = recording
     return seen
 
 

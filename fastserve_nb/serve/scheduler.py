@@ -6,99 +6,22 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/scheduler.html.md"""
 
 # %% ../../nbs/05c_scheduler.ipynb #95d2cd82
 from __future__ import annotations
-import bisect, logging, math, time
+import logging, math, time
 from collections import Counter, deque
-from dataclasses import dataclass, field
 from typing import Callable
 
 from fastcore.basics import patch
 
 from .sequence import Sequence, SequenceStatus
 from .kv_cache import BlockManager
+from .scheduler_config import (ADMISSIONS, POLICIES, SWAP_ORDERS, ScheduledBatch, SchedulerConfig,
+                                                 default_prefill_time, profiled_prefill_time)
 
 log = logging.getLogger(__name__)
 WAITING, RUNNING, PREEMPTED, SWAPPED = SequenceStatus.WAITING, SequenceStatus.RUNNING, SequenceStatus.PREEMPTED, SequenceStatus.SWAPPED
 
 # %% auto #0
-__all__ = ['log', 'WAITING', 'RUNNING', 'PREEMPTED', 'SWAPPED', 'POLICIES', 'SWAP_ORDERS', 'ADMISSIONS', 'SchedulerConfig',
-           'default_prefill_time', 'profiled_prefill_time', 'ScheduledBatch', 'Scheduler']
-
-# %% ../../nbs/05c_scheduler.ipynb #647a18ca
-POLICIES = ("mlfq", "fcfs", "srpt", "rank")
-SWAP_ORDERS = ("enst", "queue")
-ADMISSIONS = ("bounded", "greedy")
-
-@dataclass
-class SchedulerConfig:
-    "What the scheduler may put in one iteration, and the MLFQ's knobs (FastServe's names and defaults)."
-    policy: str = "mlfq"                  # "mlfq" (FastServe skip-join MLFQ) | "fcfs" (vLLM) | "srpt" (oracle) | "rank" (predicted length)
-    max_num_seqs: int = 64                # most sequences in one iteration
-    max_num_batched_tokens: int = 2048    # token budget of one iteration; longer prompts are chunked
-    num_levels: int = 6                   # MLFQ queues Q1..Qn
-    base_quantum: float = 0.01            # q_1 in seconds: about one iteration
-    quantum_growth: float = 2.0           # q_{l+1} = growth * q_l
-    starvation_alpha: float = 0.3         # seconds without running before promotion to Q1 (math.inf: never)
-    promotion_evicts: bool = False        # a promoted job without device KV may evict others (FastServe) | waits for free blocks
-    reserve_blocks: int = 4               # device blocks kept free for arrivals
-    admission: str = "bounded"            # "bounded": a job without KV starts only if every started job can still grow to its end | "greedy"
-    enable_swap: bool = True              # preempted KV may move to the host pool (else: recompute)
-    skip_join: bool = True                # False: plain MLFQ, every job joins Q1
-    swap_order: str = "enst"              # "enst": FastServe paper's ENST order + cost choice | "queue": its code's queue order
-    kv_bytes_per_token: int = 32768       # K and V over all layers: 2·16 layers·8 KV heads·64·2 bytes (Llama-1B, bf16)
-    swap_bandwidth: float = 40e9          # host↔device bytes/s (pinned, one H100; the engine may pass a measured one)
-
-    def __post_init__(self): self.validate()
-
-    def validate(self) -> "SchedulerConfig":
-        def bad(name, allowed): raise ValueError(f"{name} must be {allowed}, got {getattr(self, name)!r}")
-        if self.policy not in POLICIES: bad("policy", f"one of {POLICIES}")
-        if self.swap_order not in SWAP_ORDERS: bad("swap_order", f"one of {SWAP_ORDERS}")
-        if self.admission not in ADMISSIONS: bad("admission", f"one of {ADMISSIONS}")
-        if not self.swap_bandwidth > 0: bad("swap_bandwidth", "> 0 bytes/s")
-        if not isinstance(self.kv_bytes_per_token, int) or self.kv_bytes_per_token < 1: bad("kv_bytes_per_token", "an integer ≥ 1")
-        for name in ("max_num_seqs", "max_num_batched_tokens", "num_levels"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1: bad(name, "an integer ≥ 1")
-        if not isinstance(self.reserve_blocks, int) or self.reserve_blocks < 0: bad("reserve_blocks", "an integer ≥ 0")
-        if not self.base_quantum > 0: bad("base_quantum", "> 0 seconds")
-        if not self.quantum_growth >= 1: bad("quantum_growth", "≥ 1")
-        if not self.starvation_alpha > 0: bad("starvation_alpha", "> 0 seconds (math.inf turns promotion off)")
-        return self
-
-    def quantum(self, level: int) -> float:
-        "q_l = q_1 · growth^l for level l = 0 (Q1) .. num_levels - 1; the last level never demotes."
-        return self.base_quantum * self.quantum_growth ** level
-
-# %% ../../nbs/05c_scheduler.ipynb #bce5484f
-def default_prefill_time(num_tokens: int) -> float:
-    "A rough cost model when the engine has not profiled one: 5 ms per iteration + 20 µs per token."
-    return 0.005 + 2e-5 * num_tokens
-
-def profiled_prefill_time(lengths: list[int], times: list[float]) -> Callable[[int], float]:
-    "Piecewise-linear interpolation of measured (prompt length, prefill seconds) points, extrapolated at the ends."
-    if len(lengths) != len(times) or len(lengths) < 2 or list(lengths) != sorted(set(lengths)):
-        raise ValueError(f"need ≥ 2 strictly increasing lengths with one time each, got {lengths} and {times}")
-    def prefill_time(n: int) -> float:
-        i = min(max(bisect.bisect_left(lengths, n), 1), len(lengths) - 1)
-        (x0, x1), (y0, y1) = lengths[i - 1:i + 1], times[i - 1:i + 1]
-        return max(0.0, y0 + (y1 - y0) * (n - x0) / (x1 - x0))
-    return prefill_time
-
-# %% ../../nbs/05c_scheduler.ipynb #4f5e2925
-@dataclass
-class ScheduledBatch:
-    "One iteration's work: who computes how many tokens, which blocks to copy out/in first, who lost its KV."
-    entries: list[tuple[Sequence, int]] = field(default_factory=list)  # (sequence, new tokens: prefill chunk or 1)
-    swap_out: list[tuple[int, int]] = field(default_factory=list)      # (device_block, host_block): copy these first
-    swap_in: list[tuple[int, int]] = field(default_factory=list)       # (host_block, device_block): then these
-    preempted: list[Sequence] = field(default_factory=list)            # preempted by recompute: KV dropped
-
-    @property
-    def is_empty(self) -> bool: return not (self.entries or self.swap_out or self.swap_in)
-    @property
-    def num_batched_tokens(self) -> int: return sum(n for _, n in self.entries)
-    @property
-    def seqs(self) -> list[Sequence]: return [s for s, _ in self.entries]
+__all__ = ['log', 'WAITING', 'RUNNING', 'PREEMPTED', 'SWAPPED', 'Scheduler']
 
 # %% ../../nbs/05c_scheduler.ipynb #b509cf0d
 class Scheduler:
