@@ -19,8 +19,8 @@ from ..pretrained import cache_dir
 
 # %% auto #0
 __all__ = ['log', 'JS_VERSIONS', 'Capture', 'decoder_layers', 'eager_attention', 'run_with_cache', 'capture_attentions',
-           'token_labels', 'heatmap_html', 'colored_tokens_html', 'AttentionExplorer', 'js_candidates', 'find_js',
-           'npm_install_js', 'offline_bertviz_html', 'head_view', 'model_view', 'attention_rollout']
+           'token_labels', 'heatmap_html', 'colored_tokens_html', 'AttentionExplorer', 'attention_rollout',
+           'js_candidates', 'find_js', 'npm_install_js', 'offline_bertviz_html', 'head_view', 'model_view']
 
 # %% ../../nbs/04_explain.ipynb #a57ecc2e
 log = logging.getLogger(__name__)
@@ -155,6 +155,18 @@ class AttentionExplorer:
 
     def _repr_mimebundle_(self, **kw): return self.widget._repr_mimebundle_(**kw)
 
+# %% ../../nbs/04_explain.ipynb #196b0fe5
+def attention_rollout(attentions, residual: float = 0.5) -> torch.Tensor:
+    "Rollout R^(L) (B, T, T) of attentions (L tensors (B, h, T, T)); `residual` is the weight of the identity."
+    if not 0.0 <= residual <= 1.0: raise ValueError(f"residual must be in [0, 1], got {residual}")
+    R = None
+    for A in attentions:
+        A = A.float().mean(1)                                             # (B, T, T): mean over heads
+        A = (1 - residual) * A + residual * torch.eye(A.shape[-1])
+        A = A / A.sum(-1, keepdim=True)                                   # rownorm
+        R = A if R is None else A @ R                                     # R^(l) = Ã^(l) R^(l-1)
+    return R
+
 # %% ../../nbs/04_explain.ipynb #f6e8fc1c
 JS_VERSIONS = {"d3": "5.7.0", "jquery": "3.7.1"}   # bertviz asks for d3 5.7.0 and jQuery 2; jQuery 3 serves it too
 
@@ -219,15 +231,3 @@ def model_view(attentions, tokens: list[str], **kw):
     from bertviz import model_view as _view
     from IPython.display import HTML
     return HTML(offline_bertviz_html(_view(list(attentions), tokens, prettify_tokens=False, html_action="return", **kw).data))
-
-# %% ../../nbs/04_explain.ipynb #196b0fe5
-def attention_rollout(attentions, residual: float = 0.5) -> torch.Tensor:
-    "Rollout R^(L) (B, T, T) of attentions (L tensors (B, h, T, T)); `residual` is the weight of the identity."
-    if not 0.0 <= residual <= 1.0: raise ValueError(f"residual must be in [0, 1], got {residual}")
-    R = None
-    for A in attentions:
-        A = A.float().mean(1)                                             # (B, T, T): mean over heads
-        A = (1 - residual) * A + residual * torch.eye(A.shape[-1])
-        A = A / A.sum(-1, keepdim=True)                                   # rownorm
-        R = A if R is None else A @ R                                     # R^(l) = Ã^(l) R^(l-1)
-    return R

@@ -1,4 +1,4 @@
-"""Continuous batching over a paged KV cache, scheduled per iteration by FCFS or FastServe's skip-join MLFQ with proactive KV swapping. This notebook is the engine loop; its parts have companion notebooks: `05a_sequence`, `05b_kv_cache`, `05c_scheduler` (simulated in `05ca_simulate`), `05d_runner`, the measurements in `05e_bench`, and pipeline-parallel stages in `05j_pipeline`.
+"""Continuous batching over a paged KV cache, scheduled per iteration by FCFS or FastServe's skip-join MLFQ with proactive KV swapping. This notebook is the engine loop that joins the parts built before it — `05a_sequence`, `05ab_sampling`, `05b_kv_cache`, `05c_scheduler` (simulated in `05ca_simulate`), `05d_runner`, `05da_kernels` and `05db_config`; the measurements follow in `05e_bench`, and pipeline-parallel stages in `05j_pipeline`.
 
 Docs: https://fastserve-nb.github.io/fastserve_nb/serve.html.md"""
 
