@@ -1,4 +1,4 @@
-"""The server of chapter 05 as a subcommand: `fastserve serve --model tiny --port 8000`, every option also a `FASTSERVE_*` variable.
+"""The server of chapter 05 as a subcommand: `fastserve serve tiny --port 8000`, every option also a `FASTSERVE_*` variable.
 
 Docs: https://fastserve-nb.github.io/fastserve_nb/cli_serve.html.md"""
 

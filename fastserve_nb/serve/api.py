@@ -27,6 +27,7 @@ from .protocol import (APIError, bad_request, CompletionRequest, ChatCompletionR
     FeedbackRequest, AdapterRequest, ExplainRequest, MAX_ID, loads_json, parse_request, sampling_params, chat_prompt)
 from .responses import Answer, echo_texts
 from .metrics import Metrics
+from .endpoints import KEYED_PATHS, add_utility_routes
 
 # %% auto #0
 __all__ = ['log', 'read_json', 'is_admin_route', 'APIKeyMiddleware', 'RateLimiter', 'client_id', 'build_app', 'end_requests',
@@ -141,7 +142,7 @@ def is_admin_route(method: str, path: str) -> bool:
     return path == "/v1/adapters" or (method == "GET" and path == "/v1/feedback")
 
 class APIKeyMiddleware:
-    """ASGI middleware, keys compared in constant time (no timing oracle): /v1/* needs `Authorization: Bearer <key>`
+    """ASGI middleware, keys compared in constant time (no timing oracle): /v1/* (and /tokenize, /detokenize) needs `Authorization: Bearer <key>`
     when there is an API key; the admin routes need the admin key, and refuse everyone when there is none."""
     def __init__(self, app, key: str | None, admin_key: str | None = None):
         self.app = app
@@ -153,7 +154,7 @@ class APIKeyMiddleware:
         elif self.expected is not None and not hmac.compare_digest(auth, self.expected):
             return APIError("missing or wrong API key: send 'Authorization: Bearer <key>'", 401)
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and scope["path"].startswith("/v1"):
+        if scope["type"] == "http" and (scope["path"].startswith("/v1") or scope["path"].rstrip("/") in KEYED_PATHS):
             e = self.error(scope["method"], scope["path"], dict(scope["headers"]).get(b"authorization", b""))
             if e is not None: return await e.response()(scope, receive, send)
         await self.app(scope, receive, send)
@@ -216,11 +217,6 @@ def build_app(client: EngineClient, cfg: ServeConfig, feedback=None) -> FastAPI:
         g["num_requests_admitted"] = st.admission.in_flight
         return Response(st.metrics.render(g), media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    @app.get("/v1/models")
-    async def models():
-        return {"object": "list", "data": [{"id": cfg.model_name, "object": "model", "created": int(st.started),
-                                            "owned_by": "fastserve", "max_model_len": client.max_model_len}]}
-
     @app.post("/v1/completions")
     async def completions(request: Request):
         req = parse_request(CompletionRequest, await read_json(request, cfg))
@@ -235,6 +231,7 @@ def build_app(client: EngineClient, cfg: ServeConfig, feedback=None) -> FastAPI:
         return await _generate(request, st, req, [await asyncio.to_thread(chat_prompt, client.tokenizer, req.messages, st.chat_template)], chat=True)
 
     _add_model_routes(app, st)
+    add_utility_routes(app, st, read_json)          # /tokenize, /detokenize, /version, /v1/models[/{id}] (05fc_endpoints)
     return app
 
 def _completion_prompts(req: CompletionRequest, tok, cfg: ServeConfig) -> list[list[int]]:

@@ -6,15 +6,16 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/config.html.md"""
 
 # %% ../../nbs/05db_config.ipynb #7936e8d9
 from __future__ import annotations
-import argparse, dataclasses, inspect, json, math, os, re
+import argparse, dataclasses, inspect, json, logging, logging.config, math, os, re
 from dataclasses import dataclass, field
 
 from .scheduler import ADMISSIONS, POLICIES, SWAP_ORDERS, SchedulerConfig
 from .resources import POLICIES as KV_POLICIES
 
 # %% auto #0
-__all__ = ['SWITCH', 'PipelineConfig', 'EngineConfig', 'ServeConfig', 'switch', 'add_serve_args', 'config_from_args',
-           'check_config', 'ConfigFileError', 'read_chat_template', 'FastPath', 'checkpoint_dtype', 'resolve_fast_path']
+__all__ = ['SWITCH', 'LOG_LINE', 'PipelineConfig', 'EngineConfig', 'ServeConfig', 'switch', 'add_serve_args', 'config_from_args',
+           'check_config', 'ConfigFileError', 'read_chat_template', 'FastPath', 'checkpoint_dtype', 'resolve_fast_path',
+           'log_config', 'configure_logging']
 
 # %% ../../nbs/05db_config.ipynb #75133395
 @dataclass
@@ -169,9 +170,15 @@ def _field_notes() -> dict[str, str]:
     except (OSError, TypeError): return {}
     return {m[1]: m[2] for m in re.finditer(r"^\s+(\w+): [^#\n]+#\s*(.+)$", src, re.M)}
 
+class _Typed(argparse.Action):
+    "Store the value and note that the flag was typed (`model_typed`): a positional MODEL must then agree with it."
+    def __call__(self, parser, ns, values, option_string=None): setattr(ns, self.dest, values); setattr(ns, self.dest + "_typed", values)
+
 def add_serve_args(p: argparse.ArgumentParser, env: dict | None = None):
-    "One flag per ServeConfig field; defaults from FASTSERVE_<FIELD> in `env` (default os.environ), else the dataclass."
+    """One flag per ServeConfig field; defaults from FASTSERVE_<FIELD> in `env` (default os.environ), else the dataclass.
+    The model may also come first, without its flag: `fastserve serve MODEL`, as `vllm serve MODEL`."""
     env, notes = os.environ if env is None else env, _field_notes()
+    p.add_argument("model_tag", nargs="?", default=None, metavar="MODEL", help="the model to serve, the same as --model")
     for f in dataclasses.fields(ServeConfig):
         default = env.get("FASTSERVE_" + f.name.upper(), f.default)
         if _kind(f) is bool:                                        # --enable-learning / --no-enable-learning
@@ -183,14 +190,19 @@ def add_serve_args(p: argparse.ArgumentParser, env: dict | None = None):
                            help=f"{notes.get(f.name, '')} (env FASTSERVE_{f.name.upper()}=auto|on|off; default {f.default!r})")
             continue
         kind = _kind(f)
-        p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=kind(default) if default is not None else None,
+        p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=kind(default) if default is not None else None, action=_Typed if f.name == "model" else "store",
                        choices=_CHOICES.get(f.name), metavar=None if f.name in _CHOICES else f.name.upper(),
                        help=f"{notes[f.name] + ' ' if f.name in notes else ''}(env FASTSERVE_{f.name.upper()}; default {f.default!r})")
 
 def config_from_args(args: argparse.Namespace) -> ServeConfig:
-    "The checked ServeConfig of parsed flags, the API and admin keys read from `api_key_file`/`admin_key_file` when named."
+    """The checked ServeConfig of parsed flags, the API and admin keys read from `api_key_file`/`admin_key_file` when named;
+    a positional MODEL is the model (a typed --model must then name the same one)."""
+    tag, typed = getattr(args, "model_tag", None), getattr(args, "model_typed", None)
+    if tag is not None and typed is not None and tag != typed:
+        raise ValueError(f"the model is given twice, as MODEL {tag!r} and --model {typed!r}: give one of them")
     cfg = ServeConfig(**{f.name: switch(getattr(args, f.name)) if _CHOICES.get(f.name) == SWITCH else getattr(args, f.name)
                          for f in dataclasses.fields(ServeConfig)})
+    if tag is not None: cfg.model = tag
     for k in ("api_key", "admin_key"):
         file = getattr(cfg, k + "_file")
         if file is None: continue
@@ -272,3 +284,21 @@ def resolve_fast_path(cfg: ServeConfig, device: str, ckpt_dtype: str | None) -> 
     elif not cuda: dtype = "float32"
     else: dtype = ckpt_dtype if ckpt_dtype in ("bfloat16", "float16") else "bfloat16"   # float32 or unnamed: 16 bits on a GPU
     return FastPath(dtype, cuda and not cfg.enforce_eager and cfg.compile != "off", cuda and not cfg.enforce_eager)
+
+# %% ../../nbs/05db_config.ipynb #9eccedf3
+LOG_LINE = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [a-z]+\d*\[\d+\] (DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+: "   # how every line starts
+
+def log_config(role: str, level: str) -> dict:
+    "logging's dictConfig for a server process named `role` (api, worker, stage0, ...): one format on stderr, uvicorn's loggers through it."
+    return {"version": 1, "disable_existing_loggers": False,
+            "formatters": {"line": {"format": f"%(asctime)s {role}[%(process)d] %(levelname)s %(name)s: %(message)s"}},
+            "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "line", "stream": "ext://sys.stderr"}},
+            "root": {"level": level.upper(), "handlers": ["stderr"]},
+            "loggers": {name: {"handlers": [], "propagate": True} for name in ("uvicorn", "uvicorn.error", "uvicorn.access")}}
+
+def configure_logging(role: str, level: str) -> dict:
+    "Log this process's lines (and Python's warnings) in the one format at `level`, whatever was configured before; returns the dictConfig."
+    config = log_config(role, level)
+    logging.config.dictConfig(config)
+    logging.captureWarnings(True)
+    return config

@@ -6,66 +6,93 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/metrics.html.md"""
 
 # %% ../../nbs/05ed_metrics.ipynb #fe348222
 from __future__ import annotations
-import bisect, math, threading
+import threading
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 
 # %% auto #0
-__all__ = ['TTFT_BUCKETS', 'ITL_BUCKETS', 'LATENCY_BUCKETS', 'Histogram', 'Metrics']
+__all__ = ['TTFT_BUCKETS', 'ITL_BUCKETS', 'LATENCY_BUCKETS', 'HELP', 'VLLM_ALIASES', 'Metrics']
 
-# %% ../../nbs/05ed_metrics.ipynb #75b36afe
-class Histogram:
-    "Observations counted into fixed buckets, rendered cumulatively as Prometheus expects."
-    def __init__(self, name: str, help: str, buckets: list[float]):
-        self.name, self.help, self.buckets = name, help, sorted(buckets)
-        self.counts, self.sum, self.count = [0] * (len(self.buckets) + 1), 0.0, 0    # last slot: above every bound
-
-    def observe(self, x: float):
-        self.counts[bisect.bisect_left(self.buckets, x)] += 1                      # first bound b_i ≥ x
-        self.sum += x; self.count += 1
-
-    def lines(self, labels: str) -> list[str]:
-        out, total = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} histogram"], 0
-        for b, c in zip(self.buckets + [math.inf], self.counts):
-            total += c
-            out.append(f'{self.name}_bucket{{{labels},le="{"+Inf" if b == math.inf else repr(float(b))}"}} {total}')
-        return out + [f"{self.name}_sum{{{labels}}} {self.sum!r}", f"{self.name}_count{{{labels}}} {self.count}"]
-
-def _label(v: str) -> str: return str(v).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-# %% ../../nbs/05ed_metrics.ipynb #66c0568c
+# %% ../../nbs/05ed_metrics.ipynb #be4faea6
 TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0]
 ITL_BUCKETS = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0]
 LATENCY_BUCKETS = [0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0]
 
+HELP = {   # the # HELP line of each counter (named without _total) and gauge
+    "prompt_tokens": "Prompt tokens processed.", "generation_tokens": "Tokens generated.",
+    "request_success": "Requests finished, by finish reason.", "requests_rejected": "Requests refused before they were queued, by reason.",
+    "feedback": "Feedback rows stored.", "num_requests_running": "Requests in the running batch.",
+    "num_requests_waiting": "Requests waiting to be scheduled.", "num_requests_swapped": "Requests whose KV blocks are swapped out to host memory.",
+    "num_requests_admitted": "Requests the API has admitted and not yet answered.",
+    "kv_cache_usage_perc": "KV-cache usage: the fraction of the usable KV blocks in use (1 = full).",
+    "kv_cache_num_blocks": "KV blocks in the pool.", "kv_cache_usable_blocks": "KV blocks the scheduler may use now.",
+    "kv_cache_free_blocks": "KV blocks free.", "memory_available_bytes": "Device memory available (bytes).",
+    "engine_restarts": "Times the engine worker was restarted.", "engine_alive": "1 while the engine worker runs.",
+    "pipeline_stages_alive": "Pipeline stage processes running."}
+
+VLLM_ALIASES = {   # our family (no prefix, no _total) -> vLLM's names of the same thing
+    "num_requests_running": ("vllm:num_requests_running",), "num_requests_waiting": ("vllm:num_requests_waiting",),
+    "num_requests_swapped": ("vllm:num_requests_swapped",),
+    "kv_cache_usage_perc": ("vllm:gpu_cache_usage_perc", "vllm:kv_cache_usage_perc"),
+    "prompt_tokens": ("vllm:prompt_tokens",), "generation_tokens": ("vllm:generation_tokens",), "request_success": ("vllm:request_success",),
+    "time_to_first_token_seconds": ("vllm:time_to_first_token_seconds",),
+    "inter_token_latency_seconds": ("vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds"),
+    "e2e_request_latency_seconds": ("vllm:e2e_request_latency_seconds",), "request_queue_time_seconds": ("vllm:request_queue_time_seconds",)}
+
+# %% ../../nbs/05ed_metrics.ipynb #b444f383
 class Metrics:
-    "The server's counters and histograms; `render(gauges)` writes the exposition text."
+    "The server's counters, histograms and scrape-time gauges in a `CollectorRegistry`; `render(gauges)` writes the exposition text."
     PREFIX = "fastserve:"
     def __init__(self, model_name: str):
-        self.labels = f'model_name="{_label(model_name)}"'
-        p = self.PREFIX
-        self.hist = {k: Histogram(p + k, h, b) for k, h, b in [
+        self.model_name, self.gauges, self.lock = model_name, {}, threading.Lock()
+        self.own = CollectorRegistry()                    # the fastserve: families
+        self.hist = {k: Histogram(self.PREFIX + k, h, ["model_name"], registry=self.own, buckets=b).labels(model_name) for k, h, b in [
             ("time_to_first_token_seconds", "Time to first token (s).", TTFT_BUCKETS),
             ("inter_token_latency_seconds", "Time between consecutive tokens of a request (s).", ITL_BUCKETS),
             ("e2e_request_latency_seconds", "Arrival to last token (s).", LATENCY_BUCKETS),
             ("request_queue_time_seconds", "Arrival to first scheduling (s).", LATENCY_BUCKETS)]}
-        self.counters: dict[tuple[str, str], float] = {}
-        self.lock = threading.Lock()
+        self.counters: dict[str, Counter] = {}
+        self.own.register(_Gauges(self))
+        self.registry = CollectorRegistry()               # what /metrics shows: ours, their vLLM names, the process's
+        self.registry.register(_WithAliases(self.own, self.PREFIX))
+        ProcessCollector(registry=self.registry)
 
     def inc(self, name: str, by: float = 1, **labels):
-        key = (name, ",".join(f'{k}="{_label(v)}"' for k, v in sorted(labels.items())))
-        with self.lock: self.counters[key] = self.counters.get(key, 0) + by
+        "Add `by` to counter `name` (ending in _total), created on first use with the label names it is first given."
+        with self.lock:
+            if (c := self.counters.get(name)) is None:
+                short = name.removesuffix("_total")
+                c = self.counters[name] = Counter(self.PREFIX + name, HELP.get(short, short.replace("_", " ")), ["model_name", *sorted(labels)], registry=self.own)
+        c.labels(model_name=self.model_name, **labels).inc(by)
 
-    def observe(self, name: str, x: float):
-        with self.lock: self.hist[name].observe(x)
+    def observe(self, name: str, x: float): self.hist[name].observe(x)
 
     def render(self, gauges: dict[str, float]) -> str:
-        "Gauges (read at scrape time), counters and histograms in Prometheus text format 0.0.4."
-        out, L = [], self.labels
-        for name, v in sorted(gauges.items()):
-            out += [f"# TYPE {self.PREFIX}{name} gauge", f"{self.PREFIX}{name}{{{L}}} {float(v)!r}"]
+        "The exposition text, with `gauges` (the engine's snapshot, read at scrape time) as this scrape's gauges."
         with self.lock:
-            seen = set()
-            for (name, extra), v in sorted(self.counters.items()):
-                if name not in seen: out.append(f"# TYPE {self.PREFIX}{name} counter"); seen.add(name)
-                out.append(f"{self.PREFIX}{name}{{{L}{',' + extra if extra else ''}}} {float(v)!r}")
-            for h in self.hist.values(): out += h.lines(L)
-        return "\n".join(out) + "\n"
+            self.gauges = dict(gauges)
+            return generate_latest(self.registry).decode()
+
+class _Gauges:
+    "A collector of the gauges handed to the scrape in progress."
+    def __init__(self, m: Metrics): self.m = m
+    def collect(self):
+        for name, v in sorted(self.m.gauges.items()):
+            g = GaugeMetricFamily(self.m.PREFIX + name, HELP.get(name, f"{name.replace('_', ' ')} (the engine's snapshot)"), labels=["model_name"])
+            g.add_metric([self.m.model_name], float(v))
+            yield g
+
+class _WithAliases:
+    """Every family of `source`, then each that vLLM also exports again under vLLM's name (VLLM_ALIASES), samples and all;
+    without the `_created` timestamps, which the text format vLLM writes does not have."""
+    def __init__(self, source: CollectorRegistry, prefix: str): self.source, self.prefix = source, prefix
+    def collect(self):
+        for fam in self.source.collect():
+            samples = [s for s in fam.samples if not s.name.endswith("_created")]
+            for name, doc in [(fam.name, fam.documentation)] + [(a, f"{fam.documentation} (vLLM's name of {fam.name})")
+                                                                  for a in VLLM_ALIASES.get(fam.name.removeprefix(self.prefix), ())]:
+                out = Metric(name, doc, fam.type)
+                out.samples = [s._replace(name=name + s.name[len(fam.name):]) for s in samples]     # _bucket, _sum, _total, ...
+                yield out

@@ -21,6 +21,7 @@ from .runner import ModelRunner
 from .sequence import SamplingParams
 from .resources import available_memory
 from .pipeline_net import parse_address, connect_to_engine, EngineStore
+from .config import configure_logging
 from .stage_messages import (Hello, Reject, StoreConnect, Loaded, PoolSize, StageReady, RowUpdate, Step,
                                                Tokens, Logits, Record, SendEvents, Events, SetWeights, WeightsSet, StopStage, StageFailed)
 
@@ -195,7 +196,7 @@ def stage_main(argv: list[str] | None = None):
     if not args.engine: ap.error("--engine HOST:PORT is required (the server's --pp-listen)")
     if not key: ap.error("set FASTSERVE_STAGE_KEY to the secret the server was started with")
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    logging.basicConfig(level=os.environ.get("FASTSERVE_STAGE_LOG", "WARNING"), format=f"%(asctime)s stage {rank} [%(process)d] %(levelname)s %(name)s: %(message)s")
+    configure_logging(f"stage{rank}", os.environ.get("FASTSERVE_STAGE_LOG", "WARNING"))     # 05db_config: the server's format
     address = parse_address(args.engine)
     conn = connect_to_engine(address, key.encode(), args.connect_timeout)
     conn.send(Hello(rank, os.getpid(), socket.gethostname(), world))

@@ -226,7 +226,10 @@ def sampling_params(req: CompletionRequest | ChatCompletionRequest, cfg: ServeCo
 FALLBACK_CHAT_TEMPLATE = ("{% for m in messages %}{{ m['role'] | capitalize }}: {{ m['content'] }}\n{% endfor %}"
                           "{% if add_generation_prompt %}Assistant:{% endif %}")
 
-def chat_prompt(tokenizer, messages: list[ChatMessage], template: str | None = None) -> list[int]:
+def chat_prompt(tokenizer, messages: list[ChatMessage], template: str | None = None,
+                add_generation_prompt: bool = True,     # end with the assistant's turn opened, as a chat request does
+                add_special_tokens: bool = False        # the tokenizer's BOS/EOS on top of what the template writes
+                ) -> list[int]:
     "Token ids of the conversation, rendered by `template` (the server's --chat-template), the tokenizer's own or FALLBACK_CHAT_TEMPLATE."
     msgs = []
     for i, m in enumerate(messages):
@@ -237,8 +240,8 @@ def chat_prompt(tokenizer, messages: list[ChatMessage], template: str | None = N
         msgs.append({"role": "system" if m.role == "developer" else m.role, "content": text})
     if not msgs: raise bad_request("messages must hold at least one message", "messages")
     template = template or (None if getattr(tokenizer, "chat_template", None) else FALLBACK_CHAT_TEMPLATE)
-    text = tokenizer.apply_chat_template(msgs, chat_template=template, add_generation_prompt=True, tokenize=False)
-    return tokenizer.encode(text, add_special_tokens=False)
+    text = tokenizer.apply_chat_template(msgs, chat_template=template, add_generation_prompt=add_generation_prompt, tokenize=False)
+    return tokenizer.encode(text, add_special_tokens=add_special_tokens)
 
 # %% ../../nbs/05ea_protocol.ipynb #5f1b7640
 MAX_TEXT = 32_768                      # characters per feedback text field

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import uvicorn
 
-from .config import ServeConfig, ConfigFileError, add_serve_args, config_from_args
+from .config import ServeConfig, ConfigFileError, add_serve_args, config_from_args, configure_logging
 from .api import build_app, end_requests
 from .guard import guard_kwargs
 from .supervisor import WorkerClient
@@ -54,7 +54,7 @@ class DrainingServer(uvicorn.Server):
 def run_server(cfg: ServeConfig) -> int:
     "Serve `cfg` until SIGTERM/SIGINT; returns the exit status."
     # the server's --log-level rules this process, whatever a caller (the `fastserve` CLI) configured before
-    logging.basicConfig(level=cfg.log_level.upper(), format="%(asctime)s api %(levelname)s %(name)s: %(message)s", force=True)
+    log_config = configure_logging("api", cfg.log_level)         # 05db_config: the one format, uvicorn's loggers included
     if cfg.host not in ("127.0.0.1", "localhost", "::1") and not cfg.api_key:
         log.warning("listening on %s without an API key: anyone who can reach this port can use the model", cfg.host)
     client = WorkerClient(cfg)
@@ -72,7 +72,7 @@ def run_server(cfg: ServeConfig) -> int:
             learner = Learner.for_server(cfg, feedback, client).start()
     app = build_app(client, cfg, feedback)
     guard = guard_kwargs(cfg.header_timeout, cfg.max_connections_per_client or None, cfg.keep_alive_timeout)   # 05fa_guard
-    server = DrainingServer(uvicorn.Config(app, host=cfg.host, port=cfg.port, log_level=cfg.log_level, access_log=False, lifespan="off",
+    server = DrainingServer(uvicorn.Config(app, host=cfg.host, port=cfg.port, log_level=cfg.log_level, log_config=log_config, access_log=False, lifespan="off",
                                            timeout_graceful_shutdown=cfg.drain_timeout + 5, **guard),
                             client, cfg.drain_timeout)       # 5 s more: the ended requests send their error
     log.info("serving %s on http://%s:%d (policy %s)", cfg.model_name, cfg.host, cfg.port, cfg.policy)

@@ -11,7 +11,7 @@ import logging, math, os, signal, time
 from ..registry import UnsupportedModelError
 from .engine import EngineLoop
 from .messages import CallResult
-from .config import ServeConfig, resolve_fast_path, checkpoint_dtype
+from .config import ServeConfig, resolve_fast_path, checkpoint_dtype, configure_logging
 
 # %% auto #0
 __all__ = ['log', 'load_engine', 'plan_stage_pools', 'start_pipeline', 'EngineWorker', 'worker_main']
@@ -132,7 +132,7 @@ def worker_main(cfg: ServeConfig, conn):
     "The worker process's body (started by `05hb_supervisor`'s `run_worker`): serve `cfg` over `conn` until told to stop."
     for s in (signal.SIGINT, signal.SIGTERM): signal.signal(s, signal.SIG_IGN)   # the API process drains, then stops us
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})     # blocked by `_spawn` until now
-    logging.basicConfig(level=cfg.log_level.upper(), format=f"%(asctime)s worker[{os.getpid()}] %(levelname)s %(name)s: %(message)s")
+    configure_logging("worker", cfg.log_level)                                    # 05db_config: the API's format
     try: EngineWorker(cfg, conn).run()
     except (EOFError, OSError): log.warning("the API process went away; exiting")      # its end of the pipe closed
     except UnsupportedModelError as e: log.error("%s", e); raise SystemExit(2)    # a checkpoint no restart can serve: one line
