@@ -115,6 +115,13 @@ def _lookup(self: BlockManager, h: int | None, token_ids) -> int | None:
     bid = self.hash_to_block_id.get(h) if h is not None else None
     return bid if bid is not None and self.blocks[bid].token_ids == token_ids else None
 
+# %% ../../nbs/05b_kv_cache.ipynb #cda992f7
+@patch
+def first_parent(self: BlockManager, seq: Sequence) -> int | None:
+    "The parent of `seq`'s first block: `hash_salt`, chained with the name of the request's LoRA adapter when it has one."
+    name = seq.sampling_params.lora_name
+    return self.hash_salt if name is None else hash_block(self.hash_salt, (-1, name_salt(name)))   # -1: no token id
+
 # %% ../../nbs/05b_kv_cache.ipynb #6da4714e
 @patch
 def _prefix_hits(self: BlockManager, seq: Sequence) -> list[int]:
@@ -201,13 +208,6 @@ def free(self: BlockManager, seq: Sequence):
     for hb in seq.host_block_table: self._release_host(hb)
     seq.block_table, seq.host_block_table, seq.num_computed_tokens = [], [], 0
     self.seqs.pop(seq.seq_id, None); self.swapped.pop(seq.seq_id, None)
-
-# %% ../../nbs/05b_kv_cache.ipynb #cda992f7
-@patch
-def first_parent(self: BlockManager, seq: Sequence) -> int | None:
-    "The parent of `seq`'s first block: `hash_salt`, chained with the name of the request's LoRA adapter when it has one."
-    name = seq.sampling_params.lora_name
-    return self.hash_salt if name is None else hash_block(self.hash_salt, (-1, name_salt(name)))   # -1: no token id
 
 # %% ../../nbs/05b_kv_cache.ipynb #c46fcb80
 class ShadowKV:
