@@ -22,7 +22,7 @@ from .sequence import SamplingParams
 from .client import EngineClient
 from .messages import EngineDeadError, TokenDelta
 from .resources import AdmissionController
-from .config import ServeConfig, read_chat_template
+from .config import ServeConfig, read_chat_template, lora_modules
 from .protocol import (APIError, bad_request, CompletionRequest, ChatCompletionRequest,
     FeedbackRequest, AdapterRequest, ExplainRequest, MAX_ID, loads_json, parse_request, sampling_params, chat_prompt)
 from .responses import Answer, echo_texts
@@ -218,8 +218,8 @@ def build_app(client: EngineClient, cfg: ServeConfig, feedback=None) -> FastAPI:
 
     @app.get("/v1/models")
     async def models():
-        return {"object": "list", "data": [{"id": cfg.model_name, "object": "model", "created": int(st.started),
-                                            "owned_by": "fastserve", "max_model_len": client.max_model_len}]}
+        card = lambda name, **kw: {"id": name, "object": "model", "created": int(st.started), "owned_by": "fastserve", "max_model_len": client.max_model_len, **kw}
+        return {"object": "list", "data": [card(cfg.model_name)] + [card(n, root=p, parent=cfg.model_name) for n, p in lora_modules(cfg).items()]}
 
     @app.post("/v1/completions")
     async def completions(request: Request):
