@@ -6,7 +6,7 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/lora.html.md"""
 
 # %% ../../nbs/05dc_lora.ipynb #75cfef07
 from __future__ import annotations
-import hashlib, logging
+import logging
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
