@@ -102,8 +102,12 @@ def enable_lora(engine, adapters: dict[str, LoraAdapter | str | Path]) -> LoraBa
     runner = engine.runner
     if not hasattr(runner, "lora"): raise ValueError(f"LoRA adapters per request need the one-process ModelRunner, not {type(runner).__name__} (serve with pp=1)")
     ads = {n: a if isinstance(a, LoraAdapter) else load_lora(a) for n, a in adapters.items()}
+    if busy := sorted({s.sampling_params.lora_name for s in engine.seqs.values()} - {None, *ads}):
+        raise ValueError(f"unfinished requests still use LoRA adapters {busy}: keep them in the new set")
     bank = LoraBank(engine.model, ads)                   # raises before the old bank is touched
-    if runner.lora is not None: runner.lora.remove()
+    if runner.lora is not None:
+        runner.lora.remove()
+        engine.block_manager.hash_to_block_id.clear()    # a name may now hold other weights: no old prefix may hit
     runner.lora = bank
     log.info("LoRA adapters per request: %s", ", ".join(bank.names) or "none")
     return bank
