@@ -22,7 +22,7 @@ from .sequence import SamplingParams
 from .client import EngineClient
 from .messages import EngineDeadError, TokenDelta
 from .resources import AdmissionController
-from .config import ServeConfig, read_chat_template
+from .config import ServeConfig, read_chat_template, lora_modules
 from .protocol import (APIError, bad_request, CompletionRequest, ChatCompletionRequest,
     FeedbackRequest, AdapterRequest, ExplainRequest, MAX_ID, loads_json, parse_request, sampling_params, chat_prompt)
 from .responses import Answer, echo_texts

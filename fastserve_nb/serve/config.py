@@ -14,8 +14,8 @@ from .resources import POLICIES as KV_POLICIES
 
 # %% auto #0
 __all__ = ['SWITCH', 'LOG_LINE', 'PipelineConfig', 'EngineConfig', 'ServeConfig', 'switch', 'add_serve_args', 'config_from_args',
-           'check_config', 'ConfigFileError', 'read_chat_template', 'FastPath', 'checkpoint_dtype', 'resolve_fast_path',
-           'log_config', 'configure_logging']
+           'check_config', 'ConfigFileError', 'read_chat_template', 'lora_modules', 'check_lora_modules', 'FastPath',
+           'checkpoint_dtype', 'resolve_fast_path', 'log_config', 'configure_logging']
 
 # %% ../../nbs/05db_config.ipynb #75133395
 @dataclass
@@ -117,6 +117,7 @@ class ServeConfig:
     health_interval: float = 1.0           # seconds between worker health checks
     feedback_db: str | None = None         # SQLite file for /v1/feedback (05i_learn)
     adapters_dir: str | None = None        # LoRA adapter versions (05i_learn)
+    lora_modules: str | None = None        # LoRA adapters served beside the base model, NAME=PATH[,NAME=PATH...] (PEFT folders); a request picks one with "model": NAME (05dc_lora)
     learn_min_feedback: int = 16           # new feedback rows that trigger a training round
     learn_min_clients: int = 3             # distinct clients among those rows before a round trains
     enable_learning: bool = False          # train and promote adapters from feedback (needs feedback_db, adapters_dir, canary_file)
@@ -244,6 +245,7 @@ def check_config(cfg: ServeConfig) -> ServeConfig:
         if len(os.environ.get("FASTSERVE_STAGE_KEY", "")) < 16:
             raise ValueError("pp_listen needs FASTSERVE_STAGE_KEY: a shared secret of at least 16 characters, given to the server and every stage")
     if cfg.chat_template is not None: read_chat_template(cfg.chat_template)
+    if cfg.lora_modules is not None: check_lora_modules(cfg)
     cfg.engine_config()                                   # the parts check the rest: quanta, swap order, reserve, ...
     return cfg
 
@@ -258,6 +260,25 @@ def read_chat_template(path: str) -> str:
     try: jinja2.Environment(extensions=["jinja2.ext.loopcontrols"]).parse(text)
     except jinja2.TemplateSyntaxError as e: raise ConfigFileError(f"chat_template {path!r} is not a Jinja template: {e.message} (line {e.lineno})") from None
     return text
+
+# %% ../../nbs/05db_config.ipynb #7fbecb0e
+def lora_modules(cfg: ServeConfig) -> dict[str, str]:
+    "{name: folder} of `lora_modules` = NAME=PATH items separated by commas or spaces; ValueError naming a bad item."
+    out = {}
+    for item in (cfg.lora_modules or "").replace(",", " ").split():
+        name, eq, path = item.partition("=")
+        if not (eq and name and path): raise ValueError(f"lora_modules takes NAME=PATH items, got {item!r}")
+        if name in out or name == cfg.model_name: raise ValueError(f"lora_modules names must differ from each other and from the model's name {cfg.model_name!r}, got {name!r} again")
+        out[name] = path
+    return out
+
+def check_lora_modules(cfg: ServeConfig):
+    "Raise ValueError unless every `lora_modules` item names a PEFT adapter folder and the engine runs in one process."
+    from pathlib import Path
+    if cfg.pp > 1: raise ValueError(f"lora_modules needs pp=1 (the pipeline stages hold no adapters), got pp={cfg.pp}")
+    for name, path in lora_modules(cfg).items():
+        if not (Path(path).expanduser() / "adapter_config.json").is_file():
+            raise ConfigFileError(f"lora_modules {name}={path}: no adapter_config.json there (a LoRA adapter folder in PEFT's format)")
 
 # %% ../../nbs/05db_config.ipynb #79d8eb02
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/kv_cache.html.md"""
 
 # %% ../../nbs/05b_kv_cache.ipynb #e7a2d4a3
 from __future__ import annotations
+import hashlib
 from collections import OrderedDict, deque
 
 from fastcore.basics import patch
@@ -13,12 +14,16 @@ from fastcore.basics import patch
 from .sequence import Sequence
 
 # %% auto #0
-__all__ = ['hash_block', 'Block', 'BlockManager', 'ShadowKV', 'random_block_ops']
+__all__ = ['hash_block', 'name_salt', 'Block', 'BlockManager', 'ShadowKV', 'random_block_ops']
 
 # %% ../../nbs/05b_kv_cache.ipynb #424d1ed9
 def hash_block(parent: int | None, token_ids: tuple[int, ...]) -> int:
     "Chained hash of one full block: h_i = H(h_{i-1}, tokens of block i)."
     return hash((parent, token_ids))  # ints and tuples of ints hash the same in every process
+
+def name_salt(name: str) -> int:
+    "A 64-bit number of `name`, the same in every process (Python's `hash` of a string is not)."
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big")
 
 class Block:
     "One KV block: how many tables hold it, and the prefix hash/tokens it holds once full and computed."
@@ -110,6 +115,13 @@ def _lookup(self: BlockManager, h: int | None, token_ids) -> int | None:
     bid = self.hash_to_block_id.get(h) if h is not None else None
     return bid if bid is not None and self.blocks[bid].token_ids == token_ids else None
 
+# %% ../../nbs/05b_kv_cache.ipynb #cda992f7
+@patch
+def first_parent(self: BlockManager, seq: Sequence) -> int | None:
+    "The parent of `seq`'s first block: `hash_salt`, chained with the name of the request's LoRA adapter when it has one."
+    name = seq.sampling_params.lora_name
+    return self.hash_salt if name is None else hash_block(self.hash_salt, (-1, name_salt(name)))   # -1: no token id
+
 # %% ../../nbs/05b_kv_cache.ipynb #6da4714e
 @patch
 def _prefix_hits(self: BlockManager, seq: Sequence) -> list[int]:
@@ -117,7 +129,7 @@ def _prefix_hits(self: BlockManager, seq: Sequence) -> list[int]:
     none for a request that scores its prompt: the runner must compute every prompt position)."""
     if not self.enable_prefix_caching or seq.sampling_params.prompt_logprobs is not None: return []
     if seq.block_table or seq.host_block_table or seq.num_computed_tokens: return []
-    B, h, hits = self.block_size, self.hash_salt, []
+    B, h, hits = self.block_size, self.first_parent(seq), []
     for i in range((seq.num_tokens - 1) // B):
         toks = tuple(seq.token_ids[i * B:(i + 1) * B])
         h = hash_block(h, toks)
@@ -139,7 +151,7 @@ def cache_blocks(self: BlockManager, seq: Sequence):
     n_full = min(seq.num_computed_tokens // B, len(bt))
     start = n_full
     while start > 0 and self.blocks[bt[start - 1]].hash is None: start -= 1
-    h = self.blocks[bt[start - 1]].hash if start else self.hash_salt
+    h = self.blocks[bt[start - 1]].hash if start else self.first_parent(seq)
     for i in range(start, n_full):
         toks = tuple(seq.token_ids[i * B:(i + 1) * B])
         h = hash_block(h, toks)

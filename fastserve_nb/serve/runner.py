@@ -19,6 +19,7 @@ from fastcore.basics import patch
 from ..core import Decoder, attention, sample, compile_ops
 from .kernels import flash_decode, prefill_attention, prefill_plan, triton
 from .sampling import process_logits, batch_logprobs
+from .lora import batch_groups, using
 
 # %% auto #0
 __all__ = ['log', 'block_runs', 'KVPool', 'paged_decode_reference', 'paged_decode', 'BatchMeta', 'PagedAttention', 'ModelRunner',
@@ -122,6 +123,7 @@ class BatchMeta:
     context_lens: torch.Tensor | None = None      # (B_dec,)
     plans: dict = field(default_factory=dict)     # window (None: full) -> `prefill_plan` of the prefills, made once
     logit_rows: list = field(default_factory=list)  # flat rows whose logits are wanted too (prompt log-probabilities)
+    lora_groups: list = field(default_factory=list)  # (adapter, flat rows) per LoRA adapter in the batch (05dc_lora)
 
 class PagedAttention:
     "The `KVCache` the decoder sees during one iteration: writes new k, v into slots, attends through block tables."
@@ -155,6 +157,7 @@ class ModelRunner:
         self.cache = PagedAttention(self.pool)
         self.max_blocks = math.ceil(max_model_len / block_size)
         self.graphs, self.graph_io = {}, None
+        self.lora = None             # a LoraBank (05dc_lora): adapters chosen per request, added per token
         if compile and self.device.type == "cuda": compile_ops()
         if cuda_graphs and self.device.type == "cuda": self.capture_graphs(max_graph_batch)
 
@@ -189,6 +192,7 @@ def prepare(self: ModelRunner, entries):
         meta.context_lens = torch.from_numpy(lens.astype(np.int32)).to(self.device, non_blocking=True)
     meta.slot_mapping = torch.from_numpy(np.concatenate(slots, 1)).to(self.device, non_blocking=True)   # (2, T)
     order = [s for s, _ in pre] + dec
+    if self.lora: meta.lora_groups = batch_groups(self.lora, order, [n for _, n in pre] + [1] * len(dec), self.device)
     ids = torch.tensor([ids], device=self.device)
     return ids, torch.from_numpy(np.concatenate(pos))[None].to(self.device, non_blocking=True), meta, order
 
@@ -205,9 +209,9 @@ def run_model(self: ModelRunner, x, pos, meta) -> torch.Tensor:
     """The model over one flat batch from `prepare`: inputs `x` (1, T), positions (1, T) -> `compute_logits` at each
     row's last new token. A decode-only batch replays a CUDA graph when one is wide enough."""
     n_dec = x.shape[1] - meta.num_prefill_tokens
-    if not meta.prefills and self.graphs and n_dec <= max(self.graphs): return self._replay(x, pos, meta)
+    if not meta.prefills and self.graphs and n_dec <= max(self.graphs) and not meta.lora_groups: return self._replay(x, pos, meta)
     self.cache.meta = meta
-    h = self._hidden(x, pos)                                     # (1, T, d)
+    with using(self.lora, meta.lora_groups): h = self._hidden(x, pos)   # (1, T, d); the graphs hold no LoRA
     last = [end - 1 for _, end, _, _ in meta.prefills]
     last += range(meta.num_prefill_tokens, x.shape[1])
     return self.compute_logits(h, last + meta.logit_rows)        # (R + len(logit_rows), V)

@@ -35,6 +35,7 @@ class SamplingParams:
     min_tokens: int = 0                   # no EOS / stop token before this many output tokens
     logprobs: int | None = None           # report each output token's log-probability and the top `logprobs` others
     prompt_logprobs: int | None = None    # the same for every prompt token after the first (skips the prefix cache)
+    lora_name: str | None = None          # the LoRA adapter this request runs with (05dc_lora); None: the base model
 
     def validate(self) -> "SamplingParams":
         "Raise `ValueError` naming the bad field, its value and what is allowed; return `self` when all is well."
@@ -64,6 +65,7 @@ class SamplingParams:
         for k in ("logprobs", "prompt_logprobs"):
             v = getattr(self, k)
             if v is not None and not (is_int(v) and 0 <= v <= MAX_LOGPROBS): bad(k, f"None or an integer in [0, {MAX_LOGPROBS}]")
+        if self.lora_name is not None and not (isinstance(self.lora_name, str) and self.lora_name): bad("lora_name", "None or a non-empty string")
         return self
 
     @property

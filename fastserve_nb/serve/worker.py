@@ -11,7 +11,7 @@ import logging, math, os, signal, time
 from ..registry import UnsupportedModelError
 from .engine import EngineLoop
 from .messages import CallResult
-from .config import ServeConfig, resolve_fast_path, checkpoint_dtype, configure_logging
+from .config import ServeConfig, resolve_fast_path, checkpoint_dtype, configure_logging, lora_modules
 
 # %% auto #0
 __all__ = ['log', 'load_engine', 'plan_stage_pools', 'start_pipeline', 'EngineWorker', 'worker_main']
@@ -42,6 +42,9 @@ def load_engine(cfg: ServeConfig):
     t0 = time.perf_counter()
     eng = LLMEngine(model, tok, cfg.engine_config(fast, plan.num_blocks, plan.bytes_per_token), runner=runner)
     built = time.perf_counter() - t0                               # compilation, graph capture, the prefill profile
+    if cfg.lora_modules:                                           # adapters chosen per request (05dc_lora)
+        from fastserve_nb.serve.lora import enable_lora
+        enable_lora(eng, lora_modules(cfg))
     budget = KVBudget(eng.block_manager, cfg.kv_policy, min_blocks=math.ceil(cfg.max_model_len / cfg.block_size))
     where = f"{cfg.pp} stages (layers {runner.bounds} on {runner.devices})" if runner else device
     log.info("engine: %s on %s%s in %s, policy %s, %d KV blocks of %d tokens (%.1f MiB, sized by %s), KV policy %s", cfg.model, where,
