@@ -18,7 +18,7 @@ on an H100. `--smoke` runs a tiny shape on the CPU to check the script end to en
 
 The GPU image lacks the server's web stack: carry these wheels (Python 3.12, manylinux x86-64) in .whl/:
 fastapi starlette pydantic pydantic-core typing-inspection annotated-types uvicorn opentelemetry-api
-importlib-metadata (httpx, anyio, h11, click, annotated-doc, typing-extensions are already there). Run:
+importlib-metadata prometheus-client (httpx, anyio, h11, click, annotated-doc, typing-extensions are already there). Run:
 
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
       && export PYTHONPATH=/tmp/site:. && python3 bench/speed_gpu.py
