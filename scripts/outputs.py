@@ -39,6 +39,13 @@ def stamp(nb_path: Path, pkg: str | None = None) -> str:
     return h.hexdigest()
 
 
+def drop_stderr(nb: dict) -> dict:
+    "Keep what a cell shows (stdout, displays, errors), not its stderr stream: library warnings, progress bars, paths of this machine."
+    for c in nb["cells"]:
+        if c["cell_type"] == "code": c["outputs"] = [o for o in c.get("outputs", []) if o.get("name") != "stderr"]
+    return nb
+
+
 def save_one(nb_path: Path) -> float:
     "Run one notebook in this process at test sizes, write its outputs, stamp and run time into it; its seconds."
     import nbdev.test
@@ -46,7 +53,7 @@ def save_one(nb_path: Path) -> float:
     nb_path = Path(nb_path).resolve()
     ok, secs = nbdev.test.test_nb(nb_path, skip_flags=get_config(ROOT).tst_flags.split(), save=True)
     if not ok: sys.exit(f"{nb_path.name} failed: outputs not saved")
-    nb = json.loads(nb_path.read_text())
+    nb = drop_stderr(json.loads(nb_path.read_text()))
     nb["metadata"][KEY] = {"outputs_stamp": stamp(nb_path), "run_seconds": round(secs, 1)}
     nb_path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
     return secs
@@ -64,6 +71,9 @@ def check() -> list[str]:
 if __name__ == "__main__":
     cmd, args = (sys.argv[1] if len(sys.argv) > 1 else "check"), sys.argv[2:]
     if cmd == "save-one": save_one(Path(args[0])); sys.exit(0)
+    if cmd == "drop-stderr":                # on saved notebooks, without running them again (their stamps stay)
+        for p in notebooks(): p.write_text(json.dumps(drop_stderr(json.loads(p.read_text())), indent=1, ensure_ascii=False) + "\n")
+        sys.exit(0)
     if cmd == "save":
         for p in [Path(a).resolve() for a in args] or notebooks():
             t = time.time()
