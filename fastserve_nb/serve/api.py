@@ -8,6 +8,7 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/api.html.md"""
 from __future__ import annotations
 import asyncio, hashlib, hmac, json, logging, re, threading, time, uuid
 from collections import OrderedDict
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
 
@@ -62,35 +63,43 @@ class _Request:
 
 # %% ../../nbs/05f_api.ipynb #e79b18d8
 @patch
-async def deltas(self: _Request) -> AsyncIterator[tuple[int, TokenDelta]]:
-    "(choice index, delta) from all streams as they come; metrics observed on the way."
-    q = self.q
+async def batches(self: _Request) -> AsyncIterator[tuple[int, list[TokenDelta]]]:
+    "(choice index, the deltas of that choice ready together) from all streams as they come; metrics observed on the way."
+    q, m = self.q, self.s.metrics
     async def pump(i, stream):
         try:
-            async for d in stream: q.put_nowait((i, d))
+            while ds := await stream.batch(): q.put_nowait((i, ds))
             q.put_nowait((i, None))
         except Exception as e: q.put_nowait((i, e))
     tasks = [asyncio.ensure_future(pump(i, st)) for i, st in enumerate(self.streams)]
     last, first, done = {}, None, 0
     try:
         while done < len(tasks):
-            i, d = await q.get()
-            if d is None: done += 1; continue
-            if isinstance(d, Exception): raise d
+            i, ds = await q.get()
+            if ds is None: done += 1; continue
+            if isinstance(ds, Exception): raise ds
             now = time.perf_counter()
-            if first is None: first = now; self.s.metrics.observe("time_to_first_token_seconds", now - self.t0)
-            if i in last: self.s.metrics.observe("inter_token_latency_seconds", now - last[i])
+            if first is None: first = now; m.observe("time_to_first_token_seconds", now - self.t0)
+            gaps = ([now - last[i]] if i in last else []) + [0.0] * (len(ds) - 1)   # the ones behind the first come with it
+            for g in gaps: m.observe("inter_token_latency_seconds", g)
             last[i] = now
-            self.usage["completion_tokens"] += 1
-            self.s.metrics.inc("generation_tokens_total")
-            if d.finished:
-                self.s.metrics.observe("e2e_request_latency_seconds", now - self.t0)
-                if d.queue_time is not None: self.s.metrics.observe("request_queue_time_seconds", d.queue_time)
-                self.s.metrics.inc("request_success_total", finished_reason=d.finish_reason)
-            yield i, d
+            self.usage["completion_tokens"] += len(ds)
+            m.inc("generation_tokens_total", len(ds))
+            if (d := ds[-1]).finished:
+                m.observe("e2e_request_latency_seconds", now - self.t0)
+                if d.queue_time is not None: m.observe("request_queue_time_seconds", d.queue_time)
+                m.inc("request_success_total", finished_reason=d.finish_reason)
+            yield i, ds
     finally:
         for t in tasks: t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+@patch
+async def deltas(self: _Request) -> AsyncIterator[tuple[int, TokenDelta]]:
+    "(choice index, delta) one at a time, from `batches`."
+    async with aclosing(self.batches()) as batches:
+        async for i, ds in batches:
+            for d in ds: yield i, d
 
 @patch
 async def close(self: _Request):
@@ -290,8 +299,8 @@ async def _stream_frames(r: _Request, ans: Answer, rid, created, obj, model, inc
     chunk = lambda choices: {"id": rid, "object": obj + (".chunk" if chat else ""), "created": created, "model": model, "choices": choices}
     try:
         if chat: yield _sse(chunk([{"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None} for i in range(r.n)]))
-        async for i, d in r.deltas():
-            c = await asyncio.to_thread(ans.chunk, i, d) if ans.n_top is not None else ans.chunk(i, d)   # token texts: off the event loop
+        async for i, ds in r.batches():                 # deltas that came together go out as one event
+            c = await asyncio.to_thread(ans.chunk, i, *ds) if ans.n_top is not None else ans.chunk(i, *ds)   # token texts: off the event loop
             if c is not None: yield _sse(chunk([c]))
         if include_usage: yield _sse(dict(chunk([]), usage=_usage(r, ans)))
     except EngineDeadError as e: yield _sse(APIError(f"the engine failed while generating: {e}", 503).body())

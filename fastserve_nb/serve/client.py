@@ -38,10 +38,18 @@ class RequestStream:
     "One request's deltas, fed by the reader thread; `aclose` before the end aborts the request in the loop."
     def __init__(self, client: EngineClient, rid: int, loop: asyncio.AbstractEventLoop):
         self.client, self.rid, self.loop, self.q, self.done = client, rid, loop, asyncio.Queue(), False
+        self.error: BaseException | None = None                  # an error `batch` took behind deltas: raised next
 
     def put(self, item: TokenDelta | BaseException):
         try: self.loop.call_soon_threadsafe(self.q.put_nowait, item)
         except RuntimeError: pass                               # the event loop is closed: nobody is listening
+
+    def ready(self) -> list:
+        "The items already queued, taken without waiting (a finished delta or an error ends the list)."
+        out = []
+        while not self.q.empty() and not (out and (isinstance(out[-1], BaseException) or out[-1].finished)):
+            out.append(self.q.get_nowait())
+        return out
 
     def __aiter__(self): return self
     async def __anext__(self) -> TokenDelta:
@@ -50,6 +58,18 @@ class RequestStream:
         if isinstance(item, BaseException): self.done = True; raise item
         self.done = item.finished
         return item
+
+    async def batch(self) -> list[TokenDelta]:
+        """The next delta and every one queued behind it: a reader that falls behind catches up in one step. Raises
+        an error that arrived (after the deltas before it were taken); an empty list once the stream is done."""
+        if self.error is not None: self.done = True; raise self.error
+        if self.done: return []
+        items = [await self.q.get()] + self.ready()
+        if isinstance(items[-1], BaseException):                     # the deltas before it first; the error next time
+            self.error = items.pop()
+            if not items: return await self.batch()
+        self.done = items[-1].finished
+        return items
 
     async def aclose(self):
         if not self.done: self.done = True; self.client._abort(self.rid)
@@ -109,13 +129,27 @@ def _read(self: EngineClient, conn, gen: int):
     except (EOFError, OSError): pass
     self._loop_lost(gen)
 
+def _deliver(ready: list[tuple[RequestStream, TokenDelta]]):
+    """Hand one iteration's deltas to their streams: one wake-up of each event loop for all of them, not one per
+    token (each `call_soon_threadsafe` writes to the loop's wake-up pipe)."""
+    by_loop = {}
+    for st, d in ready: by_loop.setdefault(st.loop, []).append((st, d))
+    for loop, items in by_loop.items():
+        try: loop.call_soon_threadsafe(_put_all, items)
+        except RuntimeError: pass                               # that event loop is closed: nobody is listening
+
+def _put_all(items):
+    for st, d in items: st.q.put_nowait(d)
+
 @patch
 def _dispatch(self: EngineClient, msg):
     self.last_seen = time.monotonic()
     if isinstance(msg, Outputs):
+        ready = []
         for rid, d in msg.deltas:
             st = self.streams.pop(rid, None) if d.finished else self.streams.get(rid)
-            if st is not None: st.put(d)
+            if st is not None: ready.append((st, d))
+        _deliver(ready)
     elif isinstance(msg, Stats): self.last_stats = msg.stats
     elif isinstance(msg, (Accepted, Rejected, CallResult)):
         with self.lock: fut = self.pending.pop(msg.cid if isinstance(msg, CallResult) else msg.rid, None)

@@ -95,12 +95,12 @@ class Answer:
         body = {"message": {"role": "assistant", "content": c.text}} if self.chat else {"text": c.echo + c.text}
         return {"index": i, **body, "logprobs": self.logprobs(c, c.ids, c.entries), "finish_reason": c.finish_reason}
 
-    def chunk(self, i: int, d: TokenDelta) -> dict | None:
-        "Take delta `d` of choice `i`; its streamed choice, or None when it has nothing to say."
-        c = self.choices[i]
-        text = ("" if c.started else c.echo) + ("" if self.score_only else d.text)
+    def chunk(self, i: int, *ds: TokenDelta) -> dict | None:
+        "Take deltas `ds` of choice `i` (one, or several that arrived together); their streamed choice, or None when they have nothing to say."
+        c, d = self.choices[i], ds[-1]
+        text = ("" if c.started else c.echo) + ("" if self.score_only else "".join(x.text for x in ds))
         c.started = True
-        self.add(i, d)
+        for x in ds: self.add(i, x)
         ids, entries, c.sent = c.ids[c.sent:], c.entries[c.sent:], len(c.ids)
         if not (text or ids or d.finished): return None
         body = {"delta": {"content": text} if text else {}} if self.chat else {"text": text}
