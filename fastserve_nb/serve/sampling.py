@@ -148,16 +148,16 @@ def batch_top_k(logits, top_k):
     return logits.masked_fill((logits < kth) & (top_k[:, None] > 0), -math.inf)
 
 def batch_top_p(logits, top_p):
-    "Keep row r's smallest most-likely set of tokens whose probability reaches `top_p[r]` (1 = all), over the rows that use it at once."
-    rows = (top_p < 1).nonzero()[:, 0]
-    if len(rows) == 0: return logits
-    x = logits[rows]                                                                     # (R, V)
-    n = int(torch.isfinite(x).sum(-1).max())                                             # top-k or min-p may have cut every row already
-    s, idx = x.topk(n, -1) if n < x.shape[-1] else x.sort(-1, descending=True)           # (R, n), most likely first
-    p = s.softmax(-1)
-    drop = p.cumsum(-1) - p >= top_p[rows, None]                                          # the mass strictly above reaches top_p
-    out = logits.clone()
-    out[rows] = torch.full_like(x, -math.inf).scatter(-1, idx, s.masked_fill(drop, -math.inf))
+    "Keep row r's smallest most-likely set of tokens whose probability reaches `top_p[r]` (1 = all), the rows that use it at once."
+    out, V = logits.clone(), logits.shape[-1]
+    n = torch.isfinite(logits).sum(-1)                                                   # (B,) candidates each row has left
+    for group in ((top_p < 1) & (n < V), (top_p < 1) & (n == V)):                        # rows top-k or min-p already cut, then whole rows
+        rows = group.nonzero()[:, 0]
+        if len(rows) == 0: continue
+        s, idx = logits[rows].topk(int(n[rows].max()), -1)                               # (R, n), most likely first
+        p = s.softmax(-1)
+        drop = p.cumsum(-1) - p >= top_p[rows, None]                                      # the mass strictly above reaches top_p
+        out[rows] = torch.full_like(logits[rows], -math.inf).scatter(-1, idx, s.masked_fill(drop, -math.inf))
     return out
 
 # %% ../../nbs/05ab_sampling.ipynb #06747bc9
