@@ -79,7 +79,8 @@ def sample_each(logits, seqs, eos_ids=(), generator=None) -> list[int]:
     out = []
     for x, s in zip(logits, seqs):
         p = s.sampling_params
-        if not p.is_plain: x = process_logits(x, p, s.prompt_token_ids, s.output_token_ids, set(p.stop_token_ids) | (set() if p.ignore_eos else set(eos_ids)))
+        if not p.is_plain:
+            x = process_logits(x, p, s.prompt_token_ids, s.output_token_ids, set(p.stop_token_ids) | (set() if p.ignore_eos else set(eos_ids)))
         if p.seed is not None and s.generator is None: s.generator = torch.Generator(x.device).manual_seed(p.seed)
         out.append(int(sample(x[None], p.temperature, p.top_k, p.top_p, s.generator if p.seed is not None else generator)))
     return out
@@ -93,13 +94,13 @@ def pad_ids(rows, V: int, device=None):
 
 def batch_penalties(logits, prompt_ids, output_ids, presence, frequency, repetition):
     "logits (B, V) float; per-row ragged id lists; presence, frequency, repetition (B,). Returns the penalised rows."
-    B, V = logits.shape
-    out_ids = pad_ids(output_ids, V, logits.device)                                      # (B, Lo)
-    c = torch.zeros(B, V + 1, device=logits.device).scatter_add_(1, out_ids, torch.ones(out_ids.shape, device=logits.device))[:, :V]  # (B, V) counts
+    (B, V), dev = logits.shape, logits.device
+    out_ids = pad_ids(output_ids, V, dev)                                                # (B, Lo)
+    c = torch.zeros(B, V + 1, device=dev).scatter_add_(1, out_ids, torch.ones(out_ids.shape, device=dev))[:, :V]   # (B, V) counts
     out = logits - (frequency[:, None] * c + presence[:, None] * (c > 0))
-    seen = torch.zeros(B, V + 1, dtype=torch.bool, device=logits.device).scatter_(1, pad_ids(prompt_ids, V, logits.device), True)[:, :V] | (c > 0)
+    in_prompt = torch.zeros(B, V + 1, dtype=torch.bool, device=dev).scatter_(1, pad_ids(prompt_ids, V, dev), True)[:, :V]
     r = repetition[:, None]                                                              # (B, 1)
-    return torch.where(seen, torch.where(out > 0, out / r, out * r), out)
+    return torch.where(in_prompt | (c > 0), torch.where(out > 0, out / r, out * r), out)
 
 # %% ../../nbs/05ab_sampling.ipynb #dfd467e4
 def batch_bias_and_bans(logits, bias: list[dict[int, float]], bans: list[set[int]]):
@@ -107,16 +108,15 @@ def batch_bias_and_bans(logits, bias: list[dict[int, float]], bans: list[set[int
     rows, toks, vals = [], [], []
     for r, (b, n) in enumerate(zip(bias, bans)):
         rows += [r] * (len(b) + len(n)); toks += [*b, *n]; vals += [*b.values(), *[-math.inf] * len(n)]
-    out = logits.clone()
-    if rows:
-        dev = logits.device
-        out.index_put_((torch.tensor(rows, device=dev), torch.tensor(toks, device=dev)), torch.tensor(vals, device=dev, dtype=out.dtype), accumulate=True)
+    out, dev = logits.clone(), logits.device
+    if rows: out.index_put_((torch.tensor(rows, device=dev), torch.tensor(toks, device=dev)),
+                            torch.tensor(vals, device=dev, dtype=out.dtype), accumulate=True)   # ℓ + b, or ℓ (+ b) - ∞
     return out
 
 def batch_min_p(logits, min_p, temperature):
     "Drop row r's tokens below `min_p[r]` × its top probability at `temperature[r]`; rows with min_p or temperature 0 stay whole."
     on = (min_p > 0) & (temperature > 0)                                                 # (B,)
-    thr = logits.max(-1, keepdim=True).values + temperature[:, None] * min_p.clamp_min(1e-30).log()[:, None]   # (B, 1)
+    thr = logits.max(-1, keepdim=True).values + (temperature * min_p.clamp_min(1e-30).log())[:, None]   # (B, 1)
     return logits.masked_fill((logits < thr) & on[:, None], -math.inf)
 
 # %% ../../nbs/05ab_sampling.ipynb #1afa9ca4
@@ -148,7 +148,8 @@ def batch_top_k(logits, top_k):
     return logits.masked_fill((logits < kth) & (top_k[:, None] > 0), -math.inf)
 
 def batch_top_p(logits, top_p):
-    "Keep row r's smallest most-likely set of tokens whose probability reaches `top_p[r]` (1 = all), the rows that use it at once."
+    "Keep row r's smallest most-likely set of tokens whose probability reaches `top_p[r]` (1 = all), all such rows at once."
+    if not bool((top_p < 1).any()): return logits
     out, V = logits.clone(), logits.shape[-1]
     n = torch.isfinite(logits).sum(-1)                                                   # (B,) candidates each row has left
     for group in ((top_p < 1) & (n < V), (top_p < 1) & (n == V)):                        # rows top-k or min-p already cut, then whole rows
@@ -162,32 +163,32 @@ def batch_top_p(logits, top_p):
 
 # %% ../../nbs/05ab_sampling.ipynb #06747bc9
 def race(probs, generators, generator=None):
-    "Token ids (B,): row r's argmax_j p_j / E_j with E = -ln U ~ Exp(1); a row with its own generator draws its U from it, the rest in one draw."
+    "Token ids (B,): row r's argmax_j p_j / E_j, E = -ln U ~ Exp(1). Rows with a generator draw their U from it, the rest at once."
     U = torch.empty_like(probs)                                                          # (B, V)
     free = [i for i, g in enumerate(generators) if g is None]
     if len(free) == len(U): U.uniform_(generator=generator)
     elif free: U[free] = torch.empty(len(free), U.shape[1], device=U.device).uniform_(generator=generator)
     for i, g in enumerate(generators):
         if g is not None: U[i].uniform_(generator=g)
-    return (probs / U.log_().neg_()).argmax(-1)                                           # U < 1, so E > 0
+    return (probs / U.log_().neg_()).argmax(-1)                                           # U in [0, 1), so E in (0, ∞]
 
 def sample_batch(logits, seqs, eos_ids=(), generator=None) -> list[int]:
     "One token per row of logits (B, V) for `seqs`: process the rows that ask, argmax the greedy rows, race the sampled ones."
     ps = [s.sampling_params for s in seqs]
     extra = [i for i, p in enumerate(ps) if not p.is_plain]
     if extra:
+        stops = [set(ps[i].stop_token_ids) | (set() if ps[i].ignore_eos else set(eos_ids)) for i in extra]
         logits = logits.clone()
         logits[extra] = process_batch(logits[extra], [ps[i] for i in extra], [seqs[i].prompt_token_ids for i in extra],
-                                      [seqs[i].output_token_ids for i in extra],
-                                      [set(ps[i].stop_token_ids) | (set() if ps[i].ignore_eos else set(eos_ids)) for i in extra]).to(logits.dtype)
+                                      [seqs[i].output_token_ids for i in extra], stops).to(logits.dtype)
     out = logits.argmax(-1)                                                              # (B,)
     hot = [i for i, p in enumerate(ps) if p.temperature > 0]
     if hot:
         dev, hp = logits.device, [ps[i] for i in hot]
-        x = batch_temperature(logits[hot].float(), torch.tensor([p.temperature for p in hp], device=dev))
-        x = batch_top_p(batch_top_k(x, torch.tensor([p.top_k for p in hp], device=dev)), torch.tensor([p.top_p for p in hp], device=dev))
+        vec = lambda xs: torch.tensor(xs, device=dev)
+        x = batch_temperature(logits[hot].float(), vec([p.temperature for p in hp]))   # (H, V)
+        x = batch_top_p(batch_top_k(x, vec([p.top_k for p in hp])), vec([p.top_p for p in hp]))
         for i in hot:
-            if seqs[i].generator is None and ps[i].seed is not None:
-                seqs[i].generator = torch.Generator(dev).manual_seed(ps[i].seed)
+            if seqs[i].generator is None and ps[i].seed is not None: seqs[i].generator = torch.Generator(dev).manual_seed(ps[i].seed)
         out[hot] = race(x.softmax(-1), [seqs[i].generator for i in hot], generator)
     return out.tolist()
