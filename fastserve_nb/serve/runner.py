@@ -261,7 +261,6 @@ def sample(self: ModelRunner, seqs, logits) -> list[int]:
     the argmax, sampled rows share one draw and a seeded row draws from its own generator."""
     return sample_batch(logits, seqs, self.model.config.eos_ids)
 
-
 # %% ../../nbs/05d_runner.ipynb #7505cd76
 @patch
 def prompt_logprob_rows(self: ModelRunner, order, meta: BatchMeta) -> list:
