@@ -16,9 +16,9 @@ import torch.nn.functional as F
 
 from fastcore.basics import patch
 
-from ..core import Decoder, attention, sample, compile_ops
+from ..core import Decoder, attention, compile_ops
 from .kernels import flash_decode, prefill_attention, prefill_plan, triton
-from .sampling import process_logits, batch_logprobs
+from .sampling import sample_batch, batch_logprobs
 from .lora import batch_groups, using
 
 # %% auto #0
@@ -257,24 +257,9 @@ def next_tokens(self: ModelRunner, entries, order, logits) -> dict[int, int | No
 
 @patch
 def sample(self: ModelRunner, seqs, logits) -> list[int]:
-    """Greedy rows in one argmax; sampled rows each with their own parameters and seeded generator. Rows that ask for
-    penalties, a bias, min-p or min-tokens are processed first (05ab_sampling)."""
-    extra = [i for i, s in enumerate(seqs) if not s.sampling_params.is_plain]
-    if extra:
-        logits, eos = logits.clone(), set(self.model.config.eos_ids)
-        for i in extra:
-            s = seqs[i]; p = s.sampling_params
-            stop = set(p.stop_token_ids) | (set() if p.ignore_eos else eos)
-            logits[i] = process_logits(logits[i], p, s.prompt_token_ids, s.output_token_ids, stop)
-    out = logits.argmax(-1).tolist() if len(seqs) else []
-    for i, s in enumerate(seqs):
-        p = s.sampling_params
-        if p.temperature > 0:
-            g = s.generator
-            if g is None and p.seed is not None:
-                g = s.generator = torch.Generator(self.device).manual_seed(p.seed)
-            out[i] = int(sample(logits[i:i + 1], p.temperature, p.top_k, p.top_p, g))
-    return out
+    """One token per row, the whole batch at once (05ab's `sample_batch`): rows that ask are processed, greedy rows take
+    the argmax, sampled rows share one draw and a seeded row draws from its own generator."""
+    return sample_batch(logits, seqs, self.model.config.eos_ids)
 
 # %% ../../nbs/05d_runner.ipynb #7505cd76
 @patch

@@ -1,4 +1,4 @@
-"""What the OpenAI API's sampling parameters do to one row of logits, each checked against `transformers`' processor or the formula.
+"""What the OpenAI API's sampling parameters do to a row of logits, then to a whole batch at once, each checked against `transformers`' processors or the formula.
 
 Docs: https://fastserve-nb.github.io/fastserve_nb/sampling.html.md"""
 
@@ -10,10 +10,13 @@ import math
 
 import torch
 
+from ..core import sample
 from .sequence import SamplingParams
 
 # %% auto #0
-__all__ = ['apply_penalties', 'apply_bias', 'ban', 'min_p_filter', 'batch_logprobs', 'process_logits']
+__all__ = ['apply_penalties', 'apply_bias', 'ban', 'min_p_filter', 'batch_logprobs', 'process_logits', 'sample_each', 'pad_ids',
+           'batch_penalties', 'batch_bias_and_bans', 'batch_min_p', 'process_batch', 'batch_temperature', 'batch_top_k',
+           'batch_top_p', 'race', 'sample_batch']
 
 # %% ../../nbs/05ab_sampling.ipynb #d96a0148
 def apply_penalties(logits, prompt_ids, output_ids, presence: float = 0.0, frequency: float = 0.0, repetition: float = 1.0):
@@ -69,3 +72,123 @@ def process_logits(logits, p: SamplingParams, prompt_ids, output_ids, stop_ids=(
     if len(output_ids) < p.min_tokens: out = ban(out, {t for t in stop_ids if t < V})
     out = apply_penalties(out, prompt_ids, output_ids, p.presence_penalty, p.frequency_penalty, p.repetition_penalty)
     return min_p_filter(out, p.min_p, p.temperature)
+
+# %% ../../nbs/05ab_sampling.ipynb #1f0b4406
+def sample_each(logits, seqs, eos_ids=(), generator=None) -> list[int]:
+    "The per-row reference of a batch's tokens: each row processed by `process_logits`, then drawn by core's `sample`."
+    out = []
+    for x, s in zip(logits, seqs):
+        p = s.sampling_params
+        if not p.is_plain:
+            x = process_logits(x, p, s.prompt_token_ids, s.output_token_ids, set(p.stop_token_ids) | (set() if p.ignore_eos else set(eos_ids)))
+        if p.seed is not None and s.generator is None: s.generator = torch.Generator(x.device).manual_seed(p.seed)
+        out.append(int(sample(x[None], p.temperature, p.top_k, p.top_p, s.generator if p.seed is not None else generator)))
+    return out
+
+# %% ../../nbs/05ab_sampling.ipynb #ec1a8803
+def pad_ids(rows, V: int, device=None):
+    "Ragged token-id lists as one (B, L) long tensor, padded with V (ids ≥ V become V too): a spare column to scatter into and drop."
+    L = max(map(len, rows), default=0)
+    ids = torch.tensor([list(r) + [V] * (L - len(r)) for r in rows], dtype=torch.long).view(len(rows), L)
+    return ids.clamp_(max=V).to(device)
+
+def batch_penalties(logits, prompt_ids, output_ids, presence, frequency, repetition):
+    "logits (B, V) float; per-row ragged id lists; presence, frequency, repetition (B,). Returns the penalised rows."
+    (B, V), dev = logits.shape, logits.device
+    out_ids = pad_ids(output_ids, V, dev)                                                # (B, Lo)
+    c = torch.zeros(B, V + 1, device=dev).scatter_add_(1, out_ids, torch.ones(out_ids.shape, device=dev))[:, :V]   # (B, V) counts
+    out = logits - (frequency[:, None] * c + presence[:, None] * (c > 0))
+    in_prompt = torch.zeros(B, V + 1, dtype=torch.bool, device=dev).scatter_(1, pad_ids(prompt_ids, V, dev), True)[:, :V]
+    r = repetition[:, None]                                                              # (B, 1)
+    return torch.where(in_prompt | (c > 0), torch.where(out > 0, out / r, out * r), out)
+
+# %% ../../nbs/05ab_sampling.ipynb #dfd467e4
+def batch_bias_and_bans(logits, bias: list[dict[int, float]], bans: list[set[int]]):
+    "Add row r's `bias[r][token]` and make its `bans[r]` impossible: one accumulating `index_put_` over all (row, token) pairs."
+    rows, toks, vals = [], [], []
+    for r, (b, n) in enumerate(zip(bias, bans)):
+        rows += [r] * (len(b) + len(n)); toks += [*b, *n]; vals += [*b.values(), *[-math.inf] * len(n)]
+    out, dev = logits.clone(), logits.device
+    if rows: out.index_put_((torch.tensor(rows, device=dev), torch.tensor(toks, device=dev)),
+                            torch.tensor(vals, device=dev, dtype=out.dtype), accumulate=True)   # ℓ + b, or ℓ (+ b) - ∞
+    return out
+
+def batch_min_p(logits, min_p, temperature):
+    "Drop row r's tokens below `min_p[r]` × its top probability at `temperature[r]`; rows with min_p or temperature 0 stay whole."
+    on = (min_p > 0) & (temperature > 0)                                                 # (B,)
+    thr = logits.max(-1, keepdim=True).values + (temperature * min_p.clamp_min(1e-30).log())[:, None]   # (B, 1)
+    return logits.masked_fill((logits < thr) & on[:, None], -math.inf)
+
+# %% ../../nbs/05ab_sampling.ipynb #1afa9ca4
+def process_batch(logits, params: list[SamplingParams], prompt_ids, output_ids, stop_ids):
+    "Rows (B, V) processed for their requests' `params` as `process_logits` does one: bias and bans, penalties, min-p."
+    B, V = logits.shape
+    vec = lambda xs: torch.tensor(xs, device=logits.device, dtype=torch.float32)
+    bias = [{t: v for t, v in (p.logit_bias or {}).items() if t < V} for p in params]
+    bans = [{t for t in st if t < V} if len(o) < p.min_tokens else set() for p, o, st in zip(params, output_ids, stop_ids)]
+    out = batch_bias_and_bans(logits.float(), bias, bans)
+    pen = [i for i, p in enumerate(params) if p.presence_penalty or p.frequency_penalty or p.repetition_penalty != 1]
+    if pen:                                                  # a row sees its prompt only when its repetition penalty is on
+        ps = [params[i] for i in pen]
+        out[pen] = batch_penalties(out[pen], [prompt_ids[i] if params[i].repetition_penalty != 1 else [] for i in pen],
+                                   [output_ids[i] for i in pen], vec([p.presence_penalty for p in ps]),
+                                   vec([p.frequency_penalty for p in ps]), vec([p.repetition_penalty for p in ps]))
+    return batch_min_p(out, vec([p.min_p for p in params]), vec([p.temperature for p in params]))
+
+# %% ../../nbs/05ab_sampling.ipynb #8f567141
+def batch_temperature(logits, temperature):
+    "Row r divided by `temperature[r]` (> 0): (B, V) / (B, 1)."
+    return logits / temperature[:, None]
+
+def batch_top_k(logits, top_k):
+    "Keep row r's `top_k[r]` largest logits (0 = all): one `topk` at the batch's largest k, then each row's own k-th value as threshold."
+    k = min(int(top_k.max()), logits.shape[-1]) if len(top_k) else 0
+    if k == 0: return logits
+    kth = logits.topk(k, -1).values.gather(1, (top_k.clamp(1, k) - 1)[:, None])        # (B, 1) row r's k_r-th largest
+    return logits.masked_fill((logits < kth) & (top_k[:, None] > 0), -math.inf)
+
+def batch_top_p(logits, top_p):
+    "Keep row r's smallest most-likely set of tokens whose probability reaches `top_p[r]` (1 = all), all such rows at once."
+    if not bool((top_p < 1).any()): return logits
+    out, V = logits.clone(), logits.shape[-1]
+    n = torch.isfinite(logits).sum(-1)                                                   # (B,) candidates each row has left
+    for group in ((top_p < 1) & (n < V), (top_p < 1) & (n == V)):                        # rows top-k or min-p already cut, then whole rows
+        rows = group.nonzero()[:, 0]
+        if len(rows) == 0: continue
+        s, idx = logits[rows].topk(int(n[rows].max()), -1)                               # (R, n), most likely first
+        p = s.softmax(-1)
+        drop = p.cumsum(-1) - p >= top_p[rows, None]                                      # the mass strictly above reaches top_p
+        out[rows] = torch.full_like(logits[rows], -math.inf).scatter(-1, idx, s.masked_fill(drop, -math.inf))
+    return out
+
+# %% ../../nbs/05ab_sampling.ipynb #06747bc9
+def race(probs, generators, generator=None):
+    "Token ids (B,): row r's argmax_j p_j / E_j, E = -ln U ~ Exp(1). Rows with a generator draw their U from it, the rest at once."
+    U = torch.empty_like(probs)                                                          # (B, V)
+    free = [i for i, g in enumerate(generators) if g is None]
+    if len(free) == len(U): U.uniform_(generator=generator)
+    elif free: U[free] = torch.empty(len(free), U.shape[1], device=U.device).uniform_(generator=generator)
+    for i, g in enumerate(generators):
+        if g is not None: U[i].uniform_(generator=g)
+    return (probs / U.log_().neg_()).argmax(-1)                                           # U in [0, 1), so E in (0, ∞]
+
+def sample_batch(logits, seqs, eos_ids=(), generator=None) -> list[int]:
+    "One token per row of logits (B, V) for `seqs`: process the rows that ask, argmax the greedy rows, race the sampled ones."
+    ps = [s.sampling_params for s in seqs]
+    extra = [i for i, p in enumerate(ps) if not p.is_plain]
+    if extra:
+        stops = [set(ps[i].stop_token_ids) | (set() if ps[i].ignore_eos else set(eos_ids)) for i in extra]
+        logits = logits.clone()
+        logits[extra] = process_batch(logits[extra], [ps[i] for i in extra], [seqs[i].prompt_token_ids for i in extra],
+                                      [seqs[i].output_token_ids for i in extra], stops).to(logits.dtype)
+    out = logits.argmax(-1)                                                              # (B,)
+    hot = [i for i, p in enumerate(ps) if p.temperature > 0]
+    if hot:
+        dev, hp = logits.device, [ps[i] for i in hot]
+        vec = lambda xs: torch.tensor(xs, device=dev)
+        x = batch_temperature(logits[hot].float(), vec([p.temperature for p in hp]))   # (H, V)
+        x = batch_top_p(batch_top_k(x, vec([p.top_k for p in hp])), vec([p.top_p for p in hp]))
+        for i in hot:
+            if seqs[i].generator is None and ps[i].seed is not None: seqs[i].generator = torch.Generator(dev).manual_seed(ps[i].seed)
+        out[hot] = race(x.softmax(-1), [seqs[i].generator for i in hot], generator)
+    return out.tolist()
