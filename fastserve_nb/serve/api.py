@@ -55,6 +55,7 @@ class _Request:
             for ids, p in zip(prompts, params): self.streams.append(await self.s.client.submit(ids, p))
         except ValueError as e:
             await self.close(); msg = str(e)
+            if msg.startswith("no LoRA adapter"): raise APIError(msg, 404, "model") from None   # e.g. `learned` while no version is active
             raise bad_request(msg, next((f for f in ("max_tokens", "temperature", "top_p", "top_k", "seed", "stop", "logprobs") if msg.startswith(f)), "prompt")) from None
         except EngineDeadError as e:
             await self.close(); raise APIError(f"the engine is not available: {e}", 503) from None
