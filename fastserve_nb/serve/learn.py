@@ -190,7 +190,8 @@ def serve_learned(engine, registry: AdapterRegistry, version: str | None, name: 
         try: check_adapter(engine.model, adapter)
         except ValueError as e: raise ValueError(f"adapter version {version!r} does not fit this model: {e}") from None
         ads[key] = adapter
-    enable_lora(engine, ads, {name: learned_key(name, version)} if version is not None else {})
+    enable_lora(engine, ads, {name: learned_key(name, version)} if version is not None else {},
+                versioned=[n for n in ads if re.fullmatch(re.escape(name) + "@" + ADAPTER_VERSION, n)])   # a version's weights never change
 
 def apply_adapter(engine, registry: AdapterRegistry, version: str | None, name: str = "learned"):
     """Serve `version` (None: the base model only); call between engine iterations. A version that does not fit changes

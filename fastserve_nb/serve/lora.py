@@ -49,6 +49,7 @@ class LoraBank:
     0 the base model. `aliases` maps a stable name to the adapter it stands for now (05i_learn: the learned version)."""
     def __init__(self, model: nn.Module, adapters: dict[str, LoraAdapter], aliases: dict[str, str] | None = None):
         self.names, self.adapters, self.aliases = list(adapters), dict(adapters), dict(aliases or {})   # adapters: kept for a rebuild
+        self.history = set(self.names)                    # every name served by this bank and those it replaced (`enable_lora`)
         self.index_of = {n: i + 1 for i, n in enumerate(self.names)}
         if bad := {a: n for a, n in self.aliases.items() if n not in self.index_of or a in self.index_of}:
             raise ValueError(f"aliases must name an adapter of the bank and differ from its names, got {bad}")
@@ -109,8 +110,9 @@ def using(bank: LoraBank | None, groups):
     finally: bank.groups = None
 
 # %% ../../nbs/05dc_lora.ipynb #f33cbec0
-def enable_lora(engine, adapters: dict[str, LoraAdapter | str | Path], aliases: dict[str, str] | None = None) -> LoraBank:
-    "Serve `adapters` (name -> adapter or PEFT folder) beside the base model of `engine`; replaces any earlier bank."
+def enable_lora(engine, adapters: dict[str, LoraAdapter | str | Path], aliases: dict[str, str] | None = None, versioned=()) -> LoraBank:
+    """Serve `adapters` (name -> adapter or PEFT folder) beside the base model of `engine`; replaces any earlier bank.
+    `aliases`: stable names for some of them; `versioned`: names whose weights never change (registry versions)."""
     runner = engine.runner
     if not hasattr(runner, "lora"): raise ValueError(f"LoRA adapters per request need the one-process ModelRunner, not {type(runner).__name__} (serve with pp=1)")
     ads = {n: a if isinstance(a, LoraAdapter) else load_lora(a) for n, a in adapters.items()}
@@ -119,8 +121,9 @@ def enable_lora(engine, adapters: dict[str, LoraAdapter | str | Path], aliases: 
     bank = LoraBank(engine.model, ads, aliases)          # raises before the old bank is touched
     if (old := runner.lora) is not None:
         old.remove()
-        if any(old.adapters.get(n, a) is not a for n, a in ads.items()):   # a name now holds other weights:
-            engine.block_manager.hash_to_block_id.clear()                   # no old prefix may hit
+        bank.history |= old.history
+        if any(old.adapters[n] is not a if n in old.adapters else n in old.history and n not in versioned for n, a in ads.items()):
+            engine.block_manager.hash_to_block_id.clear()    # a name may now hold other weights: no old prefix may hit
     runner.lora = bank
     log.info("LoRA adapters per request: %s", ", ".join(bank.names) or "none")
     return bank
