@@ -89,6 +89,7 @@ def add_utility_routes(app: FastAPI, st, read_json: Callable):
     @app.get("/v1/models/{model_id:path}")
     async def model(model_id: str):
         check_model(model_id, cfg)
+        if model_id == learned and not serving(): raise APIError(f"model {model_id!r} serves no adapter version now; activate one with POST /v1/adapters", 404, "model")
         return card(model_id)
 
     @app.get("/version")
