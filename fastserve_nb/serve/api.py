@@ -50,7 +50,7 @@ class _Request:
         self.loop.call_soon_threadsafe(self.q.put_nowait, (None, error))
 
     async def open(self, prompts: list[list[int]], params: list[SamplingParams]):
-        "Submit one stream per choice; a ValueError closes the ones already open and becomes a 400."
+        "Submit one stream per choice; a ValueError closes the ones already open and becomes a 400 (404: an adapter the engine does not serve)."
         try:
             for ids, p in zip(prompts, params): self.streams.append(await self.s.client.submit(ids, p))
         except ValueError as e:
