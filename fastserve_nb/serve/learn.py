@@ -180,18 +180,19 @@ def learned_key(name: str, version: str) -> str:
 
 def serve_learned(engine, registry: AdapterRegistry, version: str | None, name: str = "learned"):
     """Serve `version` (None: nothing) under `name` in the engine's LoraBank, beside its other adapters; the base
-    weights stay as they are. Versions that unfinished requests run with stay in the bank until they finish."""
-    old = engine.runner.lora
+    weights stay as they are. Versions that unfinished requests run with stay in the bank; a later call drops them once unused."""
+    old, is_version = engine.runner.lora, lambda n: re.fullmatch(re.escape(name) + "@" + ADAPTER_VERSION, n)
     ads = dict(old.adapters) if old is not None else {}
     busy = {s.sampling_params.lora_name for s in engine.seqs.values()}
-    for n in [n for n in ads if re.fullmatch(re.escape(name) + "@" + ADAPTER_VERSION, n) and n not in busy]: del ads[n]
+    for n in [n for n in ads if is_version(n) and n not in busy]: del ads[n]
     if version is not None and (key := learned_key(name, version)) not in ads:
         adapter = registry.load(version)
         try: check_adapter(engine.model, adapter)
         except ValueError as e: raise ValueError(f"adapter version {version!r} does not fit this model: {e}") from None
         ads[key] = adapter
+    if not ads and old is None: return                                       # nothing to serve beside the base model: no bank
     enable_lora(engine, ads, {name: learned_key(name, version)} if version is not None else {},
-                versioned=[n for n in ads if re.fullmatch(re.escape(name) + "@" + ADAPTER_VERSION, n)])   # a version's weights never change
+                versioned=[n for n in ads if is_version(n)])                # a registry version's weights never change
 
 def apply_adapter(engine, registry: AdapterRegistry, version: str | None, name: str = "learned"):
     """Serve `version` (None: the base model only); call between engine iterations. A version that does not fit changes
