@@ -51,11 +51,12 @@ class _Request:
         self.loop.call_soon_threadsafe(self.q.put_nowait, (None, error))
 
     async def open(self, prompts: list[list[int]], params: list[SamplingParams]):
-        "Submit one stream per choice; a ValueError closes the ones already open and becomes a 400."
+        "Submit one stream per choice; a ValueError closes the ones already open and becomes a 400 (404: an adapter the engine does not serve)."
         try:
             for ids, p in zip(prompts, params): self.streams.append(await self.s.client.submit(ids, p))
         except ValueError as e:
             await self.close(); msg = str(e)
+            if msg.startswith("no LoRA adapter"): raise APIError(msg, 404, "model") from None   # e.g. `learned` while no version is active
             raise bad_request(msg, next((f for f in ("max_tokens", "temperature", "top_p", "top_k", "seed", "stop", "logprobs") if msg.startswith(f)), "prompt")) from None
         except EngineDeadError as e:
             await self.close(); raise APIError(f"the engine is not available: {e}", 503) from None

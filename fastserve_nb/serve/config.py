@@ -14,8 +14,8 @@ from .resources import POLICIES as KV_POLICIES
 
 # %% auto #0
 __all__ = ['SWITCH', 'LOG_LINE', 'PipelineConfig', 'EngineConfig', 'ServeConfig', 'switch', 'add_serve_args', 'config_from_args',
-           'check_config', 'ConfigFileError', 'read_chat_template', 'lora_modules', 'check_lora_modules', 'FastPath',
-           'checkpoint_dtype', 'resolve_fast_path', 'log_config', 'configure_logging']
+           'check_config', 'ConfigFileError', 'read_chat_template', 'lora_modules', 'adapter_names',
+           'check_lora_modules', 'FastPath', 'checkpoint_dtype', 'resolve_fast_path', 'log_config', 'configure_logging']
 
 # %% ../../nbs/05db_config.ipynb #75133395
 @dataclass
@@ -118,6 +118,7 @@ class ServeConfig:
     feedback_db: str | None = None         # SQLite file for /v1/feedback (05i_learn)
     adapters_dir: str | None = None        # LoRA adapter versions (05i_learn)
     lora_modules: str | None = None        # LoRA adapters served beside the base model, NAME=PATH[,NAME=PATH...] (PEFT folders); a request picks one with "model": NAME (05dc_lora)
+    learned_name: str = "learned"          # with adapters_dir and pp=1, the active adapter version serves under this name ("model": NAME) and the base model stays as it is; with pp>1 it is merged into the base model (05i_learn)
     learn_min_feedback: int = 16           # new feedback rows that trigger a training round
     learn_min_clients: int = 3             # distinct clients among those rows before a round trains
     enable_learning: bool = False          # train and promote adapters from feedback (needs feedback_db, adapters_dir, canary_file)
@@ -246,6 +247,8 @@ def check_config(cfg: ServeConfig) -> ServeConfig:
             raise ValueError("pp_listen needs FASTSERVE_STAGE_KEY: a shared secret of at least 16 characters, given to the server and every stage")
     if cfg.chat_template is not None: read_chat_template(cfg.chat_template)
     if cfg.lora_modules is not None: check_lora_modules(cfg)
+    if not cfg.learned_name or "@" in cfg.learned_name or cfg.learned_name in (cfg.model_name, *lora_modules(cfg)):
+        raise ValueError(f"learned_name must be a name without '@' that differs from the model's name and the lora_modules names, got {cfg.learned_name!r}")
     cfg.engine_config()                                   # the parts check the rest: quanta, swap order, reserve, ...
     return cfg
 
@@ -271,6 +274,10 @@ def lora_modules(cfg: ServeConfig) -> dict[str, str]:
         if name in out or name == cfg.model_name: raise ValueError(f"lora_modules names must differ from each other and from the model's name {cfg.model_name!r}, got {name!r} again")
         out[name] = path
     return out
+
+def adapter_names(cfg: ServeConfig) -> list[str]:
+    "The names a request may send as `model` besides the model's: the `lora_modules` and, with an adapter registry and pp=1, `learned_name`."
+    return [*lora_modules(cfg), *([cfg.learned_name] if cfg.adapters_dir and cfg.pp == 1 else [])]
 
 def check_lora_modules(cfg: ServeConfig):
     "Raise ValueError unless every `lora_modules` item names a PEFT adapter folder and the engine runs in one process."

@@ -14,7 +14,7 @@ from pydantic import Field
 from pydantic.json_schema import models_json_schema
 
 from .. import __version__
-from .config import ServeConfig, lora_modules
+from .config import ServeConfig, adapter_names, lora_modules
 from .protocol import APIError, bad_request, ChatMessage, MAX_ID, parse_request, chat_prompt, _Strict
 
 # %% auto #0
@@ -50,8 +50,8 @@ def tokenize_ids(req: TokenizeCompletionRequest | TokenizeChatRequest, tokenizer
     return tokenizer.encode(req.prompt, add_special_tokens=req.add_special_tokens)
 
 def check_model(model: str | None, cfg: ServeConfig):
-    "404 unless `model` is left out or names the served model or one of its LoRA adapters (`--lora-modules`)."
-    served = [cfg.model_name, *lora_modules(cfg)]
+    "404 unless `model` is left out or names the served model or one of its LoRA adapters (`--lora-modules`, the learned one)."
+    served = [cfg.model_name, *adapter_names(cfg)]
     if model is not None and model not in served: raise APIError(f"model {model!r} does not exist; this server serves {served}", 404, "model")
 
 # %% ../../nbs/05fc_endpoints.ipynb #0cb35e16
@@ -75,15 +75,21 @@ def add_utility_routes(app: FastAPI, st, read_json: Callable):
     "/tokenize, /detokenize, /version and the model cards on `app`; `st`: the API's state (client, cfg, started, chat_template)."
     cfg, client = st.cfg, st.client
     adapters = lora_modules(cfg)                      # {name: folder}: served beside the base model, whose child they are
+    learned = cfg.learned_name if cfg.learned_name in adapter_names(cfg) else None
+    serving = lambda: (getattr(client, "last_stats", {}).get("adapter") or {}).get("serving")   # the worker's version under `learned`
     card = lambda name: {"id": name, "object": "model", "created": int(st.started), "owned_by": "fastserve", "max_model_len": client.max_model_len,
-                         **({"root": adapters[name], "parent": cfg.model_name} if name in adapters else {})}
+                         **({"root": adapters[name], "parent": cfg.model_name} if name in adapters else {}),
+                         **({"root": serving(), "parent": cfg.model_name, "version": serving()} if name == learned else {})}
 
     @app.get("/v1/models")
-    async def models(): return {"object": "list", "data": [card(n) for n in (cfg.model_name, *adapters)]}
+    async def models():
+        names = [cfg.model_name, *adapters, *([learned] if learned and serving() else [])]   # the learned name while a version serves
+        return {"object": "list", "data": [card(n) for n in names]}
 
     @app.get("/v1/models/{model_id:path}")
     async def model(model_id: str):
         check_model(model_id, cfg)
+        if model_id == learned and not serving(): raise APIError(f"model {model_id!r} serves no adapter version now; activate one with POST /v1/adapters", 404, "model")
         return card(model_id)
 
     @app.get("/version")

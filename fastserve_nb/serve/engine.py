@@ -19,7 +19,7 @@ from .sequence import Sequence, SamplingParams
 from .kv_cache import BlockManager
 from .scheduler import Scheduler, SchedulerConfig, profiled_prefill_time
 from .runner import ModelRunner, KVPool, Runner
-from .lora import adapter_index
+from .lora import pin_adapter
 from .resources import engine_stats
 from .messages import (TokenDelta, AddRequest, AbortRequest, Call, Stop, Ready, Stats, Outputs,
     Accepted, Rejected, CallResult)
@@ -138,7 +138,7 @@ def make_sequence(self: LLMEngine, prompt: str | list[int], params: SamplingPara
     if (need := seq.max_num_blocks(c.block_size)) > c.num_blocks:
         raise ValueError(f"prompt ({P} tokens) + max_tokens ({M}) needs {need} KV blocks; the pool has {c.num_blocks} "
                          f"of {c.block_size} tokens: lower max_tokens or shorten the prompt")
-    adapter_index(getattr(self.runner, "lora", None), seq.sampling_params.lora_name)   # a LoRA adapter it serves (05dc_lora)
+    seq.sampling_params = pin_adapter(getattr(self.runner, "lora", None), seq.sampling_params)   # an adapter it serves, an alias resolved (05dc_lora)
     if max(ids) >= self.model.config.vocab_size or min(ids) < 0:
         raise ValueError(f"token ids must lie in [0, {self.model.config.vocab_size}), got {min(ids)}..{max(ids)}")
     p = seq.sampling_params

@@ -16,12 +16,13 @@ from torch import nn
 from ..finetune.lora import (LoraLinear, add_adapter, adapters, load_lora, lora_layers, merge_adapter, remove_adapter, save_lora,
                                         set_adapter, train_lora, use_adapter)
 from ..finetune.training import evaluate_loss, logits_of
+from .lora import enable_lora
 from .protocol import ADAPTER_VERSION, APIError
 
 # %% auto #0
-__all__ = ['log', 'FeedbackStore', 'training_pairs', 'AdapterRegistry', 'check_adapter', 'adapter_salt', 'apply_adapter',
-           'serving_adapter', 'adapter_action', 'load_canary', 'answer_logprobs', 'canary_reference', 'canary_drift',
-           'Learner', 'explain_tokens']
+__all__ = ['log', 'FeedbackStore', 'training_pairs', 'AdapterRegistry', 'check_adapter', 'adapter_salt', 'learned_key',
+           'serve_learned', 'apply_adapter', 'merge_version', 'serving_adapter', 'adapter_action', 'load_canary',
+           'answer_logprobs', 'canary_reference', 'canary_drift', 'Learner', 'explain_tokens']
 
 # %% ../../nbs/05i_learn.ipynb #b62d7248
 log = logging.getLogger(__name__)
@@ -173,8 +174,35 @@ def adapter_salt(version: str | None) -> int | None:
     "The prefix-cache salt of serving `version`: a 64-bit number of its name (None for the base model), the same in every process."
     return None if version is None else int.from_bytes(hashlib.sha256(version.encode()).digest()[:8], "big")
 
-def apply_adapter(engine, registry: AdapterRegistry, version: str | None):
-    "Serve `version` (None: the base model) in `engine`'s model; call between engine iterations. A version that does not fit changes nothing (ValueError)."
+def learned_key(name: str, version: str) -> str:
+    "The bank's name of `version` served under the stable `name`: its prefix-cache names belong to that version alone."
+    return f"{name}@{version}"
+
+def serve_learned(engine, registry: AdapterRegistry, version: str | None, name: str = "learned"):
+    """Serve `version` (None: nothing) under `name` in the engine's LoraBank, beside its other adapters; the base
+    weights stay as they are. Versions that unfinished requests run with stay in the bank; a later call drops them once unused."""
+    old, is_version = engine.runner.lora, lambda n: re.fullmatch(re.escape(name) + "@" + ADAPTER_VERSION, n)
+    ads = dict(old.adapters) if old is not None else {}
+    busy = {s.sampling_params.lora_name for s in engine.seqs.values()}
+    for n in [n for n in ads if is_version(n) and n not in busy]: del ads[n]
+    if version is not None and (key := learned_key(name, version)) not in ads:
+        adapter = registry.load(version)
+        try: check_adapter(engine.model, adapter)
+        except ValueError as e: raise ValueError(f"adapter version {version!r} does not fit this model: {e}") from None
+        ads[key] = adapter
+    if not ads and old is None: return                                       # nothing to serve beside the base model: no bank
+    enable_lora(engine, ads, {name: learned_key(name, version)} if version is not None else {},
+                versioned=[n for n in ads if is_version(n)])                # a registry version's weights never change
+
+def apply_adapter(engine, registry: AdapterRegistry, version: str | None, name: str = "learned"):
+    """Serve `version` (None: the base model only); call between engine iterations. A version that does not fit changes
+    nothing (ValueError). A runner with a LoraBank serves it under `name`; one without (pipeline stages) gets it merged."""
+    if hasattr(engine.runner, "lora"): serve_learned(engine, registry, version, name)
+    else: merge_version(engine, registry, version)
+    log.info("serving adapter %s", version or "none (base model)")
+
+def merge_version(engine, registry: AdapterRegistry, version: str | None):
+    "Merge `version` into the model's weights (None: unmerge) and send the changed ones to the runner: every request gets it."
     model = engine.model
     if version is not None and version not in adapters(model):
         adapter = registry.load(version)
@@ -192,20 +220,23 @@ def apply_adapter(engine, registry: AdapterRegistry, version: str | None):
     bm = engine.block_manager
     bm.hash_to_block_id.clear()                                              # no prefix of the old weights can hit any more...
     bm.hash_salt = adapter_salt(version)                                     # ...not even one a swapped-out sequence brings back
-    log.info("serving adapter %s", version or "none (base model)")
 
-def serving_adapter(engine) -> str | None:
-    "The adapter merged into `engine`'s weights (None: the base model)."
+def serving_adapter(engine, name: str = "learned") -> str | None:
+    "The version served under `name` (a LoraBank) or merged into the weights (None: none)."
+    if hasattr(engine.runner, "lora"):
+        key = (engine.runner.lora.aliases if engine.runner.lora is not None else {}).get(name)
+        return key and key.rpartition("@")[2]
     return next(iter(adapters(engine.model)), None)
 
-def adapter_action(engine, registry: AdapterRegistry | None, action: str | None = None, version: str | None = None) -> dict:
-    "GET/POST /v1/adapters in the worker: list, activate, deactivate or roll back; registry.json changes only once the engine serves the version."
+def adapter_action(engine, registry: AdapterRegistry | None, action: str | None = None, version: str | None = None, name: str = "learned") -> dict:
+    """GET/POST /v1/adapters in the worker: list, activate, deactivate or roll back; registry.json changes only once the
+    engine serves the version. The answer names the version `serving` under `name`."""
     if registry is None: raise ValueError("this server has no adapter registry (start it with --adapters-dir)")
-    if action == "activate": apply_adapter(engine, registry, version); registry.activate(version)
-    elif action == "deactivate": apply_adapter(engine, registry, None); registry.activate(None)
-    elif action == "rollback": apply_adapter(engine, registry, registry.previous()); registry.rollback()
+    if action == "activate": apply_adapter(engine, registry, version, name); registry.activate(version)
+    elif action == "deactivate": apply_adapter(engine, registry, None, name); registry.activate(None)
+    elif action == "rollback": apply_adapter(engine, registry, registry.previous(), name); registry.rollback()
     elif action is not None: raise ValueError(f"action must be activate, deactivate or rollback, got {action!r}")
-    return registry.state()
+    return {**registry.state(), "name": name, "serving": serving_adapter(engine, name)}
 
 # %% ../../nbs/05i_learn.ipynb #33582125
 def load_canary(path) -> list[str]:

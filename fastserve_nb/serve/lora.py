@@ -6,7 +6,7 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/lora.html.md"""
 
 # %% ../../nbs/05dc_lora.ipynb #75cfef07
 from __future__ import annotations
-import logging
+import dataclasses, logging
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -18,7 +18,8 @@ from torch import nn
 from ..finetune.lora import LoraAdapter, LoraLinear, load_lora
 
 # %% auto #0
-__all__ = ['log', 'lora_delta_gather', 'lora_delta_grouped', 'LoraBank', 'adapter_index', 'batch_groups', 'using', 'enable_lora']
+__all__ = ['log', 'lora_delta_gather', 'lora_delta_grouped', 'LoraBank', 'adapter_index', 'pin_adapter', 'batch_groups', 'using',
+           'enable_lora']
 
 # %% ../../nbs/05dc_lora.ipynb #62136dec
 log = logging.getLogger(__name__)
@@ -44,10 +45,14 @@ def _linear(model: nn.Module, name: str) -> nn.Linear:
     return layer
 
 class LoraBank:
-    "K LoRA adapters stacked per target layer of `model`, added per token by forward hooks; adapter i is `names[i - 1]`, 0 the base model."
-    def __init__(self, model: nn.Module, adapters: dict[str, LoraAdapter]):
-        self.names = list(adapters)
+    """K LoRA adapters stacked per target layer of `model`, added per token by forward hooks; adapter i is `names[i - 1]`,
+    0 the base model. `aliases` maps a stable name to the adapter it stands for now (05i_learn: the learned version)."""
+    def __init__(self, model: nn.Module, adapters: dict[str, LoraAdapter], aliases: dict[str, str] | None = None):
+        self.names, self.adapters, self.aliases = list(adapters), dict(adapters), dict(aliases or {})   # adapters: kept for a rebuild
+        self.history = set(self.names)                    # every name served by this bank and those it replaced (`enable_lora`)
         self.index_of = {n: i + 1 for i, n in enumerate(self.names)}
+        if bad := {a: n for a, n in self.aliases.items() if n not in self.index_of or a in self.index_of}:
+            raise ValueError(f"aliases must name an adapter of the bank and differ from its names, got {bad}")
         self.groups: list | None = None                   # (adapter, rows) of the running iteration; None: add nothing
         r = max((ad.r for ad in adapters.values()), default=1)
         self.A, self.B, self.hooks = {}, {}, []           # layer name -> (K+1, r, k), (K+1, d, r) with α/r folded into B
@@ -77,11 +82,19 @@ class LoraBank:
 
 # %% ../../nbs/05dc_lora.ipynb #483c91b5
 def adapter_index(bank: LoraBank | None, name: str | None) -> int:
-    "The bank's index of adapter `name` (0: None, the base model); ValueError naming the adapters there are."
+    "The bank's index of adapter `name` or of the adapter it is an alias of (0: None, the base model); ValueError naming the adapters there are."
     if name is None: return 0
+    name = bank.aliases.get(name, name) if bank is not None else name
     if bank is None or name not in bank.index_of:
-        raise ValueError(f"no LoRA adapter {name!r}; this engine serves {bank.names if bank else []}")
+        raise ValueError(f"no LoRA adapter {name!r}; this engine serves {[*bank.aliases, *bank.names] if bank else []}")
     return bank.index_of[name]
+
+def pin_adapter(bank: LoraBank | None, params):
+    """`params` with an alias replaced by the adapter it stands for now (a copy; checked like `adapter_index`): the
+    request keeps that adapter's weights, and its prefix-cache names, until it finishes, whatever the alias becomes."""
+    adapter_index(bank, params.lora_name)
+    if bank is None or params.lora_name not in bank.aliases: return params
+    return dataclasses.replace(params, lora_name=bank.aliases[params.lora_name])
 
 def batch_groups(bank: LoraBank, seqs, counts, device) -> list:
     "(adapter, rows on `device`) per adapter ≠ 0 of a flat batch whose rows are `counts[j]` tokens of `seqs[j]`, in order."
@@ -97,17 +110,20 @@ def using(bank: LoraBank | None, groups):
     finally: bank.groups = None
 
 # %% ../../nbs/05dc_lora.ipynb #f33cbec0
-def enable_lora(engine, adapters: dict[str, LoraAdapter | str | Path]) -> LoraBank:
-    "Serve `adapters` (name -> adapter or PEFT folder) beside the base model of `engine`; replaces any earlier bank."
+def enable_lora(engine, adapters: dict[str, LoraAdapter | str | Path], aliases: dict[str, str] | None = None, versioned=()) -> LoraBank:
+    """Serve `adapters` (name -> adapter or PEFT folder) beside the base model of `engine`; replaces any earlier bank.
+    `aliases`: stable names for some of them; `versioned`: names whose weights never change (registry versions)."""
     runner = engine.runner
     if not hasattr(runner, "lora"): raise ValueError(f"LoRA adapters per request need the one-process ModelRunner, not {type(runner).__name__} (serve with pp=1)")
     ads = {n: a if isinstance(a, LoraAdapter) else load_lora(a) for n, a in adapters.items()}
     if busy := sorted({s.sampling_params.lora_name for s in engine.seqs.values()} - {None, *ads}):
         raise ValueError(f"unfinished requests still use LoRA adapters {busy}: keep them in the new set")
-    bank = LoraBank(engine.model, ads)                   # raises before the old bank is touched
-    if runner.lora is not None:
-        runner.lora.remove()
-        engine.block_manager.hash_to_block_id.clear()    # a name may now hold other weights: no old prefix may hit
+    bank = LoraBank(engine.model, ads, aliases)          # raises before the old bank is touched
+    if (old := runner.lora) is not None:
+        old.remove()
+        bank.history |= old.history
+        if any(old.adapters[n] is not a if n in old.adapters else n in old.history and n not in versioned for n, a in ads.items()):
+            engine.block_manager.hash_to_block_id.clear()    # a name may now hold other weights: no old prefix may hit
     runner.lora = bank
     log.info("LoRA adapters per request: %s", ", ".join(bank.names) or "none")
     return bank

@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .sequence import SamplingParams, MAX_LOGPROBS
-from .config import ServeConfig, lora_modules
+from .config import ServeConfig, adapter_names
 
 # %% auto #0
 __all__ = ['log', 'MAX_JSON_DEPTH', 'NEUTRAL', 'FALLBACK_CHAT_TEMPLATE', 'MAX_TEXT', 'MAX_ID', 'ADAPTER_VERSION', 'APIError',
@@ -184,9 +184,9 @@ def sampling_params(req: CompletionRequest | ChatCompletionRequest, cfg: ServeCo
     """One `SamplingParams` per choice (n of them; seeds seed, seed+1, ...); raises APIError naming a bad field. `room`: context
     left after the prompt; `defaults`: the checkpoint's sampling settings (its generation_config.json) for fields left out."""
     g = defaults or {}
-    lora = None if req.model == cfg.model_name else req.model            # another name: one of the --lora-modules adapters
-    if lora is not None and lora not in lora_modules(cfg):
-        raise APIError(f"model {req.model!r} does not exist; this server serves {[cfg.model_name, *lora_modules(cfg)]}", 404, "model")
+    lora = None if req.model == cfg.model_name else req.model            # another name: a --lora-modules adapter or the learned one
+    if lora is not None and lora not in adapter_names(cfg):
+        raise APIError(f"model {req.model!r} does not exist; this server serves {[cfg.model_name, *adapter_names(cfg)]}", 404, "model")
     if not 1 <= req.n <= cfg.max_n: raise bad_request(f"n must be in [1, {cfg.max_n}], got {req.n}", "n")
     key = "max_completion_tokens" if getattr(req, "max_completion_tokens", None) is not None else "max_tokens"
     max_tokens = getattr(req, key)

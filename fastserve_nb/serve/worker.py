@@ -96,11 +96,11 @@ class EngineWorker(EngineLoop):
             from fastserve_nb.serve.learn import AdapterRegistry, apply_adapter
             self.registry = AdapterRegistry(cfg.adapters_dir)
             try:
-                if self.registry.active: apply_adapter(self.eng, self.registry, self.registry.active)
+                if self.registry.active: apply_adapter(self.eng, self.registry, self.registry.active, cfg.learned_name)
             except Exception as e:                                    # serve the base model rather than crash at every restart
                 self.adapter_error = f"the active adapter could not be applied, so the base model is served: {e}"
                 log.error(self.adapter_error)
-                apply_adapter(self.eng, self.registry, None)
+                apply_adapter(self.eng, self.registry, None, cfg.learned_name)
 
     def before_step(self): self.budget.update(self.eng.scheduler.num_waiting)
     def idle(self):
@@ -114,7 +114,7 @@ class EngineWorker(EngineLoop):
         from fastserve_nb.serve.learn import serving_adapter
         stats = engine_stats(self.eng, self.budget, str(self.eng.model.device))
         if self.registry is not None:
-            stats["adapter"] = {"active": self.registry.active, "serving": serving_adapter(self.eng), "error": self.adapter_error}
+            stats["adapter"] = {"active": self.registry.active, "serving": serving_adapter(self.eng, self.cfg.learned_name), "name": self.cfg.learned_name, "error": self.adapter_error}
         if self.pipeline is not None:
             stages = self.pipeline.health()["stages"]
             stats |= {"pipeline_stages": len(stages), "pipeline_stages_alive": sum(st["alive"] for st in stages), "pipeline": stages}
@@ -125,7 +125,7 @@ class EngineWorker(EngineLoop):
         try:
             if name == "explain": value = learn.explain_tokens(self.eng.model, self.eng.tokenizer, *args)
             elif name == "adapters":
-                value = learn.adapter_action(self.eng, self.registry, *args)
+                value = learn.adapter_action(self.eng, self.registry, *args, name=self.cfg.learned_name)
                 if args[0] is not None: self.adapter_error = None          # the operator chose what is served now
             else: raise ValueError(f"unknown call {name!r}")
             return CallResult(cid, True, value)
