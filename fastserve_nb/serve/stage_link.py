@@ -66,19 +66,22 @@ def accept_stage(server: socket.socket, key: bytes, rank: int, deadline: float, 
     """Stage `rank`'s authenticated connection to the listening socket `server`. Any other peer — no key, a wrong key,
     silence past `handshake_s`, another rank — is refused and logged, and the wait goes on until `deadline`."""
     host, port = server.getsockname()[:2]
-    while (left := deadline - time.monotonic()) > 0:
-        server.settimeout(left)
-        try: sock, peer = server.accept()
-        except socket.timeout: break
-        sock.settimeout(None)                                          # a Connection reads its descriptor blocking
-        conn = Connection(sock.detach())
+    found: queue.Queue = queue.Queue()
+    def check(conn, peer):                                             # one thread per peer: a stalled one holds up nobody
         try:
-            hello = authenticate(conn, key, min(handshake_s, left))   # the engine's handshake, then the first message
+            hello = authenticate(conn, key, handshake_s)               # the engine's handshake, then the first message
             if hello != LinkHello(rank): raise AuthenticationError(f"expected stage {rank}'s LinkHello, got {hello!r}")
-            return no_delay(conn)
+            found.put(no_delay(conn))
         except Exception as e:                                         # EOF, OSError, a wrong key or hello
             log.warning("stage link on %s:%d refused a connection from %s:%d: %s: %s", host, port, *peer[:2], type(e).__name__, e)
             conn.close()
+    server.settimeout(0.05)
+    while time.monotonic() < deadline:
+        if not found.empty(): return found.get()
+        try: sock, peer = server.accept()
+        except socket.timeout: continue
+        sock.settimeout(None)                                          # a Connection reads its descriptor blocking
+        threading.Thread(target=check, args=(Connection(sock.detach()), peer), daemon=True).start()
     raise TimeoutError(f"stage {rank} did not connect to {host}:{port} in time")
 
 # %% ../../nbs/05jd_stage_link.ipynb #81bb5d14
@@ -139,7 +142,8 @@ class StageLink:
         "The previous stage's next tensor, which must be (`shape`, `dtype`), on this stage's device."
         if not self.prev.poll(self.timeout_s):
             raise TimeoutError(f"no hidden states {tuple(shape)} from the previous stage within {self.timeout_s:g} s")
-        t = recv_tensor(self.prev, shape, dtype, pin=self.device.type == "cuda")
+        try: t = recv_tensor(self.prev, shape, dtype, pin=self.device.type == "cuda")
+        except EOFError: raise ConnectionError("the previous stage closed its link") from None   # not the engine's EOF
         return t.to(self.device, non_blocking=True)
 
     def close(self):
