@@ -80,6 +80,7 @@ class ServeConfig:
     num_threads: int = 0                   # torch CPU threads per process (0: torch's default)
     pp: int = PipelineConfig.size                            # pipeline stages: K > 1 runs the layers in K processes (stage k on cuda:k on GPUs)
     pp_listen: str | None = None                             # HOST:PORT: wait for the K stages torchrun starts (any hosts) instead of starting them
+    pp_transport: str = "auth"                               # hidden states between stages: auth (links checked with the stages' key, on the loopback unless --pp-listen names an interface) | torch (gloo/NCCL, unauthenticated: only on a network only the stage machines reach)
     pp_micro_batches: int = PipelineConfig.micro_batches     # micro-batches per iteration (0: 1 with iterations in flight, else K); busy ≤ M/(M+K-1) per iteration
     pp_depth: int = PipelineConfig.depth                     # iterations in flight across the stages, each from the requests not in flight (0: 2 when pp ≥ 2)
     max_num_seqs: int = SchedulerConfig.max_num_seqs         # most requests in one running batch
@@ -153,7 +154,7 @@ _SERVE_FIELDS = {f.name for f in dataclasses.fields(ServeConfig)}
 # %% ../../nbs/05db_config.ipynb #0ab327e2
 SWITCH = ("auto", "on", "off")         # a field with these choices is a tri-state: --x (on), --no-x (off), neither (auto)
 _CHOICES = {"policy": POLICIES, "swap_order": SWAP_ORDERS, "admission": ADMISSIONS, "dtype": ("auto", "float32", "bfloat16", "float16"), "compile": SWITCH,
-            "quantize": ("int8", "int4"), "kv_policy": KV_POLICIES, "log_level": ("debug", "info", "warning", "error")}
+            "quantize": ("int8", "int4"), "kv_policy": KV_POLICIES, "pp_transport": ("auth", "torch"), "log_level": ("debug", "info", "warning", "error")}
 _TYPES = {"str": str, "int": int, "float": float, "bool": bool}
 
 def _kind(f: dataclasses.Field) -> type:

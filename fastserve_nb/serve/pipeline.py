@@ -1,4 +1,4 @@
-"""The engine behind `fastserve serve --pp K`: K stage processes, each holding a weight-balanced slice of the layers and a paged KV pool for those layers only; the engine process schedules for all of them, hidden states flow stage to stage with `torch.distributed`, and up to K micro-batches are in flight.
+"""The engine behind `fastserve serve --pp K`: K stage processes, each holding a weight-balanced slice of the layers and a paged KV pool for those layers only; the engine process schedules for all of them, hidden states flow stage to stage over authenticated links, and up to K micro-batches are in flight.
 
 Docs: https://fastserve-nb.github.io/fastserve_nb/pipeline.html.md"""
 
@@ -72,11 +72,13 @@ class PipelineRunner:
                  step_timeout_s: float = 120.0,           # longest an iteration may take before the pipeline counts as hung
                  start_timeout_s: float = 300.0, log_level: str = "WARNING",
                  cuda_graphs: bool = True,                # stages on CUDA replay captured graphs for decode micro-batches
-                 max_graph_batch: int = 256):             # the largest micro-batch a graph is captured for
+                 max_graph_batch: int = 256,              # the largest micro-batch a graph is captured for
+                 transport: str = "auth"):                # hidden states: auth (HMAC-checked links, 05jd) | torch (gloo/NCCL: unauthenticated, only on a network only the stage machines reach)
         K = pp_size
         if not isinstance(K, int) or K < 1: raise ValueError(f"pp_size must be an integer ≥ 1, got {K!r}")
         self.micro_batches = K if micro_batches is None else micro_batches
         if self.micro_batches < 1: raise ValueError(f"micro_batches must be ≥ 1, got {self.micro_batches}")
+        if transport not in ("auth", "torch"): raise ValueError(f"transport must be auth or torch, got {transport!r}")
         if listen is not None and not model_source: raise ValueError("listen needs model_source: what the stages started elsewhere load")
         if model.config.model_type not in STAGE_ARCHITECTURES:       # a stage builds its own embedding, norms and head
             raise UnsupportedModelError(f"{model.config.model_type}: pipeline stages implement " + ", ".join(STAGE_ARCHITECTURES)
@@ -94,7 +96,7 @@ class PipelineRunner:
         self.spec = StageSpec(layers=(0, 0), device=None, folder=None, model=model_source, dtype=str(model.dtype).removeprefix("torch."),
                               block_size=block_size, num_host_blocks=num_host_blocks, max_model_len=max_model_len, backend=self.backend,
                               threads=threads if self.local else None, timeout_s=step_timeout_s, cuda_graphs=cuda_graphs,
-                              max_graph_batch=max_graph_batch)            # each stage's: its layers, device and folder filled in
+                              max_graph_batch=max_graph_batch, transport=transport)   # each stage's: its layers, device and folder filled in
         self.num_blocks, self.kv_plan, self._size = (num_blocks, None, None) if isinstance(num_blocks, int) else (None, None, num_blocks)
         self.step_timeout_s, self.start_timeout_s = step_timeout_s, start_timeout_s
         self._dir = tempfile.TemporaryDirectory(prefix="fastserve_pp_") if self.local else None
@@ -219,10 +221,8 @@ def start(self: PipelineRunner):
     "Start K stage processes (or wait for K started elsewhere), send each its spec, size the pools, wait until all are ready."
     self.procs.clear(); self.conns.clear(); self.ended = {}
     deadline = time.monotonic() + self.start_timeout_s
-    if self.local: key = secrets.token_hex(16)
-    else:
-        key = os.environ.get("FASTSERVE_STAGE_KEY", "")
-        if len(key) < 16: raise ValueError("set FASTSERVE_STAGE_KEY to a shared secret of at least 16 characters, here and for every stage")
+    key = secrets.token_hex(16) if self.local else os.environ.get("FASTSERVE_STAGE_KEY", "")
+    if len(key) < 16: raise ValueError("set FASTSERVE_STAGE_KEY to a shared secret of at least 16 characters, here and for every stage")
     listener = Listener(("127.0.0.1", 0) if self.local else parse_address(self.listen))   # the handshake is `_accept`'s
     try:
         if self.local: self._launch(listener.address, key)

@@ -21,6 +21,7 @@ from .runner import ModelRunner
 from .sequence import SamplingParams
 from .resources import available_memory
 from .pipeline_net import parse_address, connect_to_engine, EngineStore
+from .stage_link import StageLink, link_stages, local_address, stage_device, store_barrier
 from .config import configure_logging
 from .stage_messages import (Hello, Reject, StoreConnect, Loaded, PoolSize, StageReady, RowUpdate, Step,
                                                Tokens, Logits, Record, SendEvents, Events, SetWeights, WeightsSet, StopStage, StageFailed)
@@ -208,17 +209,23 @@ def stage_main(argv: list[str] | None = None):
         store_conn = connect_to_engine(address, key.encode(), spec.timeout_s)   # the group's store: the engine holds it
         store_conn.send(StoreConnect(rank))
         store = EngineStore(store_conn)               # kept referenced: torch calls into it for as long as the group lives
-        _, world, device = init_distributed(spec.backend, spec.timeout_s, store)   # NCCL: cuda:LOCAL_RANK
+        if spec.transport == "torch": _, world, device = init_distributed(spec.backend, spec.timeout_s, store)   # NCCL: cuda:LOCAL_RANK
+        else:                                         # no process group: authenticated links to the neighbours (05jd)
+            device = stage_device(spec.device, spec.backend)
+            links = link_stages(store, key.encode(), rank, world, local_address(conn), spec.timeout_s) if world > 1 else None
         device, dtype, (a, b) = torch.device(spec.device or device), DTYPES[spec.dtype], spec.layers
         if spec.folder: stage = load_stage(spec.folder, device, dtype)
         else: stage = load_stage_from_checkpoint(resolve(args.model or spec.model), a, b, device, dtype)
-        if world > 1: dist.barrier()                  # every stage has its weights: what is left is what the pools may take
+        if world > 1 and spec.transport == "torch": dist.barrier()   # every stage has its weights: what is left is what the pools may take
+        elif world > 1: store_barrier(store, "loaded", rank, world, spec.timeout_s)
         conn.send(Loaded(rank, {"pid": os.getpid(), "host": socket.gethostname(), "device": str(device), "layers": [a, b],
-                                "free_bytes": available_memory(str(device))}))
+                                "free_bytes": available_memory(str(device)), "process_group": dist.is_initialized()}))
         pool: PoolSize = conn.recv()
         runner = StageRunner(StageModel(stage), pool.num_blocks, spec.block_size, spec.num_host_blocks, spec.max_model_len,
                              cuda_graphs=spec.cuda_graphs, max_graph_batch=spec.max_graph_batch)
-        link = PipeLink(rank, world, device, spec.timeout_s) if world > 1 else None
+        if world == 1: link = None
+        elif spec.transport == "torch": link = PipeLink(rank, world, device, spec.timeout_s)
+        else: link = StageLink(*links, device, spec.timeout_s)
         conn.send(StageReady(rank, os.getpid()))
         StageWorker(runner, link, conn, rank).serve()
         if link is not None: link.flush()

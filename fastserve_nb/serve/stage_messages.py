@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 # %% auto #0
-__all__ = ['Hello', 'Reject', 'StoreConnect', 'StageSpec', 'Loaded', 'PoolSize', 'StageReady', 'RowUpdate', 'Step', 'Tokens',
-           'Logits', 'Record', 'SendEvents', 'Events', 'SetWeights', 'WeightsSet', 'StopStage', 'StageFailed',
+__all__ = ['Hello', 'Reject', 'StoreConnect', 'LinkHello', 'StageSpec', 'Loaded', 'PoolSize', 'StageReady', 'RowUpdate', 'Step',
+           'Tokens', 'Logits', 'Record', 'SendEvents', 'Events', 'SetWeights', 'WeightsSet', 'StopStage', 'StageFailed',
            'StoreRequest', 'StoreReply']
 
 # %% ../../nbs/05jc_stage_messages.ipynb #8ef4b525
@@ -34,6 +34,11 @@ class StoreConnect:
     rank: int
 
 @dataclass
+class LinkHello:
+    "First message on the link from stage `rank` to stage rank+1 (`05jd_stage_link`), after the handshake."
+    rank: int
+
+@dataclass
 class StageSpec:
     "What a stage loads and how it runs: its layers [a, b), the weights' place, the KV geometry, the backend."
     layers: tuple[int, int]
@@ -49,6 +54,7 @@ class StageSpec:
     timeout_s: float
     cuda_graphs: bool = True
     max_graph_batch: int = 256
+    transport: str = "auth"        # hidden states between stages: auth (HMAC-checked links) | torch (gloo/NCCL, unauthenticated)
 
 @dataclass
 class Loaded:

@@ -81,7 +81,7 @@ def start_pipeline(cfg: ServeConfig, model, device: str, dtype_bytes: int):
     return PipelineRunner(model, K, lambda stages: plan_stage_pools(cfg, model.config, stages, dtype_bytes), cfg.block_size,
                           cfg.num_host_blocks, cfg.max_model_len, micro_batches=cfg.pipeline_config().shape()[0], devices=devices,
                           threads=cfg.num_threads or max(1, (os.cpu_count() or 1) // K),
-                          listen=cfg.pp_listen, model_source=cfg.model, log_level=cfg.log_level.upper())
+                          listen=cfg.pp_listen, model_source=cfg.model, log_level=cfg.log_level.upper(), transport=cfg.pp_transport)
 
 # %% ../../nbs/05ha_worker.ipynb #bae31ce9
 class EngineWorker(EngineLoop):
