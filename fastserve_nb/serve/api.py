@@ -29,10 +29,10 @@ from .protocol import (APIError, bad_request, CompletionRequest, ChatCompletionR
 from .responses import Answer, echo_texts
 from .metrics import Metrics
 from .endpoints import KEYED_PATHS, add_utility_routes
+from .guard import RateLimiter
 
 # %% auto #0
-__all__ = ['log', 'read_json', 'is_admin_route', 'APIKeyMiddleware', 'RateLimiter', 'client_id', 'build_app', 'end_requests',
-           'serve_in_thread']
+__all__ = ['log', 'read_json', 'is_admin_route', 'APIKeyMiddleware', 'client_id', 'build_app', 'end_requests', 'serve_in_thread']
 
 # %% ../../nbs/05f_api.ipynb #c02107cb
 log = logging.getLogger(__name__)
@@ -170,22 +170,6 @@ class APIKeyMiddleware:
         await self.app(scope, receive, send)
 
 # %% ../../nbs/05f_api.ipynb #63e1418f
-class RateLimiter:
-    "A token bucket per client: `per_minute` rows a minute, in bursts of as many; the least recently seen clients are forgotten first."
-    def __init__(self, per_minute: int, max_clients: int = 100_000):
-        self.rate, self.cap, self.max_clients = per_minute / 60, float(per_minute), max_clients
-        self.buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()      # client -> (tokens, when)
-        self.lock = threading.Lock()
-    def take(self, client: str, now: float | None = None) -> float:
-        "0 if `client` may go on (one token taken), else the seconds until it may."
-        now = time.monotonic() if now is None else now
-        with self.lock:
-            tokens, t = self.buckets.pop(client, (self.cap, now))
-            tokens = min(self.cap, tokens + (now - t) * self.rate)
-            self.buckets[client] = (tokens - 1 if tokens >= 1 else tokens, now)
-            while len(self.buckets) > self.max_clients: self.buckets.popitem(last=False)
-        return 0.0 if tokens >= 1 else (1 - tokens) / self.rate
-
 def client_id(request: Request) -> str:
     "Who sent `request`, for rate limits and distinct-client counts: a hash of its credentials and its address (never stored in the clear)."
     who = f"{request.headers.get('authorization', '')}|{request.client.host if request.client else ''}"

@@ -6,8 +6,8 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/guard.html.md"""
 
 # %% ../../nbs/05fa_guard.ipynb #23f5f4d2
 from __future__ import annotations
-import functools, logging
-from collections import Counter
+import functools, logging, threading, time
+from collections import Counter, OrderedDict
 
 from fastcore.basics import patch
 
@@ -15,7 +15,7 @@ import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 # %% auto #0
-__all__ = ['log', 'REQUEST_TIMEOUT', 'GuardedH11Protocol', 'guard_kwargs']
+__all__ = ['log', 'REQUEST_TIMEOUT', 'GuardedH11Protocol', 'guard_kwargs', 'RateLimiter']
 
 # %% ../../nbs/05fa_guard.ipynb #1689cd25
 log = logging.getLogger(__name__)
@@ -96,3 +96,21 @@ def guard_kwargs(header_timeout: float = 10.0,                  # T_h, seconds
         if v is not None and (not isinstance(v, int) or v < 1): raise ValueError(f"{name} must be an integer ≥ 1 or None, got {v!r}")
     return dict(http=functools.partial(GuardedH11Protocol, header_timeout=header_timeout, max_connections_per_client=max_connections_per_client),
                 timeout_keep_alive=keep_alive_timeout, limit_concurrency=max_connections)
+
+# %% ../../nbs/05fa_guard.ipynb #e6b3106e
+class RateLimiter:
+    "A token bucket per client: `per_minute` rows a minute, in bursts of as many; the least recently seen clients are forgotten first."
+    def __init__(self, per_minute: int, max_clients: int = 100_000):
+        self.rate, self.cap, self.max_clients = per_minute / 60, float(per_minute), max_clients
+        self.buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()      # client -> (tokens, when)
+        self.lock = threading.Lock()
+    def take(self, client: str, now: float | None = None) -> float:
+        "0 if `client` may go on (one token taken), else the seconds until it may."
+        now = time.monotonic() if now is None else now
+        with self.lock:
+            tokens, t = self.buckets.pop(client, (self.cap, now))
+            tokens = min(self.cap, tokens + (now - t) * self.rate)
+            self.buckets[client] = (tokens - 1 if tokens >= 1 else tokens, now)
+            while len(self.buckets) > self.max_clients: self.buckets.popitem(last=False)
+        return 0.0 if tokens >= 1 else (1 - tokens) / self.rate
+
