@@ -16,7 +16,7 @@ from .sequence import SamplingParams
 # %% auto #0
 __all__ = ['apply_penalties', 'apply_bias', 'ban', 'min_p_filter', 'batch_logprobs', 'process_logits', 'sample_each', 'pad_ids',
            'batch_penalties', 'batch_bias_and_bans', 'batch_min_p', 'process_batch', 'batch_temperature', 'batch_top_k',
-           'batch_top_p', 'race', 'sample_batch']
+           'nucleus', 'batch_top_p', 'race', 'sample_batch']
 
 # %% ../../nbs/05ab_sampling.ipynb #d96a0148
 def apply_penalties(logits, prompt_ids, output_ids, presence: float = 0.0, frequency: float = 0.0, repetition: float = 1.0):
@@ -147,19 +147,27 @@ def batch_top_k(logits, top_k):
     kth = logits.topk(k, -1).values.gather(1, (top_k.clamp(1, k) - 1)[:, None])        # (B, 1) row r's k_r-th largest
     return logits.masked_fill((logits < kth) & (top_k[:, None] > 0), -math.inf)
 
-def batch_top_p(logits, top_p):
-    "Keep row r's smallest most-likely set of tokens whose probability reaches `top_p[r]` (1 = all), all such rows at once."
-    if not bool((top_p < 1).any()): return logits
-    out, V = logits.clone(), logits.shape[-1]
-    n = torch.isfinite(logits).sum(-1)                                                   # (B,) candidates each row has left
-    for group in ((top_p < 1) & (n < V), (top_p < 1) & (n == V)):                        # rows top-k or min-p already cut, then whole rows
-        rows = group.nonzero()[:, 0]
-        if len(rows) == 0: continue
-        s, idx = logits[rows].topk(int(n[rows].max()), -1)                               # (R, n), most likely first
-        p = s.softmax(-1)
-        drop = p.cumsum(-1) - p >= top_p[rows, None]                                      # the mass strictly above reaches top_p
-        out[rows] = torch.full_like(logits[rows], -math.inf).scatter(-1, idx, s.masked_fill(drop, -math.inf))
+def nucleus(x, top_p, k: int):
+    """Rows x (R, V) cut to their nucleus, computed over their top `k` tokens with probabilities from the *whole* row,
+    and which rows' top `k` already hold `top_p` of the mass (for those the cut is exact: every kept token is inside)."""
+    s, idx = x.topk(k, -1)                                                               # (R, k), most likely first
+    p = (s - x.logsumexp(-1, keepdim=True)).exp()                                        # each one's share of the whole row
+    c = p.cumsum(-1)
+    drop = c - p >= top_p[:, None]                                                       # the mass strictly above reaches top_p
+    return torch.full_like(x, -math.inf).scatter(-1, idx, s.masked_fill(drop, -math.inf)), c[:, -1] >= top_p
+
+def batch_top_p(logits, top_p, k_first: int = 1024):
+    """Keep row r's smallest most-likely set of tokens whose probability reaches `top_p[r]` (1 = all), all such rows at
+    once: first over each row's top `k_first` tokens; only rows whose nucleus reaches past them are sorted whole."""
+    rows = (top_p < 1).nonzero()[:, 0]
+    if len(rows) == 0: return logits
+    x, tp, V = logits[rows], top_p[rows], logits.shape[-1]
+    cut, inside = nucleus(x, tp, min(k_first, V))
+    if not bool(inside.all()): cut[~inside] = nucleus(x[~inside], tp[~inside], V)[0]      # the rest: a sort of the whole row
+    out = logits.clone()
+    out[rows] = cut
     return out
+
 
 # %% ../../nbs/05ab_sampling.ipynb #06747bc9
 def race(probs, generators, generator=None):
