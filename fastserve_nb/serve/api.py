@@ -48,7 +48,11 @@ class _Request:
 
     def end(self, error: APIError):
         "End this request from any thread: a stream sends `error` as its last frame, a whole response becomes `error`."
-        self.loop.call_soon_threadsafe(self.q.put_nowait, (None, error))
+        self.loop.call_soon_threadsafe(self._end, error)
+
+    def _end(self, error: APIError):
+        self.q.put_nowait((None, error))                 # read by the queue of several choices, or before the first wait
+        for st in self.streams: st.q.put_nowait(error)   # wakes a single choice's reader, waiting on its own stream
 
     async def open(self, prompts: list[list[int]], params: list[SamplingParams]):
         "Submit one stream per choice; a ValueError closes the ones already open and becomes a 400 (404: an adapter the engine does not serve)."
@@ -64,21 +68,36 @@ class _Request:
 
 # %% ../../nbs/05f_api.ipynb #e79b18d8
 @patch
-async def batches(self: _Request) -> AsyncIterator[tuple[int, list[TokenDelta]]]:
-    "(choice index, the deltas of that choice ready together) from all streams as they come; metrics observed on the way."
-    q, m = self.q, self.s.metrics
+async def arrivals(self: _Request) -> AsyncIterator[tuple[int, list[TokenDelta]]]:
+    """(choice index, the deltas of that choice ready together) as they arrive: straight from the stream when there
+    is one choice (no task, no second queue per delta), through one queue fed by a task per stream when there are several."""
+    q = self.q
+    if len(self.streams) == 1:
+        if not q.empty(): raise q.get_nowait()[1]                                  # ended before it was read
+        while ds := await self.streams[0].batch(): yield 0, ds
+        return
     async def pump(i, stream):
         try:
             while ds := await stream.batch(): q.put_nowait((i, ds))
             q.put_nowait((i, None))
         except Exception as e: q.put_nowait((i, e))
-    tasks = [asyncio.ensure_future(pump(i, st)) for i, st in enumerate(self.streams)]
-    last, first, done = {}, None, 0
+    tasks, done = [asyncio.ensure_future(pump(i, st)) for i, st in enumerate(self.streams)], 0
     try:
         while done < len(tasks):
             i, ds = await q.get()
             if ds is None: done += 1; continue
             if isinstance(ds, Exception): raise ds
+            yield i, ds
+    finally:
+        for t in tasks: t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+@patch
+async def batches(self: _Request) -> AsyncIterator[tuple[int, list[TokenDelta]]]:
+    "`arrivals`, with the metrics observed on the way."
+    m, last, first = self.s.metrics, {}, None
+    async with aclosing(self.arrivals()) as arrivals:
+        async for i, ds in arrivals:
             now = time.perf_counter()
             if first is None: first = now; m.observe("time_to_first_token_seconds", now - self.t0)
             gaps = ([now - last[i]] if i in last else []) + [0.0] * (len(ds) - 1)   # the ones behind the first come with it
@@ -91,9 +110,6 @@ async def batches(self: _Request) -> AsyncIterator[tuple[int, list[TokenDelta]]]
                 if d.queue_time is not None: m.observe("request_queue_time_seconds", d.queue_time)
                 m.inc("request_success_total", finished_reason=d.finish_reason)
             yield i, ds
-    finally:
-        for t in tasks: t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
 @patch
 async def deltas(self: _Request) -> AsyncIterator[tuple[int, TokenDelta]]:
