@@ -135,9 +135,35 @@ def b1_engine(eng, tag):
         c = eng.generate([r.prompt], SamplingParams(max_tokens=M, ignore_eos=True))[0]
         tpots.append(c.metrics["tpot"])
     tok_s = 1 / sorted(tpots)[1]                                   # the median of three
-    res[tag] = {"tok_s": tok_s, "tpot_ms": 1e3 / tok_s, "mbu": wbytes * tok_s / read_bw}
-    say(f"{tag}: batch-1 decode {tok_s:,.0f} tok/s, MBU {res[tag]['mbu']:.1%} of read bandwidth")
+    res[tag] = {"tok_s": tok_s, "tpot_ms": 1e3 / tok_s, "mbu": wbytes * tok_s / read_bw, "decode_steps": eng.config.decode_steps}
+    say(f"{tag}: batch-1 decode {tok_s:,.0f} tok/s, MBU {res[tag]['mbu']:.1%} of read bandwidth (decode_steps {eng.config.decode_steps})")
     save()
+
+def b1_gpu_time(eng, n=64):
+    "GPU time of one batch-1 decode step: n replays of the batch-1 graph back to back (no host work between them)."
+    r = eng.runner
+    if not r.graphs: return None
+    g = r.graphs[1][0]
+    for _ in range(3): g.replay()
+    sync(); t = time.perf_counter()
+    for _ in range(n): g.replay()
+    sync()
+    return 1e3 * (time.perf_counter() - t) / n
+
+def b1_sweep(eng):
+    "Batch-1 decode with 1, 2, 4, 8 and 16 decode steps per scheduling step, and the GPU's own time per step."
+    default = eng.config.decode_steps
+    for k in (1, 2, 4, 8, 16):
+        eng.config.decode_steps = k
+        b1_engine(eng, f"engine_b1_steps{k}")
+    eng.config.decode_steps = default
+    gpu_ms = b1_gpu_time(eng)
+    if gpu_ms:
+        res["b1_gpu_ms_per_step"] = gpu_ms
+        res["b1_gpu_mbu"] = wbytes / (gpu_ms / 1e3) / read_bw
+        for k in (1, 8): res[f"engine_b1_steps{k}"]["host_ms_per_token"] = res[f"engine_b1_steps{k}"]["tpot_ms"] - gpu_ms   # time the GPU waits for the host
+        say(f"batch-1 graph replay alone: {gpu_ms:.3f} ms per step (MBU {res['b1_gpu_mbu']:.1%})")
+        save()
 
 def free(eng):
     del eng; gc.collect()
@@ -146,6 +172,7 @@ def free(eng):
 if not args.skip_eager: free(engine_run("engine_no_compile", compile="off"))
 eng = engine_run("engine_default")
 b1_engine(eng, "engine_b1")
+b1_sweep(eng)
 free(eng)
 if not args.skip_wide: free(engine_run("engine_default_wide", max_num_seqs=256 if not smoke else 16, max_num_batched_tokens=8192 if not smoke else 512))
 

@@ -45,12 +45,13 @@ class EngineConfig:
     enable_prefix_caching: bool = True   # share the KV blocks of equal prompt prefixes
     cuda_graphs: bool = True             # GPU: replay decode steps as captured CUDA graphs
     compile: bool = False                # GPU: fuse the decoder's elementwise ops with torch.compile
+    decode_steps: int = 1                # decode steps one scheduling step may run on the device when every sequence decodes (05d's `decode_steps`)
     profile_prefill: bool = True         # measure the prefill-time table skip-join uses, on this machine
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
 
     def __post_init__(self):
-        for k in ("max_model_len", "block_size"):
+        for k in ("max_model_len", "block_size", "decode_steps"):
             if getattr(self, k) < 1: raise ValueError(f"{k} must be ≥ 1, got {getattr(self, k)}")
         if self.num_host_blocks < 0: raise ValueError(f"num_host_blocks must be ≥ 0, got {self.num_host_blocks}")
         if self.num_blocks is None: self.num_blocks = self.scheduler.max_num_seqs * math.ceil(self.max_model_len / self.block_size)
@@ -77,6 +78,7 @@ class ServeConfig:
     dtype: str = "auto"                    # auto (the checkpoint's torch_dtype; bfloat16 for a float32 checkpoint on a GPU; float32 on the CPU) | float32 | bfloat16 | float16
     compile: str = "auto"                  # fuse the decoder's elementwise ops with torch.compile: auto (on for CUDA, off for CPU) | on | off; --compile / --no-compile
     enforce_eager: bool = False            # no CUDA graphs and no torch.compile: a faster start, a slower server
+    decode_steps: int = 0                  # decode steps per scheduling step while every request decodes (0: auto, 8 with CUDA graphs, else 1); 1 streams every token as it comes
     num_threads: int = 0                   # torch CPU threads per process (0: torch's default)
     pp: int = PipelineConfig.size                            # pipeline stages: K > 1 runs the layers in K processes (stage k on cuda:k on GPUs)
     pp_listen: str | None = None                             # HOST:PORT: wait for the K stages torchrun starts (any hosts) instead of starting them
@@ -140,11 +142,11 @@ class ServeConfig:
 
     def engine_config(self, fast: FastPath | None = None, num_blocks: int | None = None, kv_bytes_per_token: int | None = None) -> EngineConfig:
         """The engine's part of this configuration. `fast`: the device's resolved fast path (None: EngineConfig's own
-        `compile` and `cuda_graphs`); `num_blocks`: the KV plan's count, unless `--num-blocks` is given;
+        `compile`, `cuda_graphs` and `decode_steps`); `num_blocks`: the KV plan's count, unless `--num-blocks` is given;
         `kv_bytes_per_token`: the model's, for the scheduler's cost of a swap."""
         sched = self.scheduler_config()
         if kv_bytes_per_token is not None: sched = dataclasses.replace(sched, kv_bytes_per_token=kv_bytes_per_token)
-        fast_kw = {} if fast is None else dict(compile=fast.compile, cuda_graphs=fast.cuda_graphs)
+        fast_kw = {} if fast is None else dict(compile=fast.compile, cuda_graphs=fast.cuda_graphs, decode_steps=fast.decode_steps)
         return EngineConfig(max_model_len=self.max_model_len, block_size=self.block_size, num_blocks=self.num_blocks or num_blocks,
                             num_host_blocks=self.num_host_blocks, enable_prefix_caching=self.enable_prefix_caching,
                             profile_prefill=self.profile_prefill, scheduler=sched, pipeline=self.pipeline_config(), **fast_kw)
@@ -220,7 +222,7 @@ def check_config(cfg: ServeConfig) -> ServeConfig:
               "learn_min_clients", "feedback_per_minute", "feedback_max_bytes"):
         if getattr(cfg, k) < 1: raise ValueError(f"{k} must be ≥ 1, got {getattr(cfg, k)}")
     if cfg.num_blocks is not None and cfg.num_blocks < 1: raise ValueError(f"num_blocks must be ≥ 1, got {cfg.num_blocks}")
-    for k in ("num_host_blocks", "max_queue_len", "reserved_memory_bytes", "max_stop", "pp_micro_batches", "pp_depth"):
+    for k in ("num_host_blocks", "max_queue_len", "reserved_memory_bytes", "max_stop", "pp_micro_batches", "pp_depth", "decode_steps"):
         if getattr(cfg, k) < 0: raise ValueError(f"{k} must be ≥ 0, got {getattr(cfg, k)}")
     if not 0 <= cfg.port < 65536: raise ValueError(f"port must be in [0, 65535], got {cfg.port}")
     if not 0 < cfg.body_timeout < math.inf: raise ValueError(f"body_timeout must be a number of seconds > 0, got {cfg.body_timeout}")
@@ -295,6 +297,7 @@ class FastPath:
     dtype: str          # float32 | bfloat16 | float16: the weights' dtype
     compile: bool       # fuse RMSNorm, RoPE and SwiGLU with torch.compile
     cuda_graphs: bool   # replay decode steps as captured CUDA graphs
+    decode_steps: int = 1   # decode steps per scheduling step while every request decodes
 
 def checkpoint_dtype(folder) -> str | None:
     "The dtype a checkpoint folder's config.json names (`torch_dtype`, or `dtype` as transformers 5 writes it); None if it names none."
@@ -305,14 +308,16 @@ def checkpoint_dtype(folder) -> str | None:
 
 def resolve_fast_path(cfg: ServeConfig, device: str, ckpt_dtype: str | None) -> FastPath:
     """What `cfg` runs on `device`. CUDA: compiled (unless compile='off' or enforce_eager), CUDA graphs (unless enforce_eager),
-    dtype auto = the checkpoint's 16-bit dtype, else bfloat16. CPU: dtype auto = float32, eager."""
+    dtype auto = the checkpoint's 16-bit dtype, else bfloat16, decode_steps auto = 8 with CUDA graphs. CPU: dtype auto =
+    float32, eager, one decode step per scheduling step."""
     cuda = str(device).startswith("cuda")
     if cfg.compile == "on" and not cuda:
         raise ValueError(f"compile='on' needs a CUDA device (the runner compiles its GPU path only), got device {device!r}; use compile=auto or off")
     if cfg.dtype != "auto": dtype = cfg.dtype
     elif not cuda: dtype = "float32"
     else: dtype = ckpt_dtype if ckpt_dtype in ("bfloat16", "float16") else "bfloat16"   # float32 or unnamed: 16 bits on a GPU
-    return FastPath(dtype, cuda and not cfg.enforce_eager and cfg.compile != "off", cuda and not cfg.enforce_eager)
+    graphs = cuda and not cfg.enforce_eager
+    return FastPath(dtype, graphs and cfg.compile != "off", graphs, cfg.decode_steps or (8 if graphs else 1))
 
 # %% ../../nbs/05db_config.ipynb #9eccedf3
 LOG_LINE = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [a-z]+\d*\[\d+\] (DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+: "   # how every line starts

@@ -160,37 +160,63 @@ def step(self: LLMEngine) -> list[StepOutput]:
     """Submit iterations until D are in flight (D = `pipeline.depth`, at most the runner's `max_in_flight`: 1 for
     `ModelRunner`, which computes in `submit`), then collect the oldest and return its outputs. Each batch is chosen
     among the sequences not in flight. The time an iteration is charged (MLFQ's quanta) runs from its submission
-    to its return: what its jobs waited for it."""
+    to its return: what its jobs waited for it. With D = 1 a batch may run `lookahead(batch)` decode steps at once."""
     D = min(self.config.pipeline.shape()[1], self.runner.max_in_flight)
     while len(self.inflight) < D:
         t = time.perf_counter()
-        busy = {s.seq_id for b, _, _ in self.inflight for s, _ in b.entries}
+        busy = {s.seq_id for b, *_ in self.inflight for s, _ in b.entries}
         share = -(-min(len(self.scheduler.seqs), self.config.scheduler.max_num_seqs) // D) if D > 1 else None  # ~1/D of the jobs each
         batch = self.scheduler.schedule(t, busy, share)
         if batch.is_empty: break
+        k = self.lookahead(batch) if D == 1 else 1
         t0 = time.perf_counter()
-        self.inflight.append((batch, self.runner.submit(batch.entries, batch.swap_out, batch.swap_in), t0))
+        handle = self.runner.submit(batch.entries, batch.swap_out, batch.swap_in) if k == 1 else self.runner.decode_steps(batch.entries, k)
+        self.inflight.append((batch, handle, t0, k))
         self.timings["schedule"] += t0 - t; self.timings["execute"] += time.perf_counter() - t0
     if not self.inflight: return []
-    batch, handle, t0 = self.inflight.popleft()
+    batch, handle, t0, k = self.inflight.popleft()
     t = time.perf_counter()
-    new = self.runner.collect(handle)
+    news = [self.runner.collect(handle)] if k == 1 else handle
     now = time.perf_counter()
     self.timings["execute"] += now - t
-    return self._advance(batch, new, t0, now)
+    return self._advance(batch, news, t0, now)
 
 @patch
-def _advance(self: LLMEngine, batch, new: dict, t0: float, now: float) -> list[StepOutput]:
-    "Apply one iteration's tokens: the scheduler's update, stop strings, incremental text."
-    finished = {s.seq_id for s in self.scheduler.update(batch, new, now, now - t0)}
-    self.num_iterations += 1
-    self.timings["update"] += time.perf_counter() - now
-    c = self.counters
+def lookahead(self: LLMEngine, batch) -> int:
+    """Decode steps to run `batch` for before scheduling again: up to `config.decode_steps` when every unfinished sequence
+    is in it as a plain decode (nothing waits to be scheduled, no row needs its tokens on the host between steps), no
+    more than any row may still emit; their block tables are then reserved for the positions those steps write."""
+    k, bm = self.config.decode_steps, self.block_manager
+    if k <= 1 or not hasattr(self.runner, "decode_steps"): return 1             # a pipeline runs one step per submission\n    if batch.swap_out or batch.swap_in or batch.preempted or len(batch.entries) < len(self.scheduler.seqs): return 1
+    for s, n in batch.entries:
+        p = s.sampling_params
+        if n != 1 or s.num_computed_tokens != s.num_tokens - 1 or not p.is_plain or p.logprobs is not None: return 1
+        k = min(k, p.max_tokens - s.num_output_tokens)
+    if k <= 1 or sum(bm.blocks_to_reserve(s, s.num_tokens - 1 + k) for s, _ in batch.entries) > bm.num_free_blocks: return 1
+    for s, _ in batch.entries: bm.reserve(s, s.num_tokens - 1 + k)
+    return k
+
+@patch
+def _advance(self: LLMEngine, batch, news: list[dict], t0: float, now: float) -> list[StepOutput]:
+    """Apply one submission's tokens — one {seq_id: token} per decode step it ran — step by step: the scheduler's update,
+    stop strings, incremental text. A sequence that finishes at one step ignores the steps after it."""
+    c, outs, ended = self.counters, [], set()
     c["swapped_out_blocks"] += len(batch.swap_out); c["swapped_in_blocks"] += len(batch.swap_in); c["preempted"] += len(batch.preempted)
+    for new in news:
+        finished = {s.seq_id for s in self.scheduler.update(batch, new, now, (now - t0) / len(news))}
+        self.num_iterations += 1
+        outs += self._outputs(batch, new, finished, ended)
+        ended |= finished
+    self.timings["update"] += time.perf_counter() - now
+    return outs
+
+@patch
+def _outputs(self: LLMEngine, batch, new: dict, finished: set, ended: set) -> list[StepOutput]:
+    "The `StepOutput`s of one step's tokens `new`: text decoded incrementally and cut at stop strings (which finish more of `finished`)."
     outs = []
     for seq, _ in batch.entries:
         tok = new.get(seq.seq_id)
-        if tok is None: continue
+        if tok is None or seq.seq_id in ended: continue
         done = seq.seq_id in finished
         text = ""
         if self.tokenizer is not None:

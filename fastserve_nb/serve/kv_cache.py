@@ -209,6 +209,20 @@ def free(self: BlockManager, seq: Sequence):
     seq.block_table, seq.host_block_table, seq.num_computed_tokens = [], [], 0
     self.seqs.pop(seq.seq_id, None); self.swapped.pop(seq.seq_id, None)
 
+# %% ../../nbs/05b_kv_cache.ipynb #bc1ee98b
+@patch
+def blocks_to_reserve(self: BlockManager, seq: Sequence, num_positions: int) -> int:
+    "Free device blocks that covering positions 0 .. `num_positions` - 1 of `seq` takes beyond its table."
+    return max(0, -(-num_positions // self.block_size) - len(seq.block_table))
+
+@patch
+def reserve(self: BlockManager, seq: Sequence, num_positions: int):
+    "Grow the device block table of running `seq` to cover `num_positions` positions (tokens a multi-step decode writes ahead)."
+    need = self.blocks_to_reserve(seq, num_positions)
+    if seq.host_block_table or not seq.block_table: raise ValueError(f"sequence {seq.seq_id} holds no device blocks: allocate first")
+    if need > self.num_free_blocks: raise ValueError(f"reserve needs {need} free blocks, {self.num_free_blocks} are free")
+    for _ in range(need): seq.block_table.append(self._pop_free())
+
 # %% ../../nbs/05b_kv_cache.ipynb #c46fcb80
 class ShadowKV:
     "Stand-in for the runner's KV tensors in tests: slot = token id whose K/V it would hold."

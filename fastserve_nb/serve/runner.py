@@ -7,7 +7,7 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/runner.html.md"""
 # %% ../../nbs/05d_runner.ipynb #d79faf7c
 from __future__ import annotations
 import inspect, math, logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -18,7 +18,7 @@ from fastcore.basics import patch
 
 from ..core import Decoder, attention, compile_ops
 from .kernels import flash_decode, prefill_attention, prefill_plan, triton
-from .sampling import sample_batch, batch_logprobs
+from .sampling import sample_batch, batch_logprobs, SamplePlan
 from .lora import batch_groups, using
 
 # %% auto #0
@@ -364,3 +364,22 @@ def _replay(self: ModelRunner, x, pos, meta):
     self.cache.meta = gmeta
     g.replay()
     return out.narrow(-2, 0, n)                                  # the first n of the graph's b rows
+
+# %% ../../nbs/05d_runner.ipynb #ff2e72b7
+@patch
+@torch.inference_mode()
+def decode_steps(self: ModelRunner, entries, steps: int) -> list[dict[int, int]]:
+    """`steps` decode iterations of one batch of plain decode rows, read back once: {seq_id: token} per step. Each step's
+    tokens, positions and slots are made on the device from the step before; block tables must cover every position written."""
+    if self.pool.in_flight: self.pool.wait_for({b for s, _ in entries for b in s.block_table})
+    ids, pos, meta, order = self.prepare(entries)
+    if meta.prefills or steps < 1: raise ValueError(f"decode_steps needs decode rows only and steps ≥ 1, got {meta.num_prefill_tokens} prompt tokens, steps={steps}")
+    rows, plan, toks = torch.arange(len(order), device=self.device), SamplePlan(order, self.model.config.eos_ids, self.device), []
+    for j in range(steps):
+        if j:                                                  # the next step's inputs, made on the device
+            ids, pos = toks[-1][None], pos + 1
+            p = pos[0]
+            meta = replace(meta, context_lens=meta.context_lens + 1,
+                           slot_mapping=torch.stack((meta.block_tables[rows, p // self.block_size].long(), p % self.block_size)))
+        toks.append(plan(self.run_model(ids, pos, meta)))
+    return [dict(zip((s.seq_id for s in order), row)) for row in torch.stack(toks).tolist()]   # the one wait

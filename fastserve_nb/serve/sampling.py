@@ -16,7 +16,7 @@ from .sequence import SamplingParams
 # %% auto #0
 __all__ = ['apply_penalties', 'apply_bias', 'ban', 'min_p_filter', 'batch_logprobs', 'process_logits', 'sample_each', 'pad_ids',
            'batch_penalties', 'batch_bias_and_bans', 'batch_min_p', 'process_batch', 'batch_temperature', 'batch_top_k',
-           'nucleus', 'batch_top_p', 'race', 'sample_batch']
+           'nucleus', 'batch_top_p', 'race', 'sample_batch', 'sample_tokens', 'SamplePlan']
 
 # %% ../../nbs/05ab_sampling.ipynb #d96a0148
 def apply_penalties(logits, prompt_ids, output_ids, presence: float = 0.0, frequency: float = 0.0, repetition: float = 1.0):
@@ -140,9 +140,10 @@ def batch_temperature(logits, temperature):
     "Row r divided by `temperature[r]` (> 0): (B, V) / (B, 1)."
     return logits / temperature[:, None]
 
-def batch_top_k(logits, top_k):
-    "Keep row r's `top_k[r]` largest logits (0 = all): one `topk` at the batch's largest k, then each row's own k-th value as threshold."
-    k = min(int(top_k.max()), logits.shape[-1]) if len(top_k) else 0
+def batch_top_k(logits, top_k, k_max: int | None = None):
+    """Keep row r's `top_k[r]` largest logits (0 = all): one `topk` at the batch's largest k, then each row's own k-th value
+    as threshold. `k_max`: that largest k when the caller knows it (reading it from the tensor waits for the GPU)."""
+    k = min(int(top_k.max()) if k_max is None else k_max, logits.shape[-1]) if len(top_k) else 0
     if k == 0: return logits
     kth = logits.topk(k, -1).values.gather(1, (top_k.clamp(1, k) - 1)[:, None])        # (B, 1) row r's k_r-th largest
     return logits.masked_fill((logits < kth) & (top_k[:, None] > 0), -math.inf)
@@ -156,10 +157,10 @@ def nucleus(x, top_p, k: int):
     drop = c - p >= top_p[:, None]                                                       # the mass strictly above reaches top_p
     return torch.full_like(x, -math.inf).scatter(-1, idx, s.masked_fill(drop, -math.inf)), c[:, -1] >= top_p
 
-def batch_top_p(logits, top_p, k_first: int = 1024):
+def batch_top_p(logits, top_p, k_first: int = 1024, rows=None):
     """Keep row r's smallest most-likely set of tokens whose probability reaches `top_p[r]` (1 = all), all such rows at
     once: first over each row's top `k_first` tokens; only rows whose nucleus reaches past them are sorted whole."""
-    rows = (top_p < 1).nonzero()[:, 0]
+    rows = (top_p < 1).nonzero()[:, 0] if rows is None else rows          # `rows`: those with top_p < 1, if the caller knows them
     if len(rows) == 0: return logits
     x, tp, V = logits[rows], top_p[rows], logits.shape[-1]
     cut, inside = nucleus(x, tp, min(k_first, V))
@@ -182,21 +183,42 @@ def race(probs, generators, generator=None):
 
 def sample_batch(logits, seqs, eos_ids=(), generator=None) -> list[int]:
     "One token per row of logits (B, V) for `seqs`: process the rows that ask, argmax the greedy rows, race the sampled ones."
-    ps = [s.sampling_params for s in seqs]
-    extra = [i for i, p in enumerate(ps) if not p.is_plain]
-    if extra:
-        stops = [set(ps[i].stop_token_ids) | (set() if ps[i].ignore_eos else set(eos_ids)) for i in extra]
-        logits = logits.clone()
-        logits[extra] = process_batch(logits[extra], [ps[i] for i in extra], [seqs[i].prompt_token_ids for i in extra],
-                                      [seqs[i].output_token_ids for i in extra], stops).to(logits.dtype)
-    out = logits.argmax(-1)                                                              # (B,)
-    hot = [i for i, p in enumerate(ps) if p.temperature > 0]
-    if hot:
-        dev, hp = logits.device, [ps[i] for i in hot]
-        vec = lambda xs: torch.tensor(xs, device=dev)
-        x = batch_temperature(logits[hot].float(), vec([p.temperature for p in hp]))   # (H, V)
-        x = batch_top_p(batch_top_k(x, vec([p.top_k for p in hp])), vec([p.top_p for p in hp]))
-        for i in hot:
+    return sample_tokens(logits, seqs, eos_ids, generator).tolist()
+
+def sample_tokens(logits, seqs, eos_ids=(), generator=None) -> torch.Tensor:
+    "`sample_batch` as a tensor (B,) left on the logits' device."
+    return SamplePlan(seqs, eos_ids, logits.device)(logits, generator)
+
+class SamplePlan:
+    """What sampling rows needs from their parameters, put on the device once: `sample_tokens` makes one per call, a
+    multi-step decode (05d_runner) one for all its steps. A call waits for the GPU only where top-p must sort whole rows."""
+    def __init__(self, seqs, eos_ids=(), device="cpu"):
+        ps = self.params = [s.sampling_params for s in seqs]
+        self.seqs, self.eos_ids = seqs, eos_ids
+        self.extra = [i for i, p in enumerate(ps) if not p.is_plain]                      # rows processed by `process_batch`
+        self.hot = [i for i, p in enumerate(ps) if p.temperature > 0]                      # rows that sample
+        if not self.hot: return
+        dev, hp = torch.device(device), [ps[i] for i in self.hot]
+        vec = lambda xs, dtype=None: torch.tensor(xs, dtype=dtype).to(dev, non_blocking=True)
+        self.rows, self.temperature = vec(self.hot), vec([p.temperature for p in hp])
+        self.top_k, self.k_max = vec([p.top_k for p in hp]), max(p.top_k for p in hp)
+        self.top_p, self.top_p_rows = vec([p.top_p for p in hp]), vec([r for r, p in enumerate(hp) if p.top_p < 1], torch.long)
+        for i in self.hot:
             if seqs[i].generator is None and ps[i].seed is not None: seqs[i].generator = torch.Generator(dev).manual_seed(ps[i].seed)
-        out[hot] = race(x.softmax(-1), [seqs[i].generator for i in hot], generator)
-    return out.tolist()
+        self.generators = [seqs[i].generator for i in self.hot]
+
+    def __call__(self, logits, generator=None) -> torch.Tensor:
+        "Token ids (B,) from logits (B, V); penalties and bans read the sequences' tokens as they are now."
+        ps, seqs, extra = self.params, self.seqs, self.extra
+        if extra:
+            stops = [set(ps[i].stop_token_ids) | (set() if ps[i].ignore_eos else set(self.eos_ids)) for i in extra]
+            logits = logits.clone()
+            logits[extra] = process_batch(logits[extra], [ps[i] for i in extra], [seqs[i].prompt_token_ids for i in extra],
+                                          [seqs[i].output_token_ids for i in extra], stops).to(logits.dtype)
+        out = logits.argmax(-1)                                                          # (B,)
+        if self.hot:
+            x = batch_temperature(logits[self.rows].float(), self.temperature)          # (H, V)
+            x = batch_top_p(batch_top_k(x, self.top_k, self.k_max), self.top_p, rows=self.top_p_rows)
+            out[self.rows] = race(x.softmax(-1), self.generators, generator)
+        return out
+
