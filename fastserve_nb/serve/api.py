@@ -200,7 +200,7 @@ def _sse(obj) -> str: return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
 def build_app(client: EngineClient, cfg: ServeConfig, feedback=None) -> FastAPI:
     "The OpenAI-compatible FastAPI app over `client`."
     app = FastAPI(title="fastserve", version="0.1")
-    st = app.state.fs = _AppState(client, cfg, Metrics(cfg.model_name), AdmissionController(cfg.max_num_seqs + cfg.max_queue_len), feedback,
+    st = app.state.fs = _AppState(client, cfg, Metrics(cfg.model_name), AdmissionController(lambda: (cfg.max_num_seqs or getattr(client, 'max_num_seqs', None) or 1) + cfg.max_queue_len), feedback,
                                   RateLimiter(cfg.feedback_per_minute), chat_template=cfg.chat_template and read_chat_template(cfg.chat_template))
 
     app.add_middleware(APIKeyMiddleware, key=cfg.api_key, admin_key=cfg.admin_key)     # the admin routes are closed without an admin key

@@ -79,6 +79,7 @@ class EngineClient:
     "The API's one client of an `EngineLoop`, over a connection: requests and calls out, answers and deltas in."
     def __init__(self, tokenizer=None, max_model_len: int = 0, has_adapters: bool = False):
         self.tokenizer, self.max_model_len, self.vocab_size, self.has_adapters = tokenizer, max_model_len, None, has_adapters
+        self.max_num_seqs: int | None = None                           # the engine's batch limit, from `Ready`
         self.conn, self.info, self.generation, self.draining, self.closed = None, None, 0, False, False
         self.ready, self.lost = threading.Event(), threading.Event()     # the loop serves / its connection broke
         self.streams: dict[int, RequestStream] = {}                     # request id -> its stream
@@ -159,7 +160,7 @@ def _dispatch(self: EngineClient, msg):
         elif msg.ok: fut.set_result(msg.value)
         else: fut.set_exception(APIError(msg.value[1], msg.value[0]))
     elif isinstance(msg, Ready):
-        self.info, self.vocab_size, self.max_model_len = msg, msg.vocab_size, msg.max_model_len
+        self.info, self.vocab_size, self.max_model_len, self.max_num_seqs = msg, msg.vocab_size, msg.max_model_len, msg.max_num_seqs
         self.generation_defaults = dict(msg.generation_defaults or {})
         self.ready.set()
         log.info("engine loop %d ready: %s", self.generation, msg)

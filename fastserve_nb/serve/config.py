@@ -13,8 +13,8 @@ from .scheduler import ADMISSIONS, POLICIES, SWAP_ORDERS, SchedulerConfig
 from .resources import POLICIES as KV_POLICIES
 
 # %% auto #0
-__all__ = ['SWITCH', 'LOG_LINE', 'PipelineConfig', 'EngineConfig', 'ServeConfig', 'switch', 'add_serve_args', 'config_from_args',
-           'check_config', 'ConfigFileError', 'read_chat_template', 'lora_modules', 'adapter_names',
+__all__ = ['SWITCH', 'GPU_BATCH', 'LOG_LINE', 'PipelineConfig', 'EngineConfig', 'ServeConfig', 'switch', 'add_serve_args',
+           'config_from_args', 'check_config', 'ConfigFileError', 'read_chat_template', 'lora_modules', 'adapter_names',
            'check_lora_modules', 'FastPath', 'checkpoint_dtype', 'resolve_fast_path', 'log_config', 'configure_logging']
 
 # %% ../../nbs/05db_config.ipynb #75133395
@@ -85,8 +85,8 @@ class ServeConfig:
     pp_transport: str = "auth"                               # hidden states between stages: auth (links checked with the stages' key, on the loopback unless --pp-listen names an interface) | torch (gloo/NCCL, unauthenticated: only on a network only the stage machines reach)
     pp_micro_batches: int = PipelineConfig.micro_batches     # micro-batches per iteration (0: 1 with iterations in flight, else K); busy ≤ M/(M+K-1) per iteration
     pp_depth: int = PipelineConfig.depth                     # iterations in flight across the stages, each from the requests not in flight (0: 2 when pp ≥ 2)
-    max_num_seqs: int = SchedulerConfig.max_num_seqs         # most requests in one running batch
-    max_num_batched_tokens: int = SchedulerConfig.max_num_batched_tokens   # most tokens one iteration computes (prefill chunks + decodes)
+    max_num_seqs: int | None = None                          # most requests in one running batch (None: SchedulerConfig's 64 on the CPU, 256 on a GPU)
+    max_num_batched_tokens: int | None = None                # most tokens one iteration computes, prefill chunks + decodes (None: SchedulerConfig's 2048 on the CPU, 8192 on a GPU)
     num_levels: int = SchedulerConfig.num_levels             # MLFQ queues Q1..Qn
     base_quantum: float = SchedulerConfig.base_quantum       # MLFQ quantum of Q1 in seconds (about one iteration)
     quantum_growth: float = SchedulerConfig.quantum_growth   # quantum of Q(l+1) = growth · quantum of Ql
@@ -136,17 +136,19 @@ class ServeConfig:
 
     def scheduler_config(self) -> SchedulerConfig:
         "The scheduler's part: every SchedulerConfig field this config has a field of the same name for."
-        return SchedulerConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(SchedulerConfig) if f.name in _SERVE_FIELDS})
+        return SchedulerConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(SchedulerConfig)
+                                  if f.name in _SERVE_FIELDS and getattr(self, f.name) is not None})   # None: the device decides (`resolve_fast_path`)
 
     def pipeline_config(self) -> PipelineConfig: return PipelineConfig(self.pp, self.pp_micro_batches, self.pp_depth)
 
     def engine_config(self, fast: FastPath | None = None, num_blocks: int | None = None, kv_bytes_per_token: int | None = None) -> EngineConfig:
         """The engine's part of this configuration. `fast`: the device's resolved fast path (None: EngineConfig's own
-        `compile`, `cuda_graphs` and `decode_steps`); `num_blocks`: the KV plan's count, unless `--num-blocks` is given;
+        `compile`, `cuda_graphs`, `decode_steps` and the batch limits); `num_blocks`: the KV plan's count, unless `--num-blocks` is given;
         `kv_bytes_per_token`: the model's, for the scheduler's cost of a swap."""
         sched = self.scheduler_config()
         if kv_bytes_per_token is not None: sched = dataclasses.replace(sched, kv_bytes_per_token=kv_bytes_per_token)
         fast_kw = {} if fast is None else dict(compile=fast.compile, cuda_graphs=fast.cuda_graphs, decode_steps=fast.decode_steps)
+        if fast is not None: sched = dataclasses.replace(sched, max_num_seqs=fast.max_num_seqs, max_num_batched_tokens=fast.max_num_batched_tokens)
         return EngineConfig(max_model_len=self.max_model_len, block_size=self.block_size, num_blocks=self.num_blocks or num_blocks,
                             num_host_blocks=self.num_host_blocks, enable_prefix_caching=self.enable_prefix_caching,
                             profile_prefill=self.profile_prefill, scheduler=sched, pipeline=self.pipeline_config(), **fast_kw)
@@ -218,10 +220,11 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
 
 def check_config(cfg: ServeConfig) -> ServeConfig:
     "Raise ValueError naming the first field that cannot work."
-    for k in ("max_num_seqs", "max_num_batched_tokens", "max_model_len", "block_size", "max_n", "max_prompts", "max_body_bytes", "max_explain_tokens", "learn_min_feedback", "pp", "keep_alive_timeout",
+    for k in ("max_model_len", "block_size", "max_n", "max_prompts", "max_body_bytes", "max_explain_tokens", "learn_min_feedback", "pp", "keep_alive_timeout",
               "learn_min_clients", "feedback_per_minute", "feedback_max_bytes"):
         if getattr(cfg, k) < 1: raise ValueError(f"{k} must be ≥ 1, got {getattr(cfg, k)}")
-    if cfg.num_blocks is not None and cfg.num_blocks < 1: raise ValueError(f"num_blocks must be ≥ 1, got {cfg.num_blocks}")
+    for k in ("num_blocks", "max_num_seqs", "max_num_batched_tokens"):
+        if getattr(cfg, k) is not None and getattr(cfg, k) < 1: raise ValueError(f"{k} must be ≥ 1, got {getattr(cfg, k)}")
     for k in ("num_host_blocks", "max_queue_len", "reserved_memory_bytes", "max_stop", "pp_micro_batches", "pp_depth", "decode_steps"):
         if getattr(cfg, k) < 0: raise ValueError(f"{k} must be ≥ 0, got {getattr(cfg, k)}")
     if not 0 <= cfg.port < 65536: raise ValueError(f"port must be in [0, 65535], got {cfg.port}")
@@ -298,6 +301,10 @@ class FastPath:
     compile: bool       # fuse RMSNorm, RoPE and SwiGLU with torch.compile
     cuda_graphs: bool   # replay decode steps as captured CUDA graphs
     decode_steps: int = 1   # decode steps per scheduling step while every request decodes
+    max_num_seqs: int = SchedulerConfig.max_num_seqs                      # most requests in one running batch
+    max_num_batched_tokens: int = SchedulerConfig.max_num_batched_tokens  # most tokens one iteration computes
+
+GPU_BATCH = dict(max_num_seqs=256, max_num_batched_tokens=8192)   # a GPU's defaults: wide decode batches, long prefill chunks
 
 def checkpoint_dtype(folder) -> str | None:
     "The dtype a checkpoint folder's config.json names (`torch_dtype`, or `dtype` as transformers 5 writes it); None if it names none."
@@ -308,8 +315,9 @@ def checkpoint_dtype(folder) -> str | None:
 
 def resolve_fast_path(cfg: ServeConfig, device: str, ckpt_dtype: str | None) -> FastPath:
     """What `cfg` runs on `device`. CUDA: compiled (unless compile='off' or enforce_eager), CUDA graphs (unless enforce_eager),
-    dtype auto = the checkpoint's 16-bit dtype, else bfloat16, decode_steps auto = 8 with CUDA graphs. CPU: dtype auto =
-    float32, eager, one decode step per scheduling step."""
+    dtype auto = the checkpoint's 16-bit dtype, else bfloat16, decode_steps auto = 8 with CUDA graphs, batches of up to 256
+    requests and 8,192 tokens (`GPU_BATCH`). CPU: dtype auto = float32, eager, one decode step per scheduling step,
+    `SchedulerConfig`'s batch limits. A limit given in `cfg` wins on either."""
     cuda = str(device).startswith("cuda")
     if cfg.compile == "on" and not cuda:
         raise ValueError(f"compile='on' needs a CUDA device (the runner compiles its GPU path only), got device {device!r}; use compile=auto or off")
@@ -317,7 +325,8 @@ def resolve_fast_path(cfg: ServeConfig, device: str, ckpt_dtype: str | None) -> 
     elif not cuda: dtype = "float32"
     else: dtype = ckpt_dtype if ckpt_dtype in ("bfloat16", "float16") else "bfloat16"   # float32 or unnamed: 16 bits on a GPU
     graphs = cuda and not cfg.enforce_eager
-    return FastPath(dtype, graphs and cfg.compile != "off", graphs, cfg.decode_steps or (8 if graphs else 1))
+    batch = {k: getattr(cfg, k) or (GPU_BATCH[k] if cuda else getattr(SchedulerConfig, k)) for k in GPU_BATCH}
+    return FastPath(dtype, graphs and cfg.compile != "off", graphs, cfg.decode_steps or (8 if graphs else 1), **batch)
 
 # %% ../../nbs/05db_config.ipynb #9eccedf3
 LOG_LINE = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [a-z]+\d*\[\d+\] (DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+: "   # how every line starts

@@ -286,7 +286,8 @@ class EngineLoop:
         self.send_stats()                                 # before Ready: a healthy server already has its gauges
         e = self.eng
         self.conn.send(Ready(os.getpid(), e.model.config.vocab_size, e.config.num_blocks, e.config.max_model_len,
-                             getattr(e.tokenizer, "name_or_path", None), dict(getattr(e.model.config, "generation_defaults", None) or {})))
+                             getattr(e.tokenizer, "name_or_path", None), dict(getattr(e.model.config, "generation_defaults", None) or {}),
+                             e.config.scheduler.max_num_seqs))
         while not (self.stopping and not self.eng.has_unfinished()):
             self.receive(0 if self.eng.has_unfinished() else 0.05)
             self.before_step()

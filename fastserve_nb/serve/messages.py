@@ -77,6 +77,7 @@ class Ready:
     max_model_len: int
     tokenizer_path: str | None = None      # the checkpoint folder, for an API process that loads the tokenizer itself
     generation_defaults: dict | None = None  # the checkpoint's sampling settings (generation_config.json): defaults for requests
+    max_num_seqs: int | None = None          # requests in one running batch, as the engine resolved it (the API admits this many plus its queue)
 
 @dataclass
 class Stats:

@@ -8,6 +8,7 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/resources.html.md"""
 from __future__ import annotations
 import math, threading, time
 from dataclasses import dataclass
+from typing import Callable
 from pathlib import Path
 
 from .sequence import Sequence, SamplingParams
@@ -109,11 +110,15 @@ class KVBudget:
 
 # %% ../../nbs/05g_resources.ipynb #27546f76
 class AdmissionController:
-    "At most `limit` requests in flight; `retry_after` from the recent mean holding time."
-    def __init__(self, limit: int):
-        if limit < 1: raise ValueError(f"limit must be ≥ 1, got {limit}")
-        self.limit, self.in_flight, self.rejected = limit, 0, 0
+    """At most `limit` requests in flight; `retry_after` from the recent mean holding time. `limit` may be a function,
+    read at each admission: a limit the engine reports once it is ready."""
+    def __init__(self, limit: int | Callable[[], int]):
+        if not callable(limit) and limit < 1: raise ValueError(f"limit must be ≥ 1, got {limit}")
+        self._limit, self.in_flight, self.rejected = limit, 0, 0
         self.mean_hold, self._since, self._lock = 1.0, {}, threading.Lock()
+
+    @property
+    def limit(self) -> int: return self._limit() if callable(self._limit) else self._limit
 
     def try_admit(self, n: int = 1) -> bool:
         "Take n slots if they are free; else count a rejection and return False."

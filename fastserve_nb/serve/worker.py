@@ -6,7 +6,7 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/worker.html.md"""
 
 # %% ../../nbs/05ha_worker.ipynb #1bd07f93
 from __future__ import annotations
-import logging, math, os, signal, time
+import dataclasses, logging, math, os, signal, time
 
 from ..registry import UnsupportedModelError
 from .engine import EngineLoop
@@ -29,6 +29,7 @@ def load_engine(cfg: ServeConfig):
     if cfg.num_threads: torch.set_num_threads(cfg.num_threads)   # on a shared CPU, more threads than cores is many times slower
     device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
     fast = resolve_fast_path(cfg, str(device), checkpoint_dtype(resolve(cfg.model)))   # the `auto`s made concrete
+    cfg = dataclasses.replace(cfg, max_num_seqs=fast.max_num_seqs, max_num_batched_tokens=fast.max_num_batched_tokens)   # the device's batch limits
     model, tok = load_model(cfg.model, "cpu" if cfg.pp > 1 else device, fast.dtype)   # pp > 1: the stages hold the weights
     if cfg.quantize:
         from fastserve_nb.compress.quantization import quantize
