@@ -6,11 +6,14 @@ tied; no EOS) with a word-level tokenizer of the same vocabulary is written to a
 
 (a) read bandwidth: a sum over a 4 GiB tensor (a read-only kernel); batch-1 roofline = read_bw / weight bytes;
 (b) the engine called directly (`service.load_engine`, the server's own configuration) on 256 requests (prompts
-    uniform 64-512 random ids, 256 new tokens, ignore_eos): compile off, then the default (compiled, CUDA graphs),
-    then the default with a 256-wide batch (max_num_seqs 256, max_num_batched_tokens 8192);
+    uniform 64-512 random ids, 256 new tokens, ignore_eos): compile off, then the default (compiled, CUDA graphs,
+    on a GPU batches of up to 256 requests and 8,192 tokens, 8 decode steps per scheduling step while all decode),
+    then a 256-wide batch named as such (max_num_seqs 256, max_num_batched_tokens 8192; `--skip-wide` leaves it out);
 (c) the same 256 requests through `fastserve serve --model DIR --max-model-len 1024` (default flags otherwise) with
     the HTTP benchmark client (`fastserve_nb.serve.bench_serve`), streamed and not;
-(d) batch-1 decode tok/s through the engine and through HTTP streaming; MBU = weight bytes x tok/s / read_bw.
+(d) batch-1 decode tok/s through the engine and through HTTP streaming; MBU = weight bytes x tok/s / read_bw; the
+    engine's batch-1 decode again with 1, 2, 4, 8 and 16 decode steps per scheduling step, and the batch-1 CUDA graph
+    replayed back to back (the GPU's own time per step: what the host adds is the difference).
 
 Writes $OUT/speed_gpu.json (or bench/speed_gpu.json) with the GPU's name, `http_vs_engine` (HTTP streamed output
 tok/s / engine direct with the server's configuration, same run) and `read_bw_mbu` (engine batch-1). About 5 minutes
