@@ -25,8 +25,8 @@ from .messages import (TokenDelta, AddRequest, AbortRequest, Call, Stop, Ready, 
     Accepted, Rejected, CallResult)
 
 # %% auto #0
-__all__ = ['log', 'profile_prefill', 'detokenize_incrementally', 'StepOutput', 'Completion', 'LLMEngine', 'request_metrics',
-           'EngineLoop']
+__all__ = ['log', 'profile_prefill', 'decoder', 'detokenize_incrementally', 'StepOutput', 'Completion', 'LLMEngine',
+           'request_metrics', 'EngineLoop']
 
 # %% ../../nbs/05_serve.ipynb #790f6c7d
 log = logging.getLogger(__name__)
@@ -56,11 +56,17 @@ def _sync(device):
     if device.type == "cuda": torch.cuda.synchronize(device)
 
 # %% ../../nbs/05_serve.ipynb #8cfbf32b
-def detokenize_incrementally(tokenizer, seq: Sequence) -> str:
-    "The new text the last token(s) add to `seq.text`; updates the sequence's offsets."
-    ids = seq.output_token_ids
-    prefix = tokenizer.decode(ids[seq.prefix_offset:seq.read_offset], skip_special_tokens=True)
-    full = tokenizer.decode(ids[seq.prefix_offset:], skip_special_tokens=True)
+def decoder(tokenizer) -> Callable[[list[int]], str]:
+    "`tokenizer.decode(ids, skip_special_tokens=True)`, through the Rust tokenizer directly where that gives the same text."
+    rust = getattr(tokenizer, "backend_tokenizer", None)
+    if rust is None or getattr(tokenizer, "clean_up_tokenization_spaces", True): return lambda ids: tokenizer.decode(ids, skip_special_tokens=True)
+    return lambda ids: rust.decode(ids, skip_special_tokens=True)
+
+def detokenize_incrementally(tokenizer, seq: Sequence, decode: Callable[[list[int]], str] | None = None) -> str:
+    "The new text the last token(s) add to `seq.text`; updates the sequence's offsets. `decode`: `decoder(tokenizer)`, made once."
+    decode, ids = decode or decoder(tokenizer), seq.output_token_ids
+    prefix = decode(ids[seq.prefix_offset:seq.read_offset])
+    full = decode(ids[seq.prefix_offset:])
     if full.endswith("\ufffd") or len(full) <= len(prefix): return ""
     delta = full[len(prefix):]
     seq.prefix_offset, seq.read_offset = max(0, len(ids) - 4), len(ids)
@@ -213,14 +219,14 @@ def _advance(self: LLMEngine, batch, news: list[dict], t0: float, now: float) ->
 @patch
 def _outputs(self: LLMEngine, batch, new: dict, finished: set, ended: set) -> list[StepOutput]:
     "The `StepOutput`s of one step's tokens `new`: text decoded incrementally and cut at stop strings (which finish more of `finished`)."
-    outs = []
+    outs, decode = [], self.tokenizer is not None and decoder(self.tokenizer)
     for seq, _ in batch.entries:
         tok = new.get(seq.seq_id)
         if tok is None or seq.seq_id in ended: continue
         done = seq.seq_id in finished
         text = ""
         if self.tokenizer is not None:
-            delta = detokenize_incrementally(self.tokenizer, seq)
+            delta = detokenize_incrementally(self.tokenizer, seq, decode)
             stops = seq.sampling_params.stop
             if stops:
                 cut = _find_stop(seq.text, stops, len(delta))
