@@ -162,11 +162,12 @@ def has_unfinished(self: LLMEngine) -> bool: return self.scheduler.has_unfinishe
 
 # %% ../../nbs/05_serve.ipynb #4862d4fd
 @patch
-def step(self: LLMEngine) -> list[StepOutput]:
+def step(self: LLMEngine, max_decode_steps: int | None = None) -> list[StepOutput]:
     """Submit iterations until D are in flight (D = `pipeline.depth`, at most the runner's `max_in_flight`: 1 for
     `ModelRunner`, which computes in `submit`), then collect the oldest and return its outputs. Each batch is chosen
     among the sequences not in flight. The time an iteration is charged (MLFQ's quanta) runs from its submission
-    to its return: what its jobs waited for it. With D = 1 a batch may run `lookahead(batch)` decode steps at once."""
+    to its return: what its jobs waited for it. With D = 1 a batch may run `lookahead(batch)` decode steps at once (at
+    most `max_decode_steps`, if given)."""
     D = min(self.config.pipeline.shape()[1], self.runner.max_in_flight)
     while len(self.inflight) < D:
         t = time.perf_counter()
@@ -174,7 +175,7 @@ def step(self: LLMEngine) -> list[StepOutput]:
         share = -(-min(len(self.scheduler.seqs), self.config.scheduler.max_num_seqs) // D) if D > 1 else None  # ~1/D of the jobs each
         batch = self.scheduler.schedule(t, busy, share)
         if batch.is_empty: break
-        k = self.lookahead(batch) if D == 1 else 1
+        k = self.lookahead(batch, max_decode_steps) if D == 1 else 1
         t0 = time.perf_counter()
         handle = self.runner.submit(batch.entries, batch.swap_out, batch.swap_in) if k == 1 else self.runner.decode_steps(batch.entries, k)
         self.inflight.append((batch, handle, t0, k))
@@ -188,11 +189,11 @@ def step(self: LLMEngine) -> list[StepOutput]:
     return self._advance(batch, news, t0, now)
 
 @patch
-def lookahead(self: LLMEngine, batch) -> int:
+def lookahead(self: LLMEngine, batch, max_steps: int | None = None) -> int:
     """Decode steps to run `batch` for before scheduling again: up to `config.decode_steps` when every unfinished sequence
     is in it as a plain decode (nothing waits to be scheduled, no row needs its tokens on the host between steps), no
     more than any row may still emit; their block tables are then reserved for the positions those steps write."""
-    k, bm = self.config.decode_steps, self.block_manager
+    k, bm = min(self.config.decode_steps, max_steps or self.config.decode_steps), self.block_manager
     if k <= 1 or not hasattr(self.runner, "decode_steps"): return 1             # a pipeline runs one step per submission\n    if batch.swap_out or batch.swap_in or batch.preempted or len(batch.entries) < len(self.scheduler.seqs): return 1
     for s, n in batch.entries:
         p = s.sampling_params
@@ -285,7 +286,7 @@ class EngineLoop:
         self.eng, self.conn = engine, conn
         self.rid_of: dict[int, int] = {}                  # seq_id -> request id
         self.seq_of: dict[int, int] = {}                  # request id -> seq_id
-        self.stopping, self.last_stats = False, 0.0
+        self.stopping, self.last_stats, self.arrived = False, 0.0, False
 
     def run(self):
         "Serve until `Stop` and nothing left to finish; EOFError/OSError when the other end goes away."
@@ -294,21 +295,26 @@ class EngineLoop:
         self.conn.send(Ready(os.getpid(), e.model.config.vocab_size, e.config.num_blocks, e.config.max_model_len,
                              getattr(e.tokenizer, "name_or_path", None), dict(getattr(e.model.config, "generation_defaults", None) or {}),
                              e.config.scheduler.max_num_seqs))
-        while not (self.stopping and not self.eng.has_unfinished()):
-            self.receive(0 if self.eng.has_unfinished() else 0.05)
-            self.before_step()
-            outs = self.eng.step()
-            if outs: self.conn.send(Outputs([self.delta(o) for o in outs]))
-            elif not self.eng.has_unfinished(): self.idle()
-            if time.monotonic() - self.last_stats > 0.25 or (outs and not self.eng.has_unfinished()): self.send_stats()   # idle: fresh gauges
+        while not (self.stopping and not self.eng.has_unfinished()): self.turn()
         self.finish()
+
+    def turn(self):
+        """One round: every message waiting, one engine step, its deltas out. A round in which a request arrived runs a
+        single decode step: while requests keep arriving, each is scheduled at the next step, not after a run of them."""
+        self.arrived = False
+        self.receive(0 if self.eng.has_unfinished() else 0.05)
+        self.before_step()
+        outs = self.eng.step(1 if self.arrived else None)
+        if outs: self.conn.send(Outputs([self.delta(o) for o in outs]))
+        elif not self.eng.has_unfinished(): self.idle()
+        if time.monotonic() - self.last_stats > 0.25 or (outs and not self.eng.has_unfinished()): self.send_stats()   # idle: fresh gauges
 
     def receive(self, timeout: float):
         "Handle every message waiting, after waiting up to `timeout` s for the first."
         while self.conn.poll(timeout):
             timeout = 0
             msg = self.conn.recv()
-            if isinstance(msg, AddRequest): self.add(msg.rid, msg.prompt_ids, msg.params)
+            if isinstance(msg, AddRequest): self.add(msg.rid, msg.prompt_ids, msg.params); self.arrived = True
             elif isinstance(msg, AbortRequest):
                 sid = self.seq_of.pop(msg.rid, None)
                 if sid is not None: self.rid_of.pop(sid, None); self.eng.abort(sid)
