@@ -194,7 +194,8 @@ def lookahead(self: LLMEngine, batch, max_steps: int | None = None) -> int:
     is in it as a plain decode (nothing waits to be scheduled, no row needs its tokens on the host between steps), no
     more than any row may still emit; their block tables are then reserved for the positions those steps write."""
     k, bm = min(self.config.decode_steps, max_steps or self.config.decode_steps), self.block_manager
-    if k <= 1 or not hasattr(self.runner, "decode_steps"): return 1             # a pipeline runs one step per submission\n    if batch.swap_out or batch.swap_in or batch.preempted or len(batch.entries) < len(self.scheduler.seqs): return 1
+    if k <= 1 or not hasattr(self.runner, "decode_steps"): return 1             # a pipeline runs one step per submission
+    if batch.swap_out or batch.swap_in or batch.preempted or len(batch.entries) < len(self.scheduler.seqs): return 1
     for s, n in batch.entries:
         p = s.sampling_params
         if n != 1 or s.num_computed_tokens != s.num_tokens - 1 or not p.is_plain or p.logprobs is not None: return 1
