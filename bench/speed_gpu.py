@@ -46,6 +46,8 @@ ap.add_argument("--requests", type=int, default=256)
 ap.add_argument("--new-tokens", type=int, default=256)
 ap.add_argument("--skip-wide", action="store_true", help="leave out the engine with a 256-wide batch")
 ap.add_argument("--skip-eager", action="store_true", help="leave out the engine without torch.compile (no compile_speedup)")
+ap.add_argument("--profile-wide", action="store_true", help="profile the 256-wide decode: host functions (cProfile) and kernels (CUDA profiler)")
+ap.add_argument("--http-steps1", action="store_true", help="also serve with --decode-steps 1 (streamed), to separate decode steps from HTTP")
 args = ap.parse_args()
 smoke = args.smoke
 dev = "cpu" if smoke else "cuda"
@@ -168,12 +170,40 @@ def b1_sweep(eng):
         say(f"batch-1 graph replay alone: {gpu_ms:.3f} ms per step (MBU {res['b1_gpu_mbu']:.1%})")
         save()
 
+def profile_wide(eng, steps=4):
+    """Where a 256-wide decode step spends its time: all requests admitted and decoding, then `steps` engine steps under
+    cProfile (host functions) and again under the CUDA profiler (kernels). Written to profile_wide_gpu.txt."""
+    import cProfile, io, pstats
+    from torch.profiler import profile, ProfilerActivity
+    seqs = [eng.add_request(r.prompt, SamplingParams(max_tokens=M, ignore_eos=True)) for r in reqs]
+    while min(s.num_output_tokens for s in seqs) < 2: eng.step()
+    lines = [f"{res['gpu']} {torch.__version__}: {len(seqs)} sequences decoding, context {min(s.num_tokens for s in seqs)}-{max(s.num_tokens for s in seqs)}"]
+    it, t0s = eng.num_iterations, dict(eng.timings)
+    pr = cProfile.Profile(); pr.enable()
+    for _ in range(steps): eng.step()
+    sync(); pr.disable()
+    n = eng.num_iterations - it
+    lines.append(f"{steps} engine steps = {n} decode steps; per decode step: " + ", ".join(f"{k} {1e3 * (v - t0s.get(k, 0)) / n:.2f} ms" for k, v in eng.timings.items()))
+    buf = io.StringIO(); pstats.Stats(pr, stream=buf).sort_stats("tottime").print_stats(30); lines.append(buf.getvalue())
+    it = eng.num_iterations
+    with profile(activities=[ProfilerActivity.CUDA if dev == "cuda" else ProfilerActivity.CPU]) as p:
+        for _ in range(steps): eng.step()
+        sync()
+    n = eng.num_iterations - it
+    ev = [e for e in p.events() if e.device_type.name == dev.upper()]
+    lines.append(f"CUDA: {len(ev) / n:.0f} kernels and {sum(e.device_time_total if dev == 'cuda' else e.cpu_time for e in ev) / n / 1e3:.2f} ms of kernel time per decode step")
+    lines.append(p.key_averages().table(sort_by="cuda_time_total", row_limit=25))
+    while eng.has_unfinished(): eng.step()
+    (out_dir / "profile_wide_gpu.txt").write_text("\n".join(lines))
+    say(lines[1])
+
 def free(eng):
     del eng; gc.collect()
     if dev == "cuda": torch.cuda.empty_cache()
 
 if not args.skip_eager: free(engine_run("engine_no_compile", compile="off"))
 eng = engine_run("engine_default")
+if args.profile_wide: profile_wide(eng)
 b1_engine(eng, "engine_b1")
 b1_sweep(eng)
 free(eng)
@@ -204,6 +234,19 @@ finally:
     try: proc.wait(60)
     except subprocess.TimeoutExpired: proc.kill()
 res["server_log"] = [l for l in log_lines if "engine" in l or "compiled" in l or "built in" in l][:10]
+
+if args.http_steps1:    # the same streamed run with one decode step per scheduling step
+    proc, url = launch(*flags, "--decode-steps", "1", timeout=600, command=[sys.executable, "-m", "fastserve_nb.serve.service"])
+    threading.Thread(target=lambda: [_ for _ in proc.stdout], daemon=True).start()
+    try:
+        s, _ = asyncio.run(run_benchmark(url, str(folder), reqs, stream=True, ignore_eos=True, warmup=2))
+        res["http_stream_steps1"] = s
+        say(f"HTTP streamed, --decode-steps 1: {s['output_throughput']:,.0f} output tok/s, TTFT p50 {s['median_ttft_ms']:.0f} ms, TPOT p50 {s['median_tpot_ms']:.1f} ms")
+        save()
+    finally:
+        proc.terminate()
+        try: proc.wait(60)
+        except subprocess.TimeoutExpired: proc.kill()
 
 eng_out = res["engine_default"]["output_tok_s"]
 res["http_vs_engine"] = res["http_stream"]["output_throughput"] / eng_out

@@ -20,8 +20,8 @@ from .architectures import hf_config, to_hf_config, rope_inv_freq, softcap, Scal
 # %% auto #0
 __all__ = ['OPS', 'ModelConfig', 'rms_norm', 'RMSNorm', 'rotate_half', 'apply_rope', 'swiglu', 'geglu', 'Ops', 'compile_ops',
            'Rotary', 'attention', 'causal_mask', 'KVCache', 'ContiguousKVCache', 'Attention', 'MLP', 'DecoderLayer',
-           'DecoderOutput', 'Body', 'Decoder', 'sample', 'generate_ids', 'check_exercise', 'ARCHITECTURES',
-           'UnsupportedModelError', 'check_architecture', 'rope_inv_freq', 'softcap']
+           'DecoderOutput', 'Body', 'Decoder', 'FusedLinears', 'fuse_projections', 'sample', 'generate_ids',
+           'check_exercise', 'ARCHITECTURES', 'UnsupportedModelError', 'check_architecture', 'rope_inv_freq', 'softcap']
 
 # %% ../nbs/00_core.ipynb #7b3e5f76
 _all_ = ["ARCHITECTURES", "UnsupportedModelError", "check_architecture", "rope_inv_freq", "softcap"]   # defined in `registry` and `architectures`, part of core's API
@@ -219,11 +219,13 @@ class Attention(nn.Module):
         self.q_scale = math.sqrt(dk / cfg.query_pre_attn_scalar) if cfg.query_pre_attn_scalar else 1.0
         local = self.window and cfg.local_rope_parameters
         self.rotary = Rotary(cfg, cfg.local_rope_parameters) if local else None   # a sliding layer's own RoPE base
+        self.fused = None                  # Q, K, V as one product once `fuse_projections` has run
 
     def forward(self, x, cos, sin, positions, cache=None, impl="sdpa"):
         B, T, _ = x.shape
         dk, qk = self.cfg.head_dim, self.cfg.qk_norm
-        q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)            # (B, T, h·d_k), (B, T, h_kv·d_k) twice
+        f = self.fused
+        q, k, v = f(x) if f and f.usable() else (self.q_proj(x), self.k_proj(x), self.v_proj(x))   # (B, T, h·d_k), (B, T, h_kv·d_k) twice
         if qk == "full": q, k = self.q_norm(q), self.k_norm(k)
         q, k, v = (t.view(B, T, -1, dk) for t in (q, k, v))                 # (B, T, heads, d_k)
         if qk == "head": q, k = self.q_norm(q), self.k_norm(k)
@@ -247,8 +249,12 @@ class MLP(nn.Module):
         self.up_proj = nn.Linear(d, f, bias=cfg.mlp_bias)
         self.down_proj = nn.Linear(f, d, bias=cfg.mlp_bias)
         self.glu = "geglu" if cfg.hidden_act == "gelu_pytorch_tanh" else "swiglu"
+        self.fused = None                  # gate and up as one product once `fuse_projections` has run
 
-    def forward(self, x): return self.down_proj(getattr(OPS, self.glu)(self.gate_proj(x), self.up_proj(x)))
+    def forward(self, x):
+        f = self.fused
+        gate, up = f(x) if f and f.usable() else (self.gate_proj(x), self.up_proj(x))
+        return self.down_proj(getattr(OPS, self.glu)(gate, up))
 
 class DecoderLayer(nn.Module):
     "Attention, then the MLP, each added to the residual stream with RMSNorms placed as `cfg.norm_placement` says."
@@ -335,6 +341,50 @@ class Decoder(nn.Module):
 
     @property
     def dtype(self): return self.lm_head.weight.dtype
+
+# %% ../nbs/00_core.ipynb #3cf578f7
+class FusedLinears:
+    """Linears of one module that read the same input, as one product. Their weights are stacked by rows into one
+    tensor and each Linear's weight becomes a view of its rows: the state dict, in-place weight updates and optimizers
+    still see each Linear, and nothing is stored twice. `usable()` says whether the product is still theirs."""
+    def __init__(self, owner: nn.Module, names: tuple[str, ...]):
+        self.owner, self.names = owner, names
+        self.linears = [getattr(owner, n) for n in names]
+        with torch.no_grad():
+            self.weight = torch.cat([l.weight for l in self.linears])                       # (Σ out, in)
+            self.bias = torch.cat([l.bias for l in self.linears]) if self.linears[0].bias is not None else None
+            self.sizes = [l.out_features for l in self.linears]
+            for l, w in zip(self.linears, self.weight.split(self.sizes)): l.weight.data = w
+            if self.bias is not None:
+                for l, b in zip(self.linears, self.bias.split(self.sizes)): l.bias.data = b
+        self.ptrs = [l.weight.data_ptr() for l in self.linears]
+
+    def usable(self) -> bool:
+        """The same Linears, their weights still views of the stack (not replaced or moved), no hook on them (a LoRA
+        adapter adds its delta in a hook) and no gradient wanted (training reaches each weight through its own Linear)."""
+        ls = self.linears
+        return (all(getattr(self.owner, n) is l for n, l in zip(self.names, ls))
+                and all(l.weight.data_ptr() == p for l, p in zip(ls, self.ptrs))
+                and not any(l._forward_hooks or l._forward_pre_hooks for l in ls)
+                and not (torch.is_grad_enabled() and any(l.weight.requires_grad for l in ls)))
+
+    def __call__(self, x) -> tuple[torch.Tensor, ...]:
+        return F.linear(x, self.weight, self.bias).split(self.sizes, -1)
+
+def fuse_projections(model: nn.Module) -> int:
+    """Fuse Q/K/V and gate/up in every layer whose Linears are plain and alike (a quantized or replaced Linear is left
+    alone). Run it after the model is on its device and in its dtype: moving it afterwards gives the Linears new weights,
+    and each layer falls back to its own products. Returns how many groups were fused."""
+    n = 0
+    for mod, names in [(m, g) for m in model.modules() for g in (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj")) if hasattr(m, "fused")]:
+        ls = [getattr(mod, nm, None) for nm in names]
+        if mod.fused is not None or not all(type(l) is nn.Linear for l in ls): continue
+        ws = [l.weight for l in ls]
+        if any(type(w.data) is not torch.Tensor for w in ws) or len({(w.dtype, w.device, w.shape[1]) for w in ws}) != 1: continue
+        if len({l.bias is None for l in ls}) != 1: continue
+        mod.fused = FusedLinears(mod, names); n += 1
+    return n
+
 
 # %% ../nbs/00_core.ipynb #b2f352e4
 def sample(logits, temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0, generator=None):

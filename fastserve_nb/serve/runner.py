@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from fastcore.basics import patch
 
-from ..core import Decoder, attention, compile_ops
+from ..core import Decoder, attention, compile_ops, fuse_projections
 from .kernels import flash_decode, prefill_attention, prefill_plan, triton
 from .sampling import sample_batch, batch_logprobs, SamplePlan
 from .lora import batch_groups, using
@@ -150,7 +150,8 @@ class PagedAttention:
 class ModelRunner:
     "Executes scheduled batches of a `Decoder` over a paged `KVPool`."
     def __init__(self, model: Decoder, num_blocks: int, block_size: int, num_host_blocks: int = 0,
-                 max_model_len: int = 2048, cuda_graphs: bool = True, max_graph_batch: int = 256, compile: bool = False):
+                 max_model_len: int = 2048, cuda_graphs: bool = True, max_graph_batch: int = 256, compile: bool = False,
+                 fuse: bool = True):
         self.model, self.block_size, self.max_model_len = model, block_size, max_model_len
         self.device = model.device
         self.pool = KVPool(model.config, num_blocks, block_size, num_host_blocks, self.device, model.dtype)
@@ -158,6 +159,7 @@ class ModelRunner:
         self.max_blocks = math.ceil(max_model_len / block_size)
         self.graphs, self.graph_io = {}, None
         self.lora = None             # a LoraBank (05dc_lora): adapters chosen per request, added per token
+        if fuse: fuse_projections(model)   # Q/K/V and gate/up as one product each (00_core); before any graph is captured
         if compile and self.device.type == "cuda": compile_ops()
         if cuda_graphs and self.device.type == "cuda": self.capture_graphs(max_graph_batch)
 
