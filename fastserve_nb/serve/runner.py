@@ -23,7 +23,7 @@ from .lora import batch_groups, using
 
 # %% auto #0
 __all__ = ['log', 'block_runs', 'KVPool', 'paged_decode_reference', 'paged_decode', 'BatchMeta', 'PagedAttention', 'ModelRunner',
-           'Runner', 'implements']
+           'block_table_matrix', 'Runner', 'implements', 'DecodeRun']
 
 # %% ../../nbs/05d_runner.ipynb #88bcd7df
 log = logging.getLogger(__name__)
@@ -167,6 +167,12 @@ class ModelRunner:
     supports_logprobs = True     # `execute` reports log-probabilities to the sequences that ask (`SamplingParams.logprobs`)
 
 # %% ../../nbs/05d_runner.ipynb #1c85bb41
+def block_table_matrix(seqs) -> np.ndarray:
+    "The sequences' device block tables as one int32 matrix (B, widest table), zero-padded."
+    bt = np.zeros((len(seqs), max(len(s.block_table) for s in seqs)), np.int32)
+    for i, s in enumerate(seqs): bt[i, :len(s.block_table)] = s.block_table
+    return bt
+
 @patch
 def prepare(self: ModelRunner, entries):
     "Flat (1, T) token ids and positions plus the `BatchMeta` of one iteration; prefill rows first."
@@ -184,9 +190,7 @@ def prepare(self: ModelRunner, entries):
     meta = BatchMeta(None, prefills, t)
     if dec:   # decode rows: one token each, at position len - 1; block tables as one padded int32 matrix
         lens = np.fromiter((s.num_tokens for s in dec), np.int64, len(dec))
-        width = max(len(s.block_table) for s in dec)
-        bt = np.zeros((len(dec), width), np.int32)
-        for i, s in enumerate(dec): bt[i, :len(s.block_table)] = s.block_table
+        bt = block_table_matrix(dec)
         p = lens - 1
         ids += [s.token_ids[-1] for s in dec]; pos.append(p)
         slots.append(np.stack([bt[np.arange(len(dec)), p // B].astype(np.int64), p % B]))
@@ -368,20 +372,61 @@ def _replay(self: ModelRunner, x, pos, meta):
     return out.narrow(-2, 0, n)                                  # the first n of the graph's b rows
 
 # %% ../../nbs/05d_runner.ipynb #ff2e72b7
+@dataclass
+class DecodeRun:
+    "Decode steps queued by `launch_steps`: the rows, their sampling plan, the last step's inputs and tokens, the read-back."
+    order: list                  # the sequences, one per row
+    plan: SamplePlan
+    pos: torch.Tensor            # (1, B) the last step's positions
+    meta: BatchMeta              # the last step's context lengths, slots and block tables
+    last: torch.Tensor           # (B,) the last step's tokens, on the device
+    host: torch.Tensor           # (steps, B) every step's tokens, copied to the host without waiting
+    done: Any = None             # a CUDA event recorded after the copy (None on the CPU: already there)
+
+@patch
+def _step_after(self: ModelRunner, last, pos, meta):
+    "The next decode step's inputs, made on the device from the step before: tokens, positions + 1, context lengths + 1, slots."
+    pos, rows = pos + 1, torch.arange(pos.shape[1], device=self.device)
+    p = pos[0]
+    return last[None], pos, replace(meta, context_lens=meta.context_lens + 1,
+                                    slot_mapping=torch.stack((meta.block_tables[rows, p // self.block_size].long(), p % self.block_size)))
+
 @patch
 @torch.inference_mode()
+def launch_steps(self: ModelRunner, entries, steps: int, after: DecodeRun | None = None) -> DecodeRun:
+    """Queue `steps` decode iterations of one batch of plain decode rows and return without waiting for them; block
+    tables must cover every position written. `after`: continue the rows of a run not yet collected from where it ends
+    (its block tables read again: the caller may have reserved more)."""
+    if steps < 1: raise ValueError(f"decode_steps needs steps ≥ 1, got {steps}")
+    if after is None:
+        if self.pool.in_flight: self.pool.wait_for({b for s, _ in entries for b in s.block_table})
+        ids, pos, meta, order = self.prepare(entries)
+        if meta.prefills: raise ValueError(f"decode_steps needs decode rows only, got {meta.num_prefill_tokens} prompt tokens")
+        plan = SamplePlan(order, self.model.config.eos_ids, self.device)
+    else:
+        order, plan = after.order, after.plan
+        if [s.seq_id for s, _ in entries] != [s.seq_id for s in order]: raise ValueError("a continued run decodes the rows of the run it continues, in its order")
+        bt = torch.from_numpy(block_table_matrix(order)).to(self.device, non_blocking=True)
+        ids, pos, meta = self._step_after(after.last, after.pos, replace(after.meta, block_tables=bt))
+    toks = []
+    for j in range(steps):
+        if j: ids, pos, meta = self._step_after(toks[-1], pos, meta)
+        toks.append(plan(self.run_model(ids, pos, meta)))
+    out = torch.stack(toks)                                                     # (steps, B)
+    if self.device.type != "cuda": return DecodeRun(order, plan, pos, meta, toks[-1], out)
+    host = torch.empty(out.shape, dtype=out.dtype, pin_memory=True).copy_(out, non_blocking=True)
+    done = torch.cuda.Event(); done.record()
+    return DecodeRun(order, plan, pos, meta, toks[-1], host, done)
+
+@patch
+def collect_steps(self: ModelRunner, run: DecodeRun) -> list[dict[int, int]]:
+    "Wait for a launched run's tokens: {seq_id: token} per step."
+    if run.done is not None: run.done.synchronize()
+    return [dict(zip((s.seq_id for s in run.order), row)) for row in run.host.tolist()]
+
+@patch
 def decode_steps(self: ModelRunner, entries, steps: int) -> list[dict[int, int]]:
     """`steps` decode iterations of one batch of plain decode rows, read back once: {seq_id: token} per step. Each step's
     tokens, positions and slots are made on the device from the step before; block tables must cover every position written."""
-    if self.pool.in_flight: self.pool.wait_for({b for s, _ in entries for b in s.block_table})
-    ids, pos, meta, order = self.prepare(entries)
-    if meta.prefills or steps < 1: raise ValueError(f"decode_steps needs decode rows only and steps ≥ 1, got {meta.num_prefill_tokens} prompt tokens, steps={steps}")
-    rows, plan, toks = torch.arange(len(order), device=self.device), SamplePlan(order, self.model.config.eos_ids, self.device), []
-    for j in range(steps):
-        if j:                                                  # the next step's inputs, made on the device
-            ids, pos = toks[-1][None], pos + 1
-            p = pos[0]
-            meta = replace(meta, context_lens=meta.context_lens + 1,
-                           slot_mapping=torch.stack((meta.block_tables[rows, p // self.block_size].long(), p % self.block_size)))
-        toks.append(plan(self.run_model(ids, pos, meta)))
-    return [dict(zip((s.seq_id for s in order), row)) for row in torch.stack(toks).tolist()]   # the one wait
+    return self.collect_steps(self.launch_steps(entries, steps))
+
