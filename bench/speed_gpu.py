@@ -47,6 +47,7 @@ ap.add_argument("--new-tokens", type=int, default=256)
 ap.add_argument("--skip-wide", action="store_true", help="leave out the engine with a 256-wide batch")
 ap.add_argument("--skip-eager", action="store_true", help="leave out the engine without torch.compile (no compile_speedup)")
 ap.add_argument("--profile-wide", action="store_true", help="profile the 256-wide decode: host functions (cProfile) and kernels (CUDA profiler)")
+ap.add_argument("--compare-overlap", action="store_true", help="also run the engine with overlap off (each run applied before the next is queued)")
 ap.add_argument("--http-steps1", action="store_true", help="also serve with --decode-steps 1 (streamed), to separate decode steps from HTTP")
 args = ap.parse_args()
 smoke = args.smoke
@@ -107,12 +108,14 @@ res["workload"] = {"requests": N, "prompt_len": inlaw_s, "new_tokens": M, "ignor
 extra = dict(num_threads=1) if smoke else {}
 
 # ---- (b) the engine called directly, with the server's configuration (compile off first: compiling is process-wide) ----
-def engine_run(tag, **over):
-    t = time.perf_counter()
-    eng, _, plan = load_engine(ServeConfig(model=str(folder), max_model_len=max_len, **extra, **over))
-    res[f"{tag}_startup_s"] = time.perf_counter() - t
-    say(f"{tag}: engine built in {res[f'{tag}_startup_s']:.1f} s ({plan.num_blocks} KV blocks, max_num_seqs {eng.config.scheduler.max_num_seqs}, "
-        f"compile {eng.config.compile}, CUDA graphs {eng.config.cuda_graphs})")
+def engine_run(tag, eng=None, **over):
+    "The 256 requests through an engine built with the server's configuration (or through `eng` again)."
+    if eng is None:
+        t = time.perf_counter()
+        eng, _, plan = load_engine(ServeConfig(model=str(folder), max_model_len=max_len, **extra, **over))
+        res[f"{tag}_startup_s"] = time.perf_counter() - t
+        say(f"{tag}: engine built in {res[f'{tag}_startup_s']:.1f} s ({plan.num_blocks} KV blocks, max_num_seqs {eng.config.scheduler.max_num_seqs}, "
+            f"compile {eng.config.compile}, CUDA graphs {eng.config.cuda_graphs})")
     eng.generate([r.prompt for r in reqs[:16]], SamplingParams(max_tokens=8, ignore_eos=True))     # warm-up
     sync(); t = time.perf_counter()
     done = threading.Event()
@@ -203,6 +206,11 @@ def free(eng):
 
 if not args.skip_eager: free(engine_run("engine_no_compile", compile="off"))
 eng = engine_run("engine_default")
+if args.compare_overlap:        # the same engine with each run of decode steps applied before the next is queued
+    eng.config.overlap = False
+    engine_run("engine_no_overlap", eng)
+    eng.config.overlap = True
+    res["overlap_speedup"] = res["engine_default"]["output_tok_s"] / res["engine_no_overlap"]["output_tok_s"]
 if args.profile_wide: profile_wide(eng)
 b1_engine(eng, "engine_b1")
 b1_sweep(eng)

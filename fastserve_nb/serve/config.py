@@ -46,6 +46,7 @@ class EngineConfig:
     cuda_graphs: bool = True             # GPU: replay decode steps as captured CUDA graphs
     compile: bool = False                # GPU: fuse the decoder's elementwise ops with torch.compile
     decode_steps: int = 1                # decode steps one scheduling step may run on the device when every sequence decodes (05d's `decode_steps`)
+    overlap: bool = True                 # queue the next run of decode steps before applying this one's tokens (05_serve's `_continue`)
     profile_prefill: bool = True         # measure the prefill-time table skip-join uses, on this machine
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)

@@ -112,7 +112,8 @@ class LLMEngine:
         eos = set(model.config.eos_ids) | ({tokenizer.eos_token_id} if tokenizer is not None and tokenizer.eos_token_id is not None else set())
         self.scheduler = Scheduler(c.scheduler, self.block_manager, prefill_time, eos_token_ids=sorted(eos))
         self.num_iterations = 0
-        self.inflight: deque = deque()       # (batch, runner handle, submit time) of iterations submitted, not collected
+        self.inflight: deque = deque()       # (batch, runner handle, submit time, steps) of iterations submitted, not collected
+        self.pending: Callable[[], bool] = lambda: False   # is a message waiting? (an `EngineLoop` asks its pipe)
         self.timings = dict(schedule=0.0, execute=0.0, update=0.0)   # seconds spent in each phase of `step`
         self.counters = dict(swapped_out_blocks=0, swapped_in_blocks=0, preempted=0)
 
@@ -167,7 +168,7 @@ def step(self: LLMEngine, max_decode_steps: int | None = None) -> list[StepOutpu
     `ModelRunner`, which computes in `submit`), then collect the oldest and return its outputs. Each batch is chosen
     among the sequences not in flight. The time an iteration is charged (MLFQ's quanta) runs from its submission
     to its return: what its jobs waited for it. With D = 1 a batch may run `lookahead(batch)` decode steps at once (at
-    most `max_decode_steps`, if given)."""
+    most `max_decode_steps`, if given), and `_continue` may queue its next run before this one's tokens are applied."""
     D = min(self.config.pipeline.shape()[1], self.runner.max_in_flight)
     while len(self.inflight) < D:
         t = time.perf_counter()
@@ -177,15 +178,16 @@ def step(self: LLMEngine, max_decode_steps: int | None = None) -> list[StepOutpu
         if batch.is_empty: break
         k = self.lookahead(batch, max_decode_steps) if D == 1 else 1
         t0 = time.perf_counter()
-        handle = self.runner.submit(batch.entries, batch.swap_out, batch.swap_in) if k == 1 else self.runner.decode_steps(batch.entries, k)
+        handle = self.runner.submit(batch.entries, batch.swap_out, batch.swap_in) if k == 1 else self.runner.launch_steps(batch.entries, k)
         self.inflight.append((batch, handle, t0, k))
         self.timings["schedule"] += t0 - t; self.timings["execute"] += time.perf_counter() - t0
     if not self.inflight: return []
     batch, handle, t0, k = self.inflight.popleft()
     t = time.perf_counter()
-    news = [self.runner.collect(handle)] if k == 1 else handle
+    news = [self.runner.collect(handle)] if k == 1 else self.runner.collect_steps(handle)
     now = time.perf_counter()
-    self.timings["execute"] += now - t
+    if k > 1 and (nxt := self._continue(batch, news, handle, max_decode_steps)): self.inflight.append((batch, nxt[0], now, nxt[1]))
+    self.timings["execute"] += time.perf_counter() - t
     return self._advance(batch, news, t0, now)
 
 @patch
@@ -203,6 +205,26 @@ def lookahead(self: LLMEngine, batch, max_steps: int | None = None) -> int:
     if k <= 1 or sum(bm.blocks_to_reserve(s, s.num_tokens - 1 + k) for s, _ in batch.entries) > bm.num_free_blocks: return 1
     for s, _ in batch.entries: bm.reserve(s, s.num_tokens - 1 + k)
     return k
+
+@patch
+def _continue(self: LLMEngine, batch, news: list[dict], run, max_steps: int | None = None):
+    """Queue the next run of decode steps of `batch` before this run's tokens `news` are applied — the host's work on
+    them (the scheduler's update, detokenization, the outputs) then overlaps the GPU's next steps. Only where the next
+    scheduling step would choose the same: every unfinished request is in the batch, no message waits, no row stops
+    with these tokens (stop strings, found in the text, rule a row out). Returns (run, steps) or None."""
+    k, bm, n = min(self.config.decode_steps, max_steps or self.config.decode_steps), self.block_manager, len(news)
+    if not self.config.overlap or k <= 1 or len(batch.entries) != len(self.scheduler.seqs) or self.pending(): return None
+    eos = set(self.scheduler.eos_token_ids)
+    for s, _ in batch.entries:
+        p = s.sampling_params
+        if p.stop or s.is_finished: return None
+        stops = set(p.stop_token_ids) | (set() if p.ignore_eos else eos)
+        if any(new[s.seq_id] in stops for new in news): return None
+        k = min(k, p.max_tokens - s.num_output_tokens - n)
+    upto = lambda s: s.num_tokens - 1 + n + k                       # positions written once both runs are done
+    if k <= 1 or sum(bm.blocks_to_reserve(s, upto(s)) for s, _ in batch.entries) > bm.num_free_blocks: return None
+    for s, _ in batch.entries: bm.reserve(s, upto(s))
+    return self.runner.launch_steps(batch.entries, k, after=run), k
 
 @patch
 def _advance(self: LLMEngine, batch, news: list[dict], t0: float, now: float) -> list[StepOutput]:
@@ -224,7 +246,7 @@ def _outputs(self: LLMEngine, batch, new: dict, finished: set, ended: set) -> li
     outs, decode = [], self.tokenizer is not None and decoder(self.tokenizer)
     for seq, _ in batch.entries:
         tok = new.get(seq.seq_id)
-        if tok is None or seq.seq_id in ended: continue
+        if tok is None or seq.seq_id in ended or (seq.is_finished and seq.seq_id not in finished): continue   # aborted in flight
         done = seq.seq_id in finished
         text = ""
         if self.tokenizer is not None:
@@ -288,6 +310,7 @@ class EngineLoop:
         self.rid_of: dict[int, int] = {}                  # seq_id -> request id
         self.seq_of: dict[int, int] = {}                  # request id -> seq_id
         self.stopping, self.last_stats, self.arrived = False, 0.0, False
+        engine.pending = lambda: conn.poll(0)             # a message waiting stops the engine queueing a run ahead
 
     def run(self):
         "Serve until `Stop` and nothing left to finish; EOFError/OSError when the other end goes away."
