@@ -10,7 +10,8 @@ tied; no EOS) with a word-level tokenizer of the same vocabulary is written to a
     on a GPU batches of up to 256 requests and 8,192 tokens, 8 decode steps per scheduling step while all decode),
     then a 256-wide batch named as such (max_num_seqs 256, max_num_batched_tokens 8192; `--skip-wide` leaves it out);
 (c) the same 256 requests through `fastserve serve --model DIR --max-model-len 1024` (default flags otherwise) with
-    the HTTP benchmark client (`fastserve_nb.serve.bench_serve`), streamed and not;
+    the HTTP benchmark client (`fastserve_nb.serve.bench_serve`), streamed and not, each twice (`http_stream`,
+    `http_stream_2`: the spread from one burst to the next; `http_vs_engine` uses the first);
 (d) batch-1 decode tok/s through the engine and through HTTP streaming; MBU = weight bytes x tok/s / read_bw; the
     engine's batch-1 decode again with 1, 2, 4, 8 and 16 decode steps per scheduling step, and the batch-1 CUDA graph
     replayed back to back (the GPU's own time per step: what the host adds is the difference).
@@ -227,9 +228,9 @@ log_lines = []
 threading.Thread(target=lambda: [log_lines.append(l.rstrip()) for l in proc.stdout], daemon=True).start()   # keep the pipe drained
 say(f"server healthy at {url} in {res['server_startup_s']:.1f} s")
 try:
-    for stream in (True, False):
+    for key, stream in (("http_stream", True), ("http_no_stream", False), ("http_stream_2", True), ("http_no_stream_2", False)):   # each twice: the run-to-run spread
         s, _ = asyncio.run(run_benchmark(url, str(folder), reqs, stream=stream, ignore_eos=True, warmup=2))
-        res["http_stream" if stream else "http_no_stream"] = s
+        res[key] = s
         say(f"HTTP {'streamed' if stream else 'not streamed'}: {s['output_throughput']:,.0f} output tok/s, "
             f"TTFT p50 {s['median_ttft_ms'] or float('nan'):.0f} ms, failed {s['failed']}")
         save()
@@ -241,7 +242,7 @@ finally:
     proc.terminate()
     try: proc.wait(60)
     except subprocess.TimeoutExpired: proc.kill()
-res["server_log"] = [l for l in log_lines if "engine" in l or "compiled" in l or "built in" in l][:10]
+res["server_log"] = [l for l in log_lines if "engine" in l or "compiled" in l or "built in" in l or "warmed" in l][:10]
 
 if args.http_steps1:    # the same streamed run with one decode step per scheduling step
     proc, url = launch(*flags, "--decode-steps", "1", timeout=600, command=[sys.executable, "-m", "fastserve_nb.serve.service"])
@@ -259,6 +260,7 @@ if args.http_steps1:    # the same streamed run with one decode step per schedul
 eng_out = res["engine_default"]["output_tok_s"]
 res["http_vs_engine"] = res["http_stream"]["output_throughput"] / eng_out
 res["http_vs_engine_no_stream"] = res["http_no_stream"]["output_throughput"] / eng_out
+res["http_vs_engine_2"] = res["http_stream_2"]["output_throughput"] / eng_out          # the second burst of the same requests
 res["read_bw_mbu"] = res["engine_b1"]["mbu"]
 res["read_bw_mbu_http"] = res["http_b1"]["mbu"]
 if not args.skip_eager: res["compile_speedup"] = eng_out / res["engine_no_compile"]["output_tok_s"]

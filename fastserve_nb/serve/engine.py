@@ -302,6 +302,25 @@ def request_metrics(s: Sequence) -> dict:
     tpot = (s.finish_time - s.first_token_time) / (n - 1) if n > 1 and s.first_token_time and s.finish_time else None
     return dict(ttft=ttft, tpot=tpot, e2e=e2e, normalized_latency=e2e / max(n, 1), output_tokens=n, prompt_tokens=s.num_prompt_tokens)
 
+# %% ../../nbs/05_serve.ipynb #a3b7fe5f
+@patch
+def warm_up(self: LLMEngine, num_seqs: int | None = None, seed: int = 0) -> float:
+    """One burst of made-up requests through the paths a first burst takes — prompt chunks of many lengths, batches of
+    every width, runs of decode steps and their continuations — so that what is compiled or allocated on first use
+    (`torch.compile`'s shapes, Triton kernels, pinned buffers, the caching allocator's blocks) is paid at start-up, not
+    by the first users. Every block is free again afterwards and the engine's counters are as they were. Seconds taken."""
+    t, c = time.perf_counter(), self.config
+    g = torch.Generator().manual_seed(seed)
+    steps = 2 * c.decode_steps + 2                                   # a run, its continuation, and a step or two more
+    L = max(2, min(c.max_model_len - steps, c.scheduler.max_num_batched_tokens, 512))
+    lens = torch.randint(1, L, (num_seqs or c.scheduler.max_num_seqs,), generator=g).tolist()
+    prompts = [torch.randint(0, self.model.config.vocab_size, (n,), generator=g).tolist() for n in lens]
+    saved = self.num_iterations, dict(self.timings), dict(self.counters)
+    self.generate(prompts, SamplingParams(max_tokens=steps, ignore_eos=True))
+    self.num_iterations, self.timings, self.counters = saved[0], saved[1], saved[2]
+    return time.perf_counter() - t
+
+
 # %% ../../nbs/05_serve.ipynb #5eb86532
 class EngineLoop:
     "The engine's one loop: messages in, one `step()`, deltas out, over a pipe end (a worker process) or `queue_pipe` (a thread)."
