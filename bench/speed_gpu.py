@@ -49,6 +49,7 @@ ap.add_argument("--skip-wide", action="store_true", help="leave out the engine w
 ap.add_argument("--skip-eager", action="store_true", help="leave out the engine without torch.compile (no compile_speedup)")
 ap.add_argument("--profile-wide", action="store_true", help="profile the 256-wide decode: host functions (cProfile) and kernels (CUDA profiler)")
 ap.add_argument("--compare-overlap", action="store_true", help="also run the engine with overlap off (each run applied before the next is queued)")
+ap.add_argument("--profile-api", action="store_true", help="one more streamed burst with the API process under cProfile (api_profile_gpu.txt)")
 ap.add_argument("--http-steps1", action="store_true", help="also serve with --decode-steps 1 (streamed), to separate decode steps from HTTP")
 args = ap.parse_args()
 smoke = args.smoke
@@ -229,8 +230,9 @@ threading.Thread(target=lambda: [log_lines.append(l.rstrip()) for l in proc.stdo
 say(f"server healthy at {url} in {res['server_startup_s']:.1f} s")
 try:
     for key, stream in (("http_stream", True), ("http_no_stream", False), ("http_stream_2", True), ("http_no_stream_2", False)):   # each twice: the run-to-run spread
+        c0 = time.process_time()
         s, _ = asyncio.run(run_benchmark(url, str(folder), reqs, stream=stream, ignore_eos=True, warmup=2))
-        res[key] = s
+        res[key] = dict(s, client_cpu_s=time.process_time() - c0)          # the benchmark client's own CPU time
         say(f"HTTP {'streamed' if stream else 'not streamed'}: {s['output_throughput']:,.0f} output tok/s, "
             f"TTFT p50 {s['median_ttft_ms'] or float('nan'):.0f} ms, failed {s['failed']}")
         save()
@@ -256,6 +258,24 @@ if args.http_steps1:    # the same streamed run with one decode step per schedul
         proc.terminate()
         try: proc.wait(60)
         except subprocess.TimeoutExpired: proc.kill()
+
+if args.profile_api:    # where the API process spends its time during one streamed burst (cProfile slows it: not a speed figure)
+    import pstats, signal
+    prof = out_dir / "api_profile_gpu.prof"
+    proc, url = launch(*flags, timeout=600, command=[sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "fastserve_nb.serve.service"])
+    threading.Thread(target=lambda: [_ for _ in proc.stdout], daemon=True).start()
+    try:
+        s, _ = asyncio.run(run_benchmark(url, str(folder), reqs, stream=True, ignore_eos=True, warmup=2))
+        say(f"HTTP streamed, API under cProfile: {s['output_throughput']:,.0f} output tok/s")
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try: proc.wait(60)
+        except subprocess.TimeoutExpired: proc.kill()
+    if prof.exists():
+        import io
+        buf = io.StringIO(); pstats.Stats(str(prof), stream=buf).sort_stats("tottime").print_stats(40)
+        (out_dir / "api_profile_gpu.txt").write_text(f"{res['gpu']}: the API process during one streamed burst of {N} requests\n" + buf.getvalue())
+        prof.unlink()
 
 eng_out = res["engine_default"]["output_tok_s"]
 res["http_vs_engine"] = res["http_stream"]["output_throughput"] / eng_out

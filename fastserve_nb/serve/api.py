@@ -52,7 +52,7 @@ class _Request:
 
     def _end(self, error: APIError):
         self.q.put_nowait((None, error))                 # read by the queue of several choices, or before the first wait
-        for st in self.streams: st.q.put_nowait(error)   # wakes a single choice's reader, waiting on its own stream
+        for st in self.streams: st.put_here(error)   # wakes a single choice's reader, waiting on its own stream
 
     async def open(self, prompts: list[list[int]], params: list[SamplingParams]):
         "Submit one stream per choice; a ValueError closes the ones already open and becomes a 400 (404: an adapter the engine does not serve)."

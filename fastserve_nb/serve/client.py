@@ -7,6 +7,7 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/client.html.md"""
 # %% ../../nbs/05ec_client.ipynb #b00cbb28
 from __future__ import annotations
 import asyncio, concurrent.futures, itertools, json, logging, threading, time
+from collections import deque
 from dataclasses import asdict
 from pathlib import Path
 from typing import AsyncIterator
@@ -38,23 +39,34 @@ class RequestStream:
     "One request's deltas, fed by the reader thread; `aclose` before the end aborts the request in the loop."
     def __init__(self, client: EngineClient, rid: int, loop: asyncio.AbstractEventLoop):
         self.client, self.rid, self.loop, self.q, self.done = client, rid, loop, asyncio.Queue(), False
+        self.buf: deque = deque()                               # items of a queued list not yet taken
         self.error: BaseException | None = None                  # an error `batch` took behind deltas: raised next
 
     def put(self, item: TokenDelta | BaseException):
-        try: self.loop.call_soon_threadsafe(self.q.put_nowait, item)
+        try: self.loop.call_soon_threadsafe(self.q.put_nowait, [item])
         except RuntimeError: pass                               # the event loop is closed: nobody is listening
+
+    def put_here(self, item: TokenDelta | BaseException):
+        "`put` from the stream's own event loop."
+        self.q.put_nowait([item])
 
     def ready(self) -> list:
         "The items already queued, taken without waiting (a finished delta or an error ends the list)."
         out = []
-        while not self.q.empty() and not (out and (isinstance(out[-1], BaseException) or out[-1].finished)):
-            out.append(self.q.get_nowait())
+        while (self.buf or not self.q.empty()) and not (out and (isinstance(out[-1], BaseException) or out[-1].finished)):
+            if not self.buf: self.buf.extend(self.q.get_nowait())
+            out.append(self.buf.popleft())
         return out
+
+    async def _next(self):
+        "The next item, waiting for one if none is queued. The queue holds lists: one per engine message, not one per token."
+        if not self.buf: self.buf.extend(await self.q.get())
+        return self.buf.popleft()
 
     def __aiter__(self): return self
     async def __anext__(self) -> TokenDelta:
         if self.done: raise StopAsyncIteration
-        item = await self.q.get()
+        item = await self._next()
         if isinstance(item, BaseException): self.done = True; raise item
         self.done = item.finished
         return item
@@ -64,7 +76,7 @@ class RequestStream:
         an error that arrived (after the deltas before it were taken); an empty list once the stream is done."""
         if self.error is not None: self.done = True; raise self.error
         if self.done: return []
-        items = [await self.q.get()] + self.ready()
+        items = [await self._next()] + self.ready()
         if isinstance(items[-1], BaseException):                     # the deltas before it first; the error next time
             self.error = items.pop()
             if not items: return await self.batch()
@@ -140,7 +152,10 @@ def _deliver(ready: list[tuple[RequestStream, TokenDelta]]):
         except RuntimeError: pass                               # that event loop is closed: nobody is listening
 
 def _put_all(items):
-    for st, d in items: st.q.put_nowait(d)
+    "Each stream's deltas as one queue item: one `put_nowait` (and one wake-up of its reader) per stream, not per token."
+    per = {}
+    for st, d in items: per.setdefault(st, []).append(d)
+    for st, ds in per.items(): st.q.put_nowait(ds)
 
 @patch
 def _dispatch(self: EngineClient, msg):
