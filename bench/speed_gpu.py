@@ -259,6 +259,17 @@ if args.http_steps1:    # the same streamed run with one decode step per schedul
         try: proc.wait(60)
         except subprocess.TimeoutExpired: proc.kill()
 
+eng_out = res["engine_default"]["output_tok_s"]
+res["http_vs_engine"] = res["http_stream"]["output_throughput"] / eng_out
+res["http_vs_engine_no_stream"] = res["http_no_stream"]["output_throughput"] / eng_out
+res["http_vs_engine_2"] = res["http_stream_2"]["output_throughput"] / eng_out          # the second burst of the same requests
+res["read_bw_mbu"] = res["engine_b1"]["mbu"]
+res["read_bw_mbu_http"] = res["http_b1"]["mbu"]
+if not args.skip_eager: res["compile_speedup"] = eng_out / res["engine_no_compile"]["output_tok_s"]
+save()
+say(f"{res['gpu']}: http_vs_engine {res['http_vs_engine']:.2f} (not streamed {res['http_vs_engine_no_stream']:.2f}), "
+    f"read_bw_mbu {res['read_bw_mbu']:.1%} (HTTP {res['read_bw_mbu_http']:.1%}), compiled/eager {res.get('compile_speedup', float('nan')):.2f}x")
+
 if args.profile_api:    # where the API process spends its time during one streamed burst (cProfile slows it: not a speed figure)
     import pstats, signal
     prof = out_dir / "api_profile_gpu.prof"
@@ -276,14 +287,3 @@ if args.profile_api:    # where the API process spends its time during one strea
         buf = io.StringIO(); pstats.Stats(str(prof), stream=buf).sort_stats("tottime").print_stats(40)
         (out_dir / "api_profile_gpu.txt").write_text(f"{res['gpu']}: the API process during one streamed burst of {N} requests\n" + buf.getvalue())
         prof.unlink()
-
-eng_out = res["engine_default"]["output_tok_s"]
-res["http_vs_engine"] = res["http_stream"]["output_throughput"] / eng_out
-res["http_vs_engine_no_stream"] = res["http_no_stream"]["output_throughput"] / eng_out
-res["http_vs_engine_2"] = res["http_stream_2"]["output_throughput"] / eng_out          # the second burst of the same requests
-res["read_bw_mbu"] = res["engine_b1"]["mbu"]
-res["read_bw_mbu_http"] = res["http_b1"]["mbu"]
-if not args.skip_eager: res["compile_speedup"] = eng_out / res["engine_no_compile"]["output_tok_s"]
-save()
-say(f"{res['gpu']}: http_vs_engine {res['http_vs_engine']:.2f} (not streamed {res['http_vs_engine_no_stream']:.2f}), "
-    f"read_bw_mbu {res['read_bw_mbu']:.1%} (HTTP {res['read_bw_mbu_http']:.1%}), compiled/eager {res.get('compile_speedup', float('nan')):.2f}x")
