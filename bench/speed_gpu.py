@@ -11,7 +11,9 @@ tied; no EOS) with a word-level tokenizer of the same vocabulary is written to a
     then a 256-wide batch named as such (max_num_seqs 256, max_num_batched_tokens 8192; `--skip-wide` leaves it out);
 (c) the same 256 requests through `fastserve serve --model DIR --max-model-len 1024` (default flags otherwise) with
     the HTTP benchmark client (`fastserve_nb.serve.bench_serve`), streamed and not, each twice (`http_stream`,
-    `http_stream_2`: the spread from one burst to the next; `http_vs_engine` uses the first);
+    `http_stream_2`: the spread from one burst to the next; `http_vs_engine` uses the first). Every pass sends the
+    same lengths with its own token ids (`fresh`): a pass that repeated earlier prompts would find them in the prefix
+    cache and skip their prefill;
 (d) batch-1 decode tok/s through the engine and through HTTP streaming; MBU = weight bytes x tok/s / read_bw; the
     engine's batch-1 decode again with 1, 2, 4, 8 and 16 decode steps per scheduling step, and the batch-1 CUDA graph
     replayed back to back (the GPU's own time per step: what the host adds is the difference).
@@ -27,7 +29,7 @@ importlib-metadata prometheus-client (httpx, anyio, h11, click, annotated-doc, t
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
       && export PYTHONPATH=/tmp/site:. && python3 bench/speed_gpu.py
 """
-import argparse, asyncio, gc, json, os, subprocess, sys, tempfile, threading, time
+import argparse, asyncio, dataclasses, gc, json, os, subprocess, sys, tempfile, threading, time
 from pathlib import Path
 
 import torch
@@ -105,20 +107,23 @@ N, M = args.requests if not smoke else 8, args.new_tokens if not smoke else 16
 inlaw_s = "uniform:64:512" if not smoke else "uniform:8:32"; inlaw = LengthLaw.parse(inlaw_s)
 max_len = 1024 if not smoke else 128
 reqs = make_requests(N, inlaw, LengthLaw.parse(f"fixed:{M}"), V, seed=0)
+def fresh(k: int):
+    "The workload with every token id shifted: the same lengths, prompts no earlier pass has put in a prefix cache."
+    return [dataclasses.replace(r, prompt=[(t + k * 7919) % V for t in r.prompt]) for r in reqs]
 b1 = make_requests(3, LengthLaw.parse("fixed:128" if not smoke else "fixed:16"), LengthLaw.parse(f"fixed:{M}"), V, seed=1)
 res["workload"] = {"requests": N, "prompt_len": inlaw_s, "new_tokens": M, "ignore_eos": True, "prompt_tokens": sum(r.prompt_len for r in reqs)}
 extra = dict(num_threads=1) if smoke else {}
 
 # ---- (b) the engine called directly, with the server's configuration (compile off first: compiling is process-wide) ----
-def engine_run(tag, eng=None, **over):
-    "The 256 requests through an engine built with the server's configuration (or through `eng` again)."
+def engine_run(tag, eng=None, pass_no=0, **over):
+    "The 256 requests through an engine built with the server's configuration (or through `eng` again, with `fresh(pass_no)` prompts)."
     if eng is None:
         t = time.perf_counter()
         eng, _, plan = load_engine(ServeConfig(model=str(folder), max_model_len=max_len, **extra, **over))
         res[f"{tag}_startup_s"] = time.perf_counter() - t
         say(f"{tag}: engine built in {res[f'{tag}_startup_s']:.1f} s ({plan.num_blocks} KV blocks, max_num_seqs {eng.config.scheduler.max_num_seqs}, "
             f"compile {eng.config.compile}, CUDA graphs {eng.config.cuda_graphs})")
-    eng.generate([r.prompt for r in reqs[:16]], SamplingParams(max_tokens=8, ignore_eos=True))     # warm-up
+    eng.generate([r.prompt for r in fresh(100 + pass_no)[:16]], SamplingParams(max_tokens=8, ignore_eos=True))     # warm-up
     sync(); t = time.perf_counter()
     done = threading.Event()
     def progress():                                                # where a slow run spends its time
@@ -127,7 +132,7 @@ def engine_run(tag, eng=None, **over):
             say(f"{tag}: iteration {eng.num_iterations}, running {s.num_running}, waiting {s.num_waiting}, swapped {s.num_swapped}")
     threading.Thread(target=progress, daemon=True).start()
     it0, t0s, c0 = eng.num_iterations, dict(eng.timings), dict(eng.counters)
-    outs = eng.generate([r.prompt for r in reqs], SamplingParams(max_tokens=M, ignore_eos=True))
+    outs = eng.generate([r.prompt for r in fresh(pass_no)], SamplingParams(max_tokens=M, ignore_eos=True))
     sync(); dt = time.perf_counter() - t; done.set()
     ntok, iters = sum(len(o.token_ids) for o in outs), eng.num_iterations - it0
     per_iter = {f"{k}_ms_per_iteration": 1e3 * (v - t0s.get(k, 0.0)) / max(iters, 1) for k, v in eng.timings.items()}
@@ -180,7 +185,7 @@ def profile_wide(eng, steps=4):
     cProfile (host functions) and again under the CUDA profiler (kernels). Written to profile_wide_gpu.txt."""
     import cProfile, io, pstats
     from torch.profiler import profile, ProfilerActivity
-    seqs = [eng.add_request(r.prompt, SamplingParams(max_tokens=M, ignore_eos=True)) for r in reqs]
+    seqs = [eng.add_request(r.prompt, SamplingParams(max_tokens=M, ignore_eos=True)) for r in fresh(9)]
     while min(s.num_output_tokens for s in seqs) < 2: eng.step()
     lines = [f"{res['gpu']} {torch.__version__}: {len(seqs)} sequences decoding, context {min(s.num_tokens for s in seqs)}-{max(s.num_tokens for s in seqs)}"]
     it, t0s = eng.num_iterations, dict(eng.timings)
@@ -210,7 +215,7 @@ if not args.skip_eager: free(engine_run("engine_no_compile", compile="off"))
 eng = engine_run("engine_default")
 if args.compare_overlap:        # the same engine with each run of decode steps applied before the next is queued
     eng.config.overlap = False
-    engine_run("engine_no_overlap", eng)
+    engine_run("engine_no_overlap", eng, pass_no=1)
     eng.config.overlap = True
     res["overlap_speedup"] = res["engine_default"]["output_tok_s"] / res["engine_no_overlap"]["output_tok_s"]
 if args.profile_wide: profile_wide(eng)
@@ -229,9 +234,9 @@ log_lines = []
 threading.Thread(target=lambda: [log_lines.append(l.rstrip()) for l in proc.stdout], daemon=True).start()   # keep the pipe drained
 say(f"server healthy at {url} in {res['server_startup_s']:.1f} s")
 try:
-    for key, stream in (("http_stream", True), ("http_no_stream", False), ("http_stream_2", True), ("http_no_stream_2", False)):   # each twice: the run-to-run spread
+    for k, (key, stream) in enumerate((("http_stream", True), ("http_no_stream", False), ("http_stream_2", True), ("http_no_stream_2", False))):   # each twice: the spread
         c0 = time.process_time()
-        s, _ = asyncio.run(run_benchmark(url, str(folder), reqs, stream=stream, ignore_eos=True, warmup=2))
+        s, _ = asyncio.run(run_benchmark(url, str(folder), fresh(2 + k), stream=stream, ignore_eos=True, warmup=2))
         res[key] = dict(s, client_cpu_s=time.process_time() - c0)          # the benchmark client's own CPU time
         say(f"HTTP {'streamed' if stream else 'not streamed'}: {s['output_throughput']:,.0f} output tok/s, "
             f"TTFT p50 {s['median_ttft_ms'] or float('nan'):.0f} ms, failed {s['failed']}")
@@ -250,7 +255,7 @@ if args.http_steps1:    # the same streamed run with one decode step per schedul
     proc, url = launch(*flags, "--decode-steps", "1", timeout=600, command=[sys.executable, "-m", "fastserve_nb.serve.service"])
     threading.Thread(target=lambda: [_ for _ in proc.stdout], daemon=True).start()
     try:
-        s, _ = asyncio.run(run_benchmark(url, str(folder), reqs, stream=True, ignore_eos=True, warmup=2))
+        s, _ = asyncio.run(run_benchmark(url, str(folder), fresh(6), stream=True, ignore_eos=True, warmup=2))
         res["http_stream_steps1"] = s
         say(f"HTTP streamed, --decode-steps 1: {s['output_throughput']:,.0f} output tok/s, TTFT p50 {s['median_ttft_ms']:.0f} ms, TPOT p50 {s['median_tpot_ms']:.1f} ms")
         save()
@@ -276,7 +281,7 @@ if args.profile_api:    # where the API process spends its time during one strea
     proc, url = launch(*flags, timeout=600, command=[sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "fastserve_nb.serve.service"])
     threading.Thread(target=lambda: [_ for _ in proc.stdout], daemon=True).start()
     try:
-        s, _ = asyncio.run(run_benchmark(url, str(folder), reqs, stream=True, ignore_eos=True, warmup=2))
+        s, _ = asyncio.run(run_benchmark(url, str(folder), fresh(7), stream=True, ignore_eos=True, warmup=2))
         say(f"HTTP streamed, API under cProfile: {s['output_throughput']:,.0f} output tok/s")
     finally:
         os.killpg(proc.pid, signal.SIGINT)
