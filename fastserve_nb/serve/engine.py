@@ -305,8 +305,8 @@ def request_metrics(s: Sequence) -> dict:
 # %% ../../nbs/05_serve.ipynb #a3b7fe5f
 @patch
 def warm_up(self: LLMEngine, num_seqs: int | None = None, seed: int = 0) -> float:
-    """One burst of made-up requests through the paths a first burst takes — prompt chunks of many lengths, batches of
-    every width, runs of decode steps and their continuations — so that what is compiled or allocated on first use
+    """One burst of made-up requests through the paths a first burst takes — prompt chunks of many lengths, the widest
+    batch the engine allows, runs of decode steps and their continuations — so that what is compiled or allocated on first use
     (`torch.compile`'s shapes, Triton kernels, pinned buffers, the caching allocator's blocks) is paid at start-up, not
     by the first users. Every block is free again afterwards and the engine's counters are as they were. Seconds taken."""
     t, c = time.perf_counter(), self.config

@@ -55,7 +55,7 @@ def load_engine(cfg: ServeConfig):
         log.info("%s in %.1f s (torch.compile %s, CUDA graphs %s; the engine's start-up, prefill profile included)",
                  "compiled" if fast.compile or fast.cuda_graphs else "engine built", built, "on" if fast.compile else "off", "on" if fast.cuda_graphs else "off")
         if fast.cuda_graphs:                                       # the first users meet the engine as later ones do
-            log.info("warmed up in %.1f s (%d made-up requests through every batch width and decode path)", eng.warm_up(), eng.config.scheduler.max_num_seqs)
+            log.info("warmed up in %.1f s (%d made-up requests: prompt chunks of many lengths, the widest batch, runs of decode steps)", eng.warm_up(), eng.config.scheduler.max_num_seqs)
     return eng, budget, plan
 
 # %% ../../nbs/05ha_worker.ipynb #6184a209
