@@ -16,7 +16,9 @@ tied; no EOS) with a word-level tokenizer of the same vocabulary is written to a
     cache and skip their prefill;
 (d) batch-1 decode tok/s through the engine and through HTTP streaming; MBU = weight bytes x tok/s / read_bw; the
     engine's batch-1 decode again with 1, 2, 4, 8 and 16 decode steps per scheduling step, and the batch-1 CUDA graph
-    replayed back to back (the GPU's own time per step: what the host adds is the difference).
+    replayed back to back (the GPU's own time per step: what the host adds is the difference);
+(e) `--generate-batch`: transformers' `generate_batch` (its defaults, greedy) on the same requests' lengths with
+    their own ids, from the same checkpoint, after the engine is freed: `engine_vs_generate_batch`.
 
 Writes $OUT/speed_gpu.json (or bench/speed_gpu.json) with the GPU's name, `http_vs_engine` (HTTP streamed output
 tok/s / engine direct with the server's configuration, same run) and `read_bw_mbu` (engine batch-1). About 5 minutes
@@ -52,6 +54,7 @@ ap.add_argument("--skip-eager", action="store_true", help="leave out the engine 
 ap.add_argument("--profile-wide", action="store_true", help="profile the 256-wide decode: host functions (cProfile) and kernels (CUDA profiler)")
 ap.add_argument("--compare-overlap", action="store_true", help="also run the engine with overlap off (each run applied before the next is queued)")
 ap.add_argument("--profile-api", action="store_true", help="one more streamed burst with the API process under cProfile (api_profile_gpu.txt)")
+ap.add_argument("--generate-batch", action="store_true", help="also run transformers' generate_batch on the same requests (same lengths, own ids)")
 ap.add_argument("--http-steps1", action="store_true", help="also serve with --decode-steps 1 (streamed), to separate decode steps from HTTP")
 args = ap.parse_args()
 smoke = args.smoke
@@ -222,6 +225,21 @@ if args.profile_wide: profile_wide(eng)
 b1_engine(eng, "engine_b1")
 b1_sweep(eng)
 free(eng)
+if args.generate_batch:    # the peer on the same 256 requests, same checkpoint, same GPU, in this run
+    from transformers import AutoModelForCausalLM, GenerationConfig
+    hf_model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16).to(dev).eval()
+    gc_ = GenerationConfig(max_new_tokens=M, do_sample=False, eos_token_id=None, pad_token_id=0)
+    from fastserve_nb.serve.bench import _cache_for                  # on the CPU (--smoke) a cache sized to the requests
+    hf_model.generate_batch(inputs=[r.prompt for r in fresh(200)[:16]], generation_config=gc_, progress_bar=False, **_cache_for(hf_model, fresh(200)[:16], M))
+    sync(); t = time.perf_counter()
+    o = hf_model.generate_batch(inputs=[r.prompt for r in fresh(8)], generation_config=gc_, progress_bar=False, **_cache_for(hf_model, reqs, M))
+    sync(); dt = time.perf_counter() - t
+    ntok = sum(len(x.generated_tokens) for x in o.values())
+    res["generate_batch"] = {"output_tok_s": ntok / dt, "seconds": dt, "output_tokens": ntok, "transformers": __import__("transformers").__version__}
+    res["engine_vs_generate_batch"] = res["engine_default"]["output_tok_s"] / res["generate_batch"]["output_tok_s"]
+    say(f"transformers generate_batch: {ntok / dt:,.0f} output tok/s; the engine {res['engine_vs_generate_batch']:.1f}x")
+    save()
+    del hf_model, o; free(None)
 if not args.skip_wide: free(engine_run("engine_default_wide", max_num_seqs=256 if not smoke else 16, max_num_batched_tokens=8192 if not smoke else 512))
 
 # ---- (c) and (d): the same requests through `fastserve serve` with its default flags ----
@@ -268,6 +286,7 @@ eng_out = res["engine_default"]["output_tok_s"]
 res["http_vs_engine"] = res["http_stream"]["output_throughput"] / eng_out
 res["http_vs_engine_no_stream"] = res["http_no_stream"]["output_throughput"] / eng_out
 res["http_vs_engine_2"] = res["http_stream_2"]["output_throughput"] / eng_out          # the second burst of the same requests
+if "generate_batch" in res: res["http_vs_generate_batch"] = res["http_stream"]["output_throughput"] / res["generate_batch"]["output_tok_s"]
 res["read_bw_mbu"] = res["engine_b1"]["mbu"]
 res["read_bw_mbu_http"] = res["http_b1"]["mbu"]
 if not args.skip_eager: res["compile_speedup"] = eng_out / res["engine_no_compile"]["output_tok_s"]

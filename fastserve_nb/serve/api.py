@@ -100,11 +100,12 @@ async def batches(self: _Request) -> AsyncIterator[tuple[int, list[TokenDelta]]]
         async for i, ds in arrivals:
             now = time.perf_counter()
             if first is None: first = now; m.observe("time_to_first_token_seconds", now - self.t0)
-            gaps = ([now - last[i]] if i in last else []) + [0.0] * (len(ds) - 1)   # the ones behind the first come with it
+            n = sum(len(d.token_ids) for d in ds)
+            gaps = ([now - last[i]] if i in last else []) + [0.0] * (n - 1)   # the tokens behind the first come with it
             for g in gaps: m.observe("inter_token_latency_seconds", g)
             last[i] = now
-            self.usage["completion_tokens"] += len(ds)
-            m.inc("generation_tokens_total", len(ds))
+            self.usage["completion_tokens"] += n
+            m.inc("generation_tokens_total", n)
             if (d := ds[-1]).finished:
                 m.observe("e2e_request_latency_seconds", now - self.t0)
                 if d.queue_time is not None: m.observe("request_queue_time_seconds", d.queue_time)

@@ -76,9 +76,9 @@ def detokenize_incrementally(tokenizer, seq: Sequence, decode: Callable[[list[in
 # %% ../../nbs/05_serve.ipynb #5c7fab5c
 @dataclass
 class StepOutput:
-    "What one iteration produced for one sequence."
+    "What one submission produced for one sequence: its tokens (one per decode step it ran, up to where it finished) and the text they add."
     seq: Sequence
-    token_id: int
+    token_ids: list[int]
     text: str                  # the new text (may be "" while a character is incomplete)
     finished: bool
 
@@ -99,6 +99,7 @@ class LLMEngine:
     def __init__(self, model: Decoder, tokenizer=None, config: EngineConfig | None = None, runner: Runner | None = None):
         "`runner`: one already built with this config's KV sizes (e.g. a restarted `PipelineRunner`); else one is made."
         self.model, self.tokenizer, self.config = model, tokenizer, config or EngineConfig()
+        self.decode = decoder(tokenizer) if tokenizer is not None else None   # made once: `_read` calls it twice per sequence and run
         c = self.config
         if runner is not None: self.runner = runner
         elif c.pipeline.size > 1:
@@ -195,16 +196,23 @@ def lookahead(self: LLMEngine, batch, max_steps: int | None = None) -> int:
     """Decode steps to run `batch` for before scheduling again: up to `config.decode_steps` when every unfinished sequence
     is in it as a plain decode (nothing waits to be scheduled, no row needs its tokens on the host between steps), no
     more than any row may still emit; their block tables are then reserved for the positions those steps write."""
-    k, bm = min(self.config.decode_steps, max_steps or self.config.decode_steps), self.block_manager
+    k = min(self.config.decode_steps, max_steps or self.config.decode_steps)
     if k <= 1 or not hasattr(self.runner, "decode_steps"): return 1             # a pipeline runs one step per submission
     if batch.swap_out or batch.swap_in or batch.preempted or len(batch.entries) < len(self.scheduler.seqs): return 1
     for s, n in batch.entries:
         p = s.sampling_params
         if n != 1 or s.num_computed_tokens != s.num_tokens - 1 or not p.is_plain or p.logprobs is not None: return 1
         k = min(k, p.max_tokens - s.num_output_tokens)
-    if k <= 1 or sum(bm.blocks_to_reserve(s, s.num_tokens - 1 + k) for s, _ in batch.entries) > bm.num_free_blocks: return 1
-    for s, _ in batch.entries: bm.reserve(s, s.num_tokens - 1 + k)
-    return k
+    return k if k > 1 and self._reserve(batch, k) else 1
+
+@patch
+def _reserve(self: LLMEngine, batch, k: int, ahead: int = 0) -> bool:
+    """Reserve the blocks each row of `batch` writes in `k` more decode steps after `ahead` steps not yet applied; False
+    (nothing reserved) when the free blocks do not suffice."""
+    bm, upto = self.block_manager, lambda s: s.num_tokens - 1 + ahead + k
+    if sum(bm.blocks_to_reserve(s, upto(s)) for s, _ in batch.entries) > bm.num_free_blocks: return False
+    for s, _ in batch.entries: bm.reserve(s, upto(s))
+    return True
 
 @patch
 def _continue(self: LLMEngine, batch, news: list[dict], run, max_steps: int | None = None):
@@ -212,7 +220,7 @@ def _continue(self: LLMEngine, batch, news: list[dict], run, max_steps: int | No
     them (the scheduler's update, detokenization, the outputs) then overlaps the GPU's next steps. Only where the next
     scheduling step would choose the same: every unfinished request is in the batch, no message waits, no row stops
     with these tokens (stop strings, found in the text, rule a row out). Returns (run, steps) or None."""
-    k, bm, n = min(self.config.decode_steps, max_steps or self.config.decode_steps), self.block_manager, len(news)
+    k, n = min(self.config.decode_steps, max_steps or self.config.decode_steps), len(news)
     if not self.config.overlap or k <= 1 or len(batch.entries) != len(self.scheduler.seqs) or self.pending(): return None
     eos = set(self.scheduler.eos_token_ids)
     for s, _ in batch.entries:
@@ -221,47 +229,52 @@ def _continue(self: LLMEngine, batch, news: list[dict], run, max_steps: int | No
         stops = set(p.stop_token_ids) | (set() if p.ignore_eos else eos)
         if any(new[s.seq_id] in stops for new in news): return None
         k = min(k, p.max_tokens - s.num_output_tokens - n)
-    upto = lambda s: s.num_tokens - 1 + n + k                       # positions written once both runs are done
-    if k <= 1 or sum(bm.blocks_to_reserve(s, upto(s)) for s, _ in batch.entries) > bm.num_free_blocks: return None
-    for s, _ in batch.entries: bm.reserve(s, upto(s))
+    if k <= 1 or not self._reserve(batch, k, ahead=n): return None   # positions written once both runs are done
     return self.runner.launch_steps(batch.entries, k, after=run), k
 
 @patch
 def _advance(self: LLMEngine, batch, news: list[dict], t0: float, now: float) -> list[StepOutput]:
-    """Apply one submission's tokens — one {seq_id: token} per decode step it ran — step by step: the scheduler's update,
-    stop strings, incremental text. A sequence that finishes at one step ignores the steps after it."""
-    c, outs, ended = self.counters, [], set()
+    """Apply one submission's tokens — one {seq_id: token} per decode step it ran — step by step to the scheduler (EOS,
+    stop tokens, `max_tokens`, MLFQ's charge): a sequence that finishes at one step ignores the steps after it. Then one
+    `StepOutput` per sequence for the whole run: its tokens, and their text decoded once. A sequence with stop strings
+    is read at every step instead, so that it ends at the step whose text completes one."""
+    c, got, ended = self.counters, {}, set()          # seq_id -> this run's tokens; sequences finished at an earlier step
     c["swapped_out_blocks"] += len(batch.swap_out); c["swapped_in_blocks"] += len(batch.swap_in); c["preempted"] += len(batch.preempted)
     for new in news:
         finished = {s.seq_id for s in self.scheduler.update(batch, new, now, (now - t0) / len(news))}
         self.num_iterations += 1
-        outs += self._outputs(batch, new, finished, ended)
+        for seq, _ in batch.entries:
+            sid, tok = seq.seq_id, new.get(seq.seq_id)
+            if tok is None or sid in ended or (seq.is_finished and sid not in finished): continue   # aborted in flight
+            got.setdefault(sid, []).append(tok)
+            if seq.sampling_params.stop and self.decode and self._read(seq) and sid not in finished:
+                self.scheduler.finish(seq, "stop"); finished.add(sid)
         ended |= finished
+    outs = [StepOutput(seq, got[seq.seq_id], self._text(seq, seq.seq_id in ended), seq.seq_id in ended)
+            for seq, _ in batch.entries if seq.seq_id in got]
     self.timings["update"] += time.perf_counter() - now
     return outs
 
 @patch
-def _outputs(self: LLMEngine, batch, new: dict, finished: set, ended: set) -> list[StepOutput]:
-    "The `StepOutput`s of one step's tokens `new`: text decoded incrementally and cut at stop strings (which finish more of `finished`)."
-    outs, decode = [], self.tokenizer is not None and decoder(self.tokenizer)
-    for seq, _ in batch.entries:
-        tok = new.get(seq.seq_id)
-        if tok is None or seq.seq_id in ended or (seq.is_finished and seq.seq_id not in finished): continue   # aborted in flight
-        done = seq.seq_id in finished
-        text = ""
-        if self.tokenizer is not None:
-            delta = detokenize_incrementally(self.tokenizer, seq, decode)
-            stops = seq.sampling_params.stop
-            if stops:
-                cut = _find_stop(seq.text, stops, len(delta))
-                if cut is not None:
-                    seq.text = seq.text[:cut]
-                    if not done: self.scheduler.finish(seq, "stop"); finished.add(seq.seq_id); done = True
-            # hold back a tail that may still grow into a stop string; release everything at the end
-            end = len(seq.text) if done or not stops else len(seq.text) - _partial_stop(seq.text, stops)
-            text, seq.emitted = seq.text[seq.emitted:end], max(seq.emitted, end)
-        outs.append(StepOutput(seq, tok, text, done))
-    return outs
+def _read(self: LLMEngine, seq: Sequence) -> bool:
+    "Detokenize `seq`'s unread tokens into `seq.text`; True when they completed one of its stop strings (the text is cut where it starts)."
+    delta = detokenize_incrementally(self.tokenizer, seq, self.decode)
+    stops = seq.sampling_params.stop
+    cut = _find_stop(seq.text, stops, len(delta)) if stops and delta else None
+    if cut is not None: seq.text = seq.text[:cut]
+    return cut is not None
+
+@patch
+def _text(self: LLMEngine, seq: Sequence, done: bool) -> str:
+    """The text to send for `seq` now: what its unread tokens add, less a tail that may still grow into a stop string
+    (all of it once the sequence is done)."""
+    if self.decode is None: return ""
+    self._read(seq)               # a sequence with stop strings was read at every step: nothing new is found here
+    stops = seq.sampling_params.stop
+    end = len(seq.text) if done or not stops else len(seq.text) - _partial_stop(seq.text, stops)
+    text, seq.emitted = seq.text[seq.emitted:end], max(seq.emitted, end)
+    return text
+
 
 # %% ../../nbs/05_serve.ipynb #a2e1ab77
 @patch

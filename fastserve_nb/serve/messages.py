@@ -25,23 +25,24 @@ def queue_time(seq) -> float | None:
 # %% ../../nbs/05eb_messages.ipynb #48fc9f8f
 @dataclass
 class TokenDelta:
-    "One new token of one request, as the API streams it."
-    token_id: int
+    "The new tokens of one request from one engine step (several when it ran a run of decode steps), as the API streams them."
+    token_ids: list[int]
     text: str                              # new text ('' while a character is incomplete)
     finished: bool = False
     finish_reason: str | None = None       # "stop" | "length" | "abort" on the last delta
     num_prompt_tokens: int = 0
     queue_time: float | None = None        # arrival to first scheduling (s), on the last delta
-    logprob: tuple | None = None           # (log p of this token, [(id, log p) of the top k]) when the request asked
+    logprobs: list | None = None           # per token (log p, [(id, log p) of the top k]) when the request asked
     prompt_logprobs: list | None = None    # on the first delta of a request scoring its prompt: one such pair per prompt token 1..
 
     @classmethod
     def of(cls, out) -> TokenDelta:
         "The delta of one engine `StepOutput`: finish reason and queue time on the last one, prompt log-probabilities on the first."
         s, fin, p = out.seq, out.finished, out.seq.sampling_params
-        plp = list(s.prompt_logprobs) if p.prompt_logprobs is not None and s.num_output_tokens == 1 else None
-        return cls(out.token_id, out.text, fin, s.finish_reason if fin else None, s.num_prompt_tokens, queue_time(s) if fin else None,
-                   s.logprobs[-1] if p.logprobs is not None and s.logprobs else None, plp)
+        n = len(out.token_ids)
+        plp = list(s.prompt_logprobs) if p.prompt_logprobs is not None and s.num_output_tokens == n else None
+        return cls(list(out.token_ids), out.text, fin, s.finish_reason if fin else None, s.num_prompt_tokens, queue_time(s) if fin else None,
+                   s.logprobs[-n:] if p.logprobs is not None and s.logprobs else None, plp)
 
 # %% ../../nbs/05eb_messages.ipynb #0a5ffcb4
 @dataclass
@@ -86,7 +87,7 @@ class Stats:
 
 @dataclass
 class Outputs:
-    "The deltas one iteration produced: (request id, delta) pairs."
+    "The deltas one engine step produced: (request id, delta) pairs, one per request."
     deltas: list[tuple[int, TokenDelta]]
 
 @dataclass

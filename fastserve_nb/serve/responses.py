@@ -72,12 +72,12 @@ class Answer:
         self.choices = [Choice(p, e) for p, e in zip(prompts, echo or [""] * len(prompts))]
 
     def add(self, i: int, d: TokenDelta) -> Choice:
-        "Take delta `d` of choice `i`: its text, its token's log-probabilities, the prompt's on the first delta."
+        "Take delta `d` of choice `i`: its text, its tokens' log-probabilities, the prompt's on the first delta."
         c = self.choices[i]
         if d.prompt_logprobs is not None: c.ids += c.prompt_ids; c.entries += [None, *d.prompt_logprobs]
         if not self.score_only:
             c.text += d.text
-            if d.logprob is not None: c.ids.append(d.token_id); c.entries.append(d.logprob)
+            if d.logprobs is not None: c.ids += d.token_ids; c.entries += d.logprobs
         if d.finished: c.finish_reason = d.finish_reason
         return c
 

@@ -384,9 +384,10 @@ class DecodeRun:
     done: Any = None             # a CUDA event recorded after the copy (None on the CPU: already there)
 
 @patch
-def _step_after(self: ModelRunner, last, pos, meta):
-    "The next decode step's inputs, made on the device from the step before: tokens, positions + 1, context lengths + 1, slots."
-    pos, rows = pos + 1, torch.arange(pos.shape[1], device=self.device)
+def _step_after(self: ModelRunner, last, pos, meta, rows):
+    """The next decode step's inputs, made on the device from the step before: tokens, positions + 1, context lengths + 1,
+    slots. `rows`: `arange(B)` on the device, made once per run."""
+    pos = pos + 1
     p = pos[0]
     return last[None], pos, replace(meta, context_lens=meta.context_lens + 1,
                                     slot_mapping=torch.stack((meta.block_tables[rows, p // self.block_size].long(), p % self.block_size)))
@@ -398,6 +399,7 @@ def launch_steps(self: ModelRunner, entries, steps: int, after: DecodeRun | None
     tables must cover every position written. `after`: continue the rows of a run not yet collected from where it ends
     (its block tables read again: the caller may have reserved more)."""
     if steps < 1: raise ValueError(f"decode_steps needs steps ≥ 1, got {steps}")
+    rows = torch.arange(len(entries), device=self.device)                      # one row per entry, whatever their order
     if after is None:
         if self.pool.in_flight: self.pool.wait_for({b for s, _ in entries for b in s.block_table})
         ids, pos, meta, order = self.prepare(entries)
@@ -407,10 +409,10 @@ def launch_steps(self: ModelRunner, entries, steps: int, after: DecodeRun | None
         order, plan = after.order, after.plan
         if [s.seq_id for s, _ in entries] != [s.seq_id for s in order]: raise ValueError("a continued run decodes the rows of the run it continues, in its order")
         bt = torch.from_numpy(block_table_matrix(order)).to(self.device, non_blocking=True)
-        ids, pos, meta = self._step_after(after.last, after.pos, replace(after.meta, block_tables=bt))
+        ids, pos, meta = self._step_after(after.last, after.pos, replace(after.meta, block_tables=bt), rows)
     toks = []
     for j in range(steps):
-        if j: ids, pos, meta = self._step_after(toks[-1], pos, meta)
+        if j: ids, pos, meta = self._step_after(toks[-1], pos, meta, rows)
         toks.append(plan(self.run_model(ids, pos, meta)))
     out = torch.stack(toks)                                                     # (steps, B)
     if self.device.type != "cuda": return DecodeRun(order, plan, pos, meta, toks[-1], out)
