@@ -251,11 +251,21 @@ res["server_flags"] = flags
 log_lines = []
 threading.Thread(target=lambda: [log_lines.append(l.rstrip()) for l in proc.stdout], daemon=True).start()   # keep the pipe drained
 say(f"server healthy at {url} in {res['server_startup_s']:.1f} s")
+def worker_seconds():
+    "The worker's cumulative phase seconds and iterations, from the server's /metrics (05g_resources' `engine_stats`)."
+    import urllib.request
+    from prometheus_client.parser import text_string_to_metric_families
+    time.sleep(0.3)                                                # the worker's gauges come every 0.25 s, and when it goes idle
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as r: text = r.read().decode()
+    return {f.name.split(":")[-1]: f.samples[0].value for f in text_string_to_metric_families(text)
+            if f.name.split(":")[-1].startswith("engine_") and f.samples}
+
 try:
     for k, (key, stream) in enumerate((("http_stream", True), ("http_no_stream", False), ("http_stream_2", True), ("http_no_stream_2", False))):   # each twice: the spread
-        c0 = time.process_time()
+        c0, w0 = time.process_time(), worker_seconds()
         s, _ = asyncio.run(run_benchmark(url, str(folder), fresh(2 + k), stream=stream, ignore_eos=True, warmup=2))
-        res[key] = dict(s, client_cpu_s=time.process_time() - c0)          # the benchmark client's own CPU time
+        w1 = worker_seconds()                                               # includes the warm-up requests' few iterations
+        res[key] = dict(s, client_cpu_s=time.process_time() - c0, worker={n: w1[n] - w0.get(n, 0.0) for n in w1})   # the client's own CPU time; the worker's phases
         say(f"HTTP {'streamed' if stream else 'not streamed'}: {s['output_throughput']:,.0f} output tok/s, "
             f"TTFT p50 {s['median_ttft_ms'] or float('nan'):.0f} ms, failed {s['failed']}")
         save()

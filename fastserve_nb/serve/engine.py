@@ -342,6 +342,7 @@ class EngineLoop:
         self.rid_of: dict[int, int] = {}                  # seq_id -> request id
         self.seq_of: dict[int, int] = {}                  # request id -> seq_id
         self.stopping, self.last_stats, self.arrived = False, 0.0, False
+        self.timings = dict(receive=0.0, send=0.0)       # seconds handling messages in, and making and sending the deltas
         engine.pending = lambda: conn.poll(0)             # a message waiting stops the engine queueing a run ahead
 
     def run(self):
@@ -357,11 +358,14 @@ class EngineLoop:
     def turn(self):
         """One round: every message waiting, one engine step, its deltas out. A round in which a request arrived runs a
         single decode step: while requests keep arriving, each is scheduled at the next step, not after a run of them."""
-        self.arrived = False
-        self.receive(0 if self.eng.has_unfinished() else 0.05)
+        self.arrived, busy = False, self.eng.has_unfinished()
+        t = time.perf_counter()
+        self.receive(0 if busy else 0.05)
+        if busy: self.timings["receive"] += time.perf_counter() - t    # not the wait of an idle loop
         self.before_step()
         outs = self.eng.step(1 if self.arrived else None)
-        if outs: self.conn.send(Outputs([self.delta(o) for o in outs]))
+        t = time.perf_counter()
+        if outs: self.conn.send(Outputs([self.delta(o) for o in outs])); self.timings["send"] += time.perf_counter() - t
         elif not self.eng.has_unfinished(): self.idle()
         if time.monotonic() - self.last_stats > 0.25 or (outs and not self.eng.has_unfinished()): self.send_stats()   # idle: fresh gauges
 
@@ -380,7 +384,8 @@ class EngineLoop:
                 for rid in list(self.seq_of): self.eng.abort(self.seq_of.pop(rid))
 
     def send_stats(self):
-        self.conn.send(Stats(self.stats()))
+        "The engine's gauges (`stats`), with the seconds this loop spent receiving and sending."
+        self.conn.send(Stats(self.stats() | {f"engine_loop_{k}_seconds": v for k, v in self.timings.items()}))
         self.last_stats = time.monotonic()
 
     # -- hooks (05ha_worker's EngineWorker fills them in) --

@@ -30,7 +30,13 @@ HELP = {   # the # HELP line of each counter (named without _total) and gauge
     "kv_cache_num_blocks": "KV blocks in the pool.", "kv_cache_usable_blocks": "KV blocks the scheduler may use now.",
     "kv_cache_free_blocks": "KV blocks free.", "memory_available_bytes": "Device memory available (bytes).",
     "engine_restarts": "Times the engine worker was restarted.", "engine_alive": "1 while the engine worker runs.",
-    "pipeline_stages_alive": "Pipeline stage processes running."}
+    "pipeline_stages_alive": "Pipeline stage processes running.",
+    "engine_iterations": "Engine iterations (decode steps count one each) since the engine started.",
+    "engine_schedule_seconds": "Seconds the engine's steps spent choosing batches, since it started.",
+    "engine_execute_seconds": "Seconds the engine's steps spent launching work and waiting for the device, since it started.",
+    "engine_update_seconds": "Seconds the engine's steps spent applying tokens (scheduler update, detokenization), since it started.",
+    "engine_loop_receive_seconds": "Seconds the engine loop spent handling incoming messages while it had work, since it started.",
+    "engine_loop_send_seconds": "Seconds the engine loop spent making and sending the deltas, since it started."}
 
 VLLM_ALIASES = {   # our family (no prefix, no _total) -> vLLM's names of the same thing
     "num_requests_running": ("vllm:num_requests_running",), "num_requests_waiting": ("vllm:num_requests_waiting",),

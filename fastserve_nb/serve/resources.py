@@ -136,7 +136,9 @@ class AdmissionController:
 
 # %% ../../nbs/05g_resources.ipynb #d471295f
 def engine_stats(engine, budget: KVBudget | None = None, device: str = "cpu") -> dict:
-    "Gauges for /metrics: running/waiting/swapped requests, KV blocks and usage, memory available."
+    """Gauges for /metrics: running/waiting/swapped requests, KV blocks and usage, memory available; the engine's
+    iterations and the seconds its steps spent scheduling, executing (launching, and waiting for the device) and
+    updating (applying tokens, detokenizing) since it started — two scrapes give where a burst's time went."""
     for _ in range(5):
         try:
             s, bm = engine.scheduler, engine.block_manager
@@ -146,6 +148,7 @@ def engine_stats(engine, budget: KVBudget | None = None, device: str = "cpu") ->
             return {"num_requests_running": s.num_running, "num_requests_waiting": s.num_waiting, "num_requests_swapped": s.num_swapped,
                     "kv_cache_usage_perc": used / max(usable, 1), "kv_cache_num_blocks": bm.num_blocks,
                     "kv_cache_usable_blocks": usable, "kv_cache_free_blocks": bm.num_free_blocks,
-                    "memory_available_bytes": available_memory(device)}
+                    "memory_available_bytes": available_memory(device), "engine_iterations": engine.num_iterations,
+                    **{f"engine_{k}_seconds": v for k, v in engine.timings.items()}}
         except RuntimeError: time.sleep(0.001)          # "dictionary changed size during iteration": read again
     return {}
