@@ -8,12 +8,15 @@ tied; no EOS) with a word-level tokenizer of the same vocabulary is written to a
 (b) the engine called directly (`service.load_engine`, the server's own configuration) on 256 requests (prompts
     uniform 64-512 random ids, 256 new tokens, ignore_eos): compile off, then the default (compiled, CUDA graphs,
     on a GPU batches of up to 256 requests and 8,192 tokens, 8 decode steps per scheduling step while all decode),
+    its second pass on new prompts (`engine_default_2`: what a first pass pays once, on a machine whose compiled-kernel
+    caches are cold, shows as the difference), 256 one-token requests (`engine_prefill_only_s`),
     then a 256-wide batch named as such (max_num_seqs 256, max_num_batched_tokens 8192; `--skip-wide` leaves it out);
 (c) the same 256 requests through `fastserve serve --model DIR --max-model-len 1024` (default flags otherwise) with
     the HTTP benchmark client (`fastserve_nb.serve.bench_serve`), streamed and not, each twice (`http_stream`,
     `http_stream_2`: the spread from one burst to the next; `http_vs_engine` uses the first). Every pass sends the
     same lengths with its own token ids (`fresh`): a pass that repeated earlier prompts would find them in the prefix
-    cache and skip their prefill;
+    cache and skip their prefill. `http_intake`: 256 one-token requests at once, beside `engine_prefill_only_s`: how
+    long the server takes to take in a burst. Around each pass the worker's phase seconds are read from /metrics;
 (d) batch-1 decode tok/s through the engine and through HTTP streaming; MBU = weight bytes x tok/s / read_bw; the
     engine's batch-1 decode again with 1, 2, 4, 8 and 16 decode steps per scheduling step, and the batch-1 CUDA graph
     replayed back to back (the GPU's own time per step: what the host adds is the difference);
@@ -221,6 +224,10 @@ if args.compare_overlap:        # the same engine with each run of decode steps 
     engine_run("engine_no_overlap", eng, pass_no=1)
     eng.config.overlap = True
     res["overlap_speedup"] = res["engine_default"]["output_tok_s"] / res["engine_no_overlap"]["output_tok_s"]
+engine_run("engine_default_2", eng, pass_no=10)   # a second pass, new prompts: what the first pass paid once (kernels compiled for new shapes, allocations)
+t = time.perf_counter()                           # prompts only: 256 prefills and one token each, the engine's side of `http_intake`
+eng.generate([r.prompt for r in fresh(12)], SamplingParams(max_tokens=1, ignore_eos=True)); sync()
+res["engine_prefill_only_s"] = time.perf_counter() - t
 if args.profile_wide: profile_wide(eng)
 b1_engine(eng, "engine_b1")
 b1_sweep(eng)
@@ -269,6 +276,10 @@ try:
         say(f"HTTP {'streamed' if stream else 'not streamed'}: {s['output_throughput']:,.0f} output tok/s, "
             f"TTFT p50 {s['median_ttft_ms'] or float('nan'):.0f} ms, failed {s['failed']}")
         save()
+    intake = [dataclasses.replace(r, max_tokens=1) for r in fresh(12)]          # how fast the server takes in a burst: one token each
+    s, _ = asyncio.run(run_benchmark(url, str(folder), intake, stream=False, ignore_eos=True, warmup=2))
+    res["http_intake"] = {"seconds": s["duration_s"], "engine_prefill_only_s": res["engine_prefill_only_s"], "summary": s}
+    say(f"HTTP intake: {N} one-token requests in {s['duration_s']:.2f} s (the engine alone: {res['engine_prefill_only_s']:.2f} s)")
     s, _ = asyncio.run(run_benchmark(url, str(folder), b1, stream=True, ignore_eos=True, max_concurrency=1, warmup=1))
     tok_s = 1e3 / s["median_tpot_ms"]
     res["http_b1"] = {"tok_s": tok_s, "tpot_ms": s["median_tpot_ms"], "mbu": wbytes * tok_s / read_bw, "summary": s}
@@ -295,7 +306,8 @@ if args.http_steps1:    # the same streamed run with one decode step per schedul
 eng_out = res["engine_default"]["output_tok_s"]
 res["http_vs_engine"] = res["http_stream"]["output_throughput"] / eng_out
 res["http_vs_engine_no_stream"] = res["http_no_stream"]["output_throughput"] / eng_out
-res["http_vs_engine_2"] = res["http_stream_2"]["output_throughput"] / eng_out          # the second burst of the same requests
+res["http_vs_engine_2"] = res["http_stream_2"]["output_throughput"] / eng_out          # the second burst (its own prompts)
+res["http_vs_engine_warm"] = res["http_stream_2"]["output_throughput"] / res["engine_default_2"]["output_tok_s"]   # second pass beside second pass
 if "generate_batch" in res: res["http_vs_generate_batch"] = res["http_stream"]["output_throughput"] / res["generate_batch"]["output_tok_s"]
 res["read_bw_mbu"] = res["engine_b1"]["mbu"]
 res["read_bw_mbu_http"] = res["http_b1"]["mbu"]
