@@ -16,7 +16,8 @@ tied; no EOS) with a word-level tokenizer of the same vocabulary is written to a
     `http_stream_2`: the spread from one burst to the next; `http_vs_engine` uses the first). Every pass sends the
     same lengths with its own token ids (`fresh`): a pass that repeated earlier prompts would find them in the prefix
     cache and skip their prefill. `http_intake`: 256 one-token requests at once, beside `engine_prefill_only_s`: how
-    long the server takes to take in a burst. Around each pass the worker's phase seconds are read from /metrics;
+    long the server takes to take in a burst; `--http-floor` sends that burst to bench/echo_server.py (no model) too.
+    Around each pass the worker's phase seconds are read from /metrics;
 (d) batch-1 decode tok/s through the engine and through HTTP streaming; MBU = weight bytes x tok/s / read_bw; the
     engine's batch-1 decode again with 1, 2, 4, 8 and 16 decode steps per scheduling step, and the batch-1 CUDA graph
     replayed back to back (the GPU's own time per step: what the host adds is the difference);
@@ -58,6 +59,7 @@ ap.add_argument("--profile-wide", action="store_true", help="profile the 256-wid
 ap.add_argument("--compare-overlap", action="store_true", help="also run the engine with overlap off (each run applied before the next is queued)")
 ap.add_argument("--profile-api", action="store_true", help="one more streamed burst with the API process under cProfile (api_profile_gpu.txt)")
 ap.add_argument("--generate-batch", action="store_true", help="also run transformers' generate_batch on the same requests (same lengths, own ids)")
+ap.add_argument("--http-floor", action="store_true", help="also send the intake burst to bench/echo_server.py (no model): the client and web stack alone")
 ap.add_argument("--http-steps1", action="store_true", help="also serve with --decode-steps 1 (streamed), to separate decode steps from HTTP")
 args = ap.parse_args()
 smoke = args.smoke
@@ -277,8 +279,11 @@ try:
             f"TTFT p50 {s['median_ttft_ms'] or float('nan'):.0f} ms, failed {s['failed']}")
         save()
     intake = [dataclasses.replace(r, max_tokens=1) for r in fresh(12)]          # how fast the server takes in a burst: one token each
+    c0, w0 = time.process_time(), worker_seconds()
     s, _ = asyncio.run(run_benchmark(url, str(folder), intake, stream=False, ignore_eos=True, warmup=2))
-    res["http_intake"] = {"seconds": s["duration_s"], "engine_prefill_only_s": res["engine_prefill_only_s"], "summary": s}
+    w1 = worker_seconds()
+    res["http_intake"] = {"seconds": s["duration_s"], "engine_prefill_only_s": res["engine_prefill_only_s"], "client_cpu_s": time.process_time() - c0,
+                          "worker": {n: w1[n] - w0.get(n, 0.0) for n in w1}, "summary": s}
     say(f"HTTP intake: {N} one-token requests in {s['duration_s']:.2f} s (the engine alone: {res['engine_prefill_only_s']:.2f} s)")
     s, _ = asyncio.run(run_benchmark(url, str(folder), b1, stream=True, ignore_eos=True, max_concurrency=1, warmup=1))
     tok_s = 1e3 / s["median_tpot_ms"]
@@ -289,6 +294,21 @@ finally:
     try: proc.wait(60)
     except subprocess.TimeoutExpired: proc.kill()
 res["server_log"] = [l for l in log_lines if "engine" in l or "compiled" in l or "built in" in l or "warmed" in l][:10]
+
+if args.http_floor:    # the same intake burst to a server with no model: what the client and the web stack take alone
+    import socket, urllib.request
+    with socket.socket() as sk: sk.bind(("127.0.0.1", 0)); port = sk.getsockname()[1]
+    echo = subprocess.Popen([sys.executable, str(ROOT / "bench" / "echo_server.py"), str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try: urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1); break
+            except OSError: time.sleep(0.2)
+        c0 = time.process_time()
+        s, _ = asyncio.run(run_benchmark(f"http://127.0.0.1:{port}", "echo", intake, stream=False, warmup=2))
+        res["http_floor"] = {"seconds": s["duration_s"], "client_cpu_s": time.process_time() - c0, "summary": s}
+        say(f"HTTP floor (no model): {N} one-token requests in {s['duration_s']:.2f} s, client CPU {res['http_floor']['client_cpu_s']:.2f} s")
+        save()
+    finally: echo.terminate(); echo.wait(30)
 
 if args.http_steps1:    # the same streamed run with one decode step per scheduling step
     proc, url = launch(*flags, "--decode-steps", "1", timeout=600, command=[sys.executable, "-m", "fastserve_nb.serve.service"])
