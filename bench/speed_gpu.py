@@ -17,6 +17,8 @@ tied; no EOS) with a word-level tokenizer of the same vocabulary is written to a
     same lengths with its own token ids (`fresh`): a pass that repeated earlier prompts would find them in the prefix
     cache and skip their prefill. `http_intake`: 256 one-token requests at once, beside `engine_prefill_only_s`: how
     long the server takes to take in a burst; `--http-floor` sends that burst to bench/echo_server.py (no model) too.
+    `--client-procs K` sends a streamed burst and the intake burst again from K client processes at once
+    (`http_stream_mp`, `http_intake_mp`, `http_vs_engine_mp`): one Python client is CPU-bound at ~3 ms per request.
     Around each pass the worker's phase seconds are read from /metrics;
 (d) batch-1 decode tok/s through the engine and through HTTP streaming; MBU = weight bytes x tok/s / read_bw; the
     engine's batch-1 decode again with 1, 2, 4, 8 and 16 decode steps per scheduling step, and the batch-1 CUDA graph
@@ -60,6 +62,7 @@ ap.add_argument("--compare-overlap", action="store_true", help="also run the eng
 ap.add_argument("--profile-api", action="store_true", help="one more streamed burst with the API process under cProfile (api_profile_gpu.txt)")
 ap.add_argument("--generate-batch", action="store_true", help="also run transformers' generate_batch on the same requests (same lengths, own ids)")
 ap.add_argument("--http-floor", action="store_true", help="also send the intake burst to bench/echo_server.py (no model): the client and web stack alone")
+ap.add_argument("--client-procs", type=int, default=0, help="also send a streamed burst and the intake burst from this many client processes at once (0: no)")
 ap.add_argument("--http-steps1", action="store_true", help="also serve with --decode-steps 1 (streamed), to separate decode steps from HTTP")
 args = ap.parse_args()
 smoke = args.smoke
@@ -260,6 +263,30 @@ res["server_flags"] = flags
 log_lines = []
 threading.Thread(target=lambda: [log_lines.append(l.rstrip()) for l in proc.stdout], daemon=True).start()   # keep the pipe drained
 say(f"server healthy at {url} in {res['server_startup_s']:.1f} s")
+def _client_part(job):
+    "One client process's share of a burst: its requests sent at `t_start` (wall clock); (results, end time, CPU seconds)."
+    url, model, reqs, stream, t_start = job
+    import httpx
+    from fastserve_nb.serve.bench_serve import send_request
+    async def go():
+        limits = httpx.Limits(max_connections=len(reqs), max_keepalive_connections=len(reqs))
+        async with httpx.AsyncClient(timeout=httpx.Timeout(None), limits=limits) as client:
+            await asyncio.sleep(max(0.0, t_start - time.time()))
+            c0 = time.process_time()
+            out = await asyncio.gather(*(send_request(client, url, model, r, stream, True) for r in reqs))
+            return out, time.time(), time.process_time() - c0
+    return asyncio.run(go())
+
+def run_procs(base: str, model: str, reqs, stream: bool, procs: int):
+    """The burst sent by `procs` client processes at once, each a round-robin share (one Python client is CPU-bound at
+    ~3 ms per request); (summary as `run_benchmark`'s, the clients' CPU seconds)."""
+    import multiprocessing as mp
+    from fastserve_nb.serve.bench_serve import summarize
+    t_start = time.time() + 1.0                                       # every process is up by then
+    with mp.get_context("fork").Pool(procs) as pool:                  # fork: the children run no CUDA, only the client
+        parts = pool.map(_client_part, [(base.rstrip("/") + "/v1/completions", model, reqs[i::procs], stream, t_start) for i in range(procs)])
+    return summarize([r for p in parts for r in p[0]], max(p[1] for p in parts) - t_start), sum(p[2] for p in parts)
+
 def worker_seconds():
     "The worker's cumulative phase seconds and iterations, from the server's /metrics (05g_resources' `engine_stats`)."
     import urllib.request
@@ -285,6 +312,16 @@ try:
     res["http_intake"] = {"seconds": s["duration_s"], "engine_prefill_only_s": res["engine_prefill_only_s"], "client_cpu_s": time.process_time() - c0,
                           "worker": {n: w1[n] - w0.get(n, 0.0) for n in w1}, "summary": s}
     say(f"HTTP intake: {N} one-token requests in {s['duration_s']:.2f} s (the engine alone: {res['engine_prefill_only_s']:.2f} s)")
+    if args.client_procs:     # the same bursts from several client processes: the server, not one client's CPU, sets the pace
+        w0 = worker_seconds()
+        s, cpu = run_procs(url, str(folder), fresh(13), True, args.client_procs)
+        w1 = worker_seconds()
+        res["http_stream_mp"] = dict(s, client_procs=args.client_procs, client_cpu_s=cpu, worker={n: w1[n] - w0.get(n, 0.0) for n in w1})
+        say(f"HTTP streamed, {args.client_procs} client processes: {s['output_throughput']:,.0f} output tok/s, TTFT p50 {s['median_ttft_ms']:.0f} ms, TPOT p50 {s['median_tpot_ms']:.2f} ms")
+        s, cpu = run_procs(url, str(folder), [dataclasses.replace(r, max_tokens=1) for r in fresh(14)], False, args.client_procs)
+        res["http_intake_mp"] = {"seconds": s["duration_s"], "client_procs": args.client_procs, "client_cpu_s": cpu, "summary": s}
+        say(f"HTTP intake, {args.client_procs} client processes: {N} one-token requests in {s['duration_s']:.2f} s")
+        save()
     s, _ = asyncio.run(run_benchmark(url, str(folder), b1, stream=True, ignore_eos=True, max_concurrency=1, warmup=1))
     tok_s = 1e3 / s["median_tpot_ms"]
     res["http_b1"] = {"tok_s": tok_s, "tpot_ms": s["median_tpot_ms"], "mbu": wbytes * tok_s / read_bw, "summary": s}
@@ -306,6 +343,10 @@ if args.http_floor:    # the same intake burst to a server with no model: what t
         c0 = time.process_time()
         s, _ = asyncio.run(run_benchmark(f"http://127.0.0.1:{port}", "echo", intake, stream=False, warmup=2))
         res["http_floor"] = {"seconds": s["duration_s"], "client_cpu_s": time.process_time() - c0, "summary": s}
+        if args.client_procs:
+            s, cpu = run_procs(f"http://127.0.0.1:{port}", "echo", intake, False, args.client_procs)
+            res["http_floor_mp"] = {"seconds": s["duration_s"], "client_procs": args.client_procs, "client_cpu_s": cpu, "summary": s}
+            say(f"HTTP floor (no model), {args.client_procs} client processes: {s['duration_s']:.2f} s")
         say(f"HTTP floor (no model): {N} one-token requests in {s['duration_s']:.2f} s, client CPU {res['http_floor']['client_cpu_s']:.2f} s")
         save()
     finally: echo.terminate(); echo.wait(30)
@@ -329,6 +370,9 @@ res["http_vs_engine_no_stream"] = res["http_no_stream"]["output_throughput"] / e
 res["http_vs_engine_2"] = res["http_stream_2"]["output_throughput"] / eng_out          # the second burst (its own prompts)
 res["http_vs_engine_warm"] = res["http_stream_2"]["output_throughput"] / res["engine_default_2"]["output_tok_s"]   # second pass beside second pass
 if "generate_batch" in res: res["http_vs_generate_batch"] = res["http_stream"]["output_throughput"] / res["generate_batch"]["output_tok_s"]
+if "http_stream_mp" in res:
+    res["http_vs_engine_mp"] = res["http_stream_mp"]["output_throughput"] / eng_out
+    res["http_vs_engine_mp_warm"] = res["http_stream_mp"]["output_throughput"] / res["engine_default_2"]["output_tok_s"]
 res["read_bw_mbu"] = res["engine_b1"]["mbu"]
 res["read_bw_mbu_http"] = res["http_b1"]["mbu"]
 if not args.skip_eager: res["compile_speedup"] = eng_out / res["engine_no_compile"]["output_tok_s"]
