@@ -263,30 +263,12 @@ res["server_flags"] = flags
 log_lines = []
 threading.Thread(target=lambda: [log_lines.append(l.rstrip()) for l in proc.stdout], daemon=True).start()   # keep the pipe drained
 say(f"server healthy at {url} in {res['server_startup_s']:.1f} s")
-def _client_part(job):
-    "One client process's share of a burst: its requests sent at `t_start` (wall clock); (results, end time, CPU seconds)."
-    url, model, reqs, stream, t_start = job
-    import httpx
-    from fastserve_nb.serve.bench_serve import send_request
-    async def go():
-        limits = httpx.Limits(max_connections=len(reqs), max_keepalive_connections=len(reqs))
-        async with httpx.AsyncClient(timeout=httpx.Timeout(None), limits=limits) as client:
-            await asyncio.sleep(max(0.0, t_start - time.time()))
-            c0 = time.process_time()
-            out = await asyncio.gather(*(send_request(client, url, model, r, stream, True) for r in reqs))
-            return out, time.time(), time.process_time() - c0
-    return asyncio.run(go())
-
 def run_procs(base: str, model: str, reqs, stream: bool, procs: int):
-    """The burst sent by `procs` client processes at once, each a round-robin share (one Python client is CPU-bound at
-    ~3 ms per request); (summary as `run_benchmark`'s, the clients' CPU seconds)."""
-    import multiprocessing as mp
-    from fastserve_nb.serve.bench_serve import summarize
-    t_start = time.time() + 1.0                                       # every process is up by then
-    with mp.get_context("fork").Pool(procs) as pool:                  # fork: the children run no CUDA, only the client
-        parts = pool.map(_client_part, [(base.rstrip("/") + "/v1/completions", model, reqs[i::procs], stream, t_start) for i in range(procs)])
-    return summarize([r for p in parts for r in p[0]], max(p[1] for p in parts) - t_start), sum(p[2] for p in parts)
-
+    "The burst from `procs` client processes that start together (`run_benchmark(processes=...)`); (summary, the clients' CPU seconds)."
+    c0 = time.process_time(); ch0 = os.times()
+    s, _ = asyncio.run(run_benchmark(base, model, reqs, stream=stream, ignore_eos=True, warmup=0, processes=procs))
+    ch1 = os.times()
+    return s, (ch1.children_user + ch1.children_system) - (ch0.children_user + ch0.children_system)
 def worker_seconds():
     "The worker's cumulative phase seconds and iterations, from the server's /metrics (05g_resources' `engine_stats`)."
     import urllib.request

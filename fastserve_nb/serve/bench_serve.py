@@ -145,11 +145,30 @@ def summarize(results: list[RequestResult], duration: float) -> dict:
     return out
 
 # %% ../../nbs/05l_bench_serve.ipynb #de0a8bc1
+def _share(job) -> tuple[list[RequestResult], float]:
+    """One client process's share of a run: its requests, each sent at its time after the shared start `t0` (wall
+    clock); (results, the wall-clock time its last answer ended)."""
+    url, model, reqs, stream, ignore_eos, headers, t0 = job
+    async def go():
+        import httpx
+        limits = httpx.Limits(max_connections=len(reqs), max_keepalive_connections=len(reqs))
+        async with httpx.AsyncClient(timeout=httpx.Timeout(None), limits=limits) as client:
+            start = time.perf_counter() + (t0 - time.time())
+            async def one(r: BenchRequest) -> RequestResult:
+                await asyncio.sleep(max(0.0, start + r.send_at - time.perf_counter()))
+                return await send_request(client, url, model, r, stream, ignore_eos, headers)
+            return await asyncio.gather(*(one(r) for r in reqs))
+    results = asyncio.run(go())
+    return results, time.time()
+
 async def run_benchmark(base_url: str, model: str, reqs: list[BenchRequest], stream: bool = True, ignore_eos: bool = False,
                         max_concurrency: int | None = None, api_key: str | None = None, warmup: int = 1,
-                        progress: bool = False) -> tuple[dict, list[RequestResult]]:
-    "Send `reqs` to `base_url`'s /v1/completions at their times; (summary, per-request results)."
+                        progress: bool = False, processes: int = 1) -> tuple[dict, list[RequestResult]]:
+    """Send `reqs` to `base_url`'s /v1/completions at their times; (summary, per-request results). `processes` > 1:
+    the requests are shared round-robin among that many client processes that start together."""
     import httpx
+    if processes < 1: raise ValueError(f"client_processes must be ≥ 1, got {processes}")
+    if processes > 1 and max_concurrency: raise ValueError("max_concurrency limits one client process: use it with client_processes 1")
     url, headers = base_url.rstrip("/") + "/v1/completions", {"Authorization": f"Bearer {api_key}"} if api_key else None
     gate = asyncio.Semaphore(max_concurrency) if max_concurrency else None
     limits = httpx.Limits(max_connections=max_concurrency or len(reqs) + warmup, max_keepalive_connections=max_concurrency or len(reqs) + warmup)
@@ -157,6 +176,16 @@ async def run_benchmark(base_url: str, model: str, reqs: list[BenchRequest], str
         for r in reqs[:warmup]:
             w = await send_request(client, url, model, BenchRequest(r.prompt, r.prompt_len, min(r.max_tokens, 4), 0.0), stream, ignore_eos, headers)
             if not w.ok: raise RuntimeError(f"the warm-up request failed: {w.error}")
+        if processes > 1:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+            ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")   # fork: a script's own code is not run again
+            t0, loop, results = time.time() + 0.5 + 0.1 * processes, asyncio.get_running_loop(), [None] * len(reqs)   # every process is up by t0
+            with ProcessPoolExecutor(processes, mp_context=ctx) as ex:
+                parts = await asyncio.gather(*(loop.run_in_executor(ex, _share, (url, model, reqs[i::processes], stream, ignore_eos, headers, t0))
+                                               for i in range(processes)))
+            for i, (rs, _) in enumerate(parts): results[i::processes] = rs
+            return summarize(results, max(end for _, end in parts) - t0), results
         done = 0
         async def one(r: BenchRequest) -> RequestResult:
             nonlocal done
@@ -172,6 +201,7 @@ async def run_benchmark(base_url: str, model: str, reqs: list[BenchRequest], str
         duration = time.perf_counter() - start
     return summarize(results, duration), results
 
+
 # %% ../../nbs/05l_bench_serve.ipynb #09ed914a
 _FLAGS = [  # (flag, type, default, help)
     ("base_url", str, "http://127.0.0.1:8000", "the server's address"),
@@ -182,6 +212,7 @@ _FLAGS = [  # (flag, type, default, help)
     ("request_rate", float, math.inf, "requests per second (inf: all at once)"),
     ("burstiness", float, 1.0, "gamma shape of the gaps: 1 is Poisson, < 1 burstier"),
     ("max_concurrency", int, 0, "most requests in flight (0: no limit)"),
+    ("client_processes", int, 1, "client processes sending the requests (one Python client is CPU-bound at a few ms per request)"),
     ("prompt_kind", str, "ids", "ids (token ids, exact lengths) | text (random ids decoded by the tokenizer)"),
     ("tokenizer", str, None, "the tokenizer's checkpoint for text prompts and the vocabulary size (default: --model)"),
     ("vocab_size", int, 0, "ids are drawn from [0, vocab_size) (0: the tokenizer's size)"),
@@ -214,6 +245,8 @@ def bench_from_args(args: argparse.Namespace) -> dict:
     "Run the benchmark the parsed flags describe; the result (summary + workload), also written to `result_file`."
     if args.prompt_kind not in ("ids", "text"): raise ValueError(f"prompt_kind must be ids or text, got {args.prompt_kind!r}")
     if args.max_concurrency < 0: raise ValueError(f"max_concurrency must be ≥ 0 (0: no limit), got {args.max_concurrency}")
+    if args.client_processes < 1: raise ValueError(f"client_processes must be ≥ 1, got {args.client_processes}")
+    if args.client_processes > 1 and args.max_concurrency: raise ValueError("--max-concurrency limits one client process: use it with --client-processes 1")
     laws = LengthLaw.parse(args.input_len), LengthLaw.parse(args.output_len)
     api_key = os.environ.get("FASTSERVE_API_KEY")
     model = args.model or _served_model(args.base_url, api_key)
@@ -228,7 +261,7 @@ def bench_from_args(args: argparse.Namespace) -> dict:
     reqs = make_requests(args.num_prompts, *laws, vocab, args.request_rate, args.burstiness, args.seed,
                          tok if args.prompt_kind == "text" else None)
     summary, _ = asyncio.run(run_benchmark(args.base_url, model, reqs, args.stream, args.ignore_eos, args.max_concurrency or None,
-                                           api_key, args.warmup, progress=True))
+                                           api_key, args.warmup, progress=True, processes=args.client_processes))
     workload = {k: (v if not (isinstance(v, float) and math.isinf(v)) else "inf") for k, v in vars(args).items() if k in {f[0] for f in _FLAGS} | {"stream", "ignore_eos"}}
     res = {"model": model, "workload": workload, **summary}
     if args.result_file: open(args.result_file, "w").write(json.dumps(res, indent=1))
