@@ -15,7 +15,7 @@ from typing import Any, AsyncIterator
 import uvicorn
 from fastcore.basics import patch
 from fastapi import FastAPI, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
@@ -283,7 +283,7 @@ async def _generate(request: Request, st: _AppState, req, prompts: list[list[int
     finally:
         watch.cancel(); await r.close()
     choices = await asyncio.to_thread(lambda: [ans.choice(i) for i in range(n)])     # token texts: the tokenizer, off the event loop
-    return {"id": rid, "object": obj, "created": created, "model": req.model, "choices": choices, "usage": _usage(r, ans)}
+    return JSONResponse({"id": rid, "object": obj, "created": created, "model": req.model, "choices": choices, "usage": _usage(r, ans)})   # plain JSON values: no jsonable_encoder walk
 
 async def _collect(r: _Request, ans: Answer):
     try:

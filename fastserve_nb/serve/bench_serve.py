@@ -176,30 +176,30 @@ async def run_benchmark(base_url: str, model: str, reqs: list[BenchRequest], str
         for r in reqs[:warmup]:
             w = await send_request(client, url, model, BenchRequest(r.prompt, r.prompt_len, min(r.max_tokens, 4), 0.0), stream, ignore_eos, headers)
             if not w.ok: raise RuntimeError(f"the warm-up request failed: {w.error}")
-        if processes > 1:
-            import multiprocessing as mp
-            from concurrent.futures import ProcessPoolExecutor
-            ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")   # fork: a script's own code is not run again
-            t0, loop, results = time.time() + 0.5 + 0.1 * processes, asyncio.get_running_loop(), [None] * len(reqs)   # every process is up by t0
-            with ProcessPoolExecutor(processes, mp_context=ctx) as ex:
-                parts = await asyncio.gather(*(loop.run_in_executor(ex, _share, (url, model, reqs[i::processes], stream, ignore_eos, headers, t0))
-                                               for i in range(processes)))
-            for i, (rs, _) in enumerate(parts): results[i::processes] = rs
-            return summarize(results, max(end for _, end in parts) - t0), results
-        done = 0
-        async def one(r: BenchRequest) -> RequestResult:
-            nonlocal done
-            await asyncio.sleep(max(0.0, start + r.send_at - time.perf_counter()))
-            if gate is None: res = await send_request(client, url, model, r, stream, ignore_eos, headers)
-            else:
-                async with gate: res = await send_request(client, url, model, r, stream, ignore_eos, headers)
-            done += 1
-            if progress and (done % max(1, len(reqs) // 10) == 0 or done == len(reqs)): print(f"  {done}/{len(reqs)} requests", file=sys.stderr, flush=True)
-            return res
-        start = time.perf_counter()
-        results = await asyncio.gather(*(one(r) for r in reqs))
-        duration = time.perf_counter() - start
-    return summarize(results, duration), results
+        if processes == 1:
+            done = 0
+            async def one(r: BenchRequest) -> RequestResult:
+                nonlocal done
+                await asyncio.sleep(max(0.0, start + r.send_at - time.perf_counter()))
+                if gate is None: res = await send_request(client, url, model, r, stream, ignore_eos, headers)
+                else:
+                    async with gate: res = await send_request(client, url, model, r, stream, ignore_eos, headers)
+                done += 1
+                if progress and (done % max(1, len(reqs) // 10) == 0 or done == len(reqs)): print(f"  {done}/{len(reqs)} requests", file=sys.stderr, flush=True)
+                return res
+            start = time.perf_counter()
+            results = await asyncio.gather(*(one(r) for r in reqs))
+            return summarize(results, time.perf_counter() - start), results
+    # several client processes, once the warm-up's connections are closed (a server may cap the connections of one client)
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")   # fork: a script's own code is not run again
+    t0, loop, results = time.time() + 0.5 + 0.1 * processes, asyncio.get_running_loop(), [None] * len(reqs)   # every process is up by t0
+    with ProcessPoolExecutor(processes, mp_context=ctx) as ex:
+        parts = await asyncio.gather(*(loop.run_in_executor(ex, _share, (url, model, reqs[i::processes], stream, ignore_eos, headers, t0))
+                                       for i in range(processes)))
+    for i, (rs, _) in enumerate(parts): results[i::processes] = rs
+    return summarize(results, max(end for _, end in parts) - t0), results
 
 
 # %% ../../nbs/05l_bench_serve.ipynb #09ed914a

@@ -8,7 +8,6 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/client.html.md"""
 from __future__ import annotations
 import asyncio, concurrent.futures, itertools, json, logging, threading, time
 from collections import deque
-from dataclasses import asdict
 from pathlib import Path
 from typing import AsyncIterator
 
@@ -209,7 +208,7 @@ async def submit(self: EngineClient, prompt_ids: list[int], params: SamplingPara
     st, fut = RequestStream(self, rid, asyncio.get_running_loop()), concurrent.futures.Future()
     with self.lock: self.streams[rid], self.pending[rid] = st, fut
     try:
-        self._send(AddRequest(rid, list(prompt_ids), asdict(params)))
+        self._send(AddRequest(rid, list(prompt_ids), {k: (v.copy() if isinstance(v, (list, dict)) else v) for k, v in vars(params).items()}))   # asdict would deep-copy every element
         await asyncio.wait_for(asyncio.wrap_future(fut), 60)
     except BaseException as e:
         with self.lock: self.streams.pop(rid, None); self.pending.pop(rid, None)
