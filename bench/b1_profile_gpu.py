@@ -4,9 +4,9 @@
 
 Ten replays of the batch-1 graph: kernels per step and each kernel's total time, largest first; first with each
 projection its own product (`fuse=False`), then with Q/K/V and gate/up fused (`fuse_projections`, the default), and
-the graph's time per step for both (64 replays back to back).
+the graph's time per step for both (64 replays back to back). `--fused-only`: the second alone.
 """
-import time
+import sys, time
 import torch
 from torch.profiler import profile, ProfilerActivity
 from fastserve_nb.core import Decoder, ModelConfig
@@ -16,7 +16,7 @@ shape = dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num
 hf = dict(model_type="llama", architectures=["LlamaForCausalLM"], max_position_embeddings=4096, rms_norm_eps=1e-5, rope_theta=500000.0, tie_word_embeddings=True, hidden_act="silu", **shape)
 cfg = ModelConfig.from_hf(hf)
 print(torch.cuda.get_device_name(), torch.__version__)
-for fuse in (False, True):
+for fuse in ((True,) if "--fused-only" in sys.argv else (False, True)):
     torch.manual_seed(0)
     with torch.device("cuda"): m = Decoder(cfg).to(torch.bfloat16).eval()
     r = ModelRunner(m, 64, 16, 0, 1024, True, max_graph_batch=1, compile=True, fuse=fuse)

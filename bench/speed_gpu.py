@@ -62,7 +62,8 @@ ap.add_argument("--compare-overlap", action="store_true", help="also run the eng
 ap.add_argument("--profile-api", action="store_true", help="one more streamed burst with the API process under cProfile (api_profile_gpu.txt)")
 ap.add_argument("--generate-batch", action="store_true", help="also run transformers' generate_batch on the same requests (same lengths, own ids)")
 ap.add_argument("--http-floor", action="store_true", help="also send the intake burst to bench/echo_server.py (no model): the client and web stack alone")
-ap.add_argument("--client-procs", type=int, default=0, help="also send a streamed burst and the intake burst from this many client processes at once (0: no)")
+ap.add_argument("--client-procs", type=int, nargs="+", default=[], help="also send a streamed burst and the intake burst from this many client processes at once; "
+                "several counts: one pair of bursts each (keys `*_mp` for the first, `*_mp<K>` for the others)")
 ap.add_argument("--http-steps1", action="store_true", help="also serve with --decode-steps 1 (streamed), to separate decode steps from HTTP")
 args = ap.parse_args()
 smoke = args.smoke
@@ -294,15 +295,16 @@ try:
     res["http_intake"] = {"seconds": s["duration_s"], "engine_prefill_only_s": res["engine_prefill_only_s"], "client_cpu_s": time.process_time() - c0,
                           "worker": {n: w1[n] - w0.get(n, 0.0) for n in w1}, "summary": s}
     say(f"HTTP intake: {N} one-token requests in {s['duration_s']:.2f} s (the engine alone: {res['engine_prefill_only_s']:.2f} s)")
-    if args.client_procs:     # the same bursts from several client processes: the server, not one client's CPU, sets the pace
+    for j, K in enumerate(args.client_procs):     # the same bursts from several client processes: the server, not one client's CPU, sets the pace
+        sfx = "" if j == 0 else str(K)
         w0 = worker_seconds()
-        s, cpu = run_procs(url, str(folder), fresh(13), True, args.client_procs)
+        s, cpu = run_procs(url, str(folder), fresh(13 + 20 * j), True, K)
         w1 = worker_seconds()
-        res["http_stream_mp"] = dict(s, client_procs=args.client_procs, client_cpu_s=cpu, worker={n: w1[n] - w0.get(n, 0.0) for n in w1})
-        say(f"HTTP streamed, {args.client_procs} client processes: {s['output_throughput']:,.0f} output tok/s, TTFT p50 {s['median_ttft_ms']:.0f} ms, TPOT p50 {s['median_tpot_ms']:.2f} ms")
-        s, cpu = run_procs(url, str(folder), [dataclasses.replace(r, max_tokens=1) for r in fresh(14)], False, args.client_procs)
-        res["http_intake_mp"] = {"seconds": s["duration_s"], "client_procs": args.client_procs, "client_cpu_s": cpu, "summary": s}
-        say(f"HTTP intake, {args.client_procs} client processes: {N} one-token requests in {s['duration_s']:.2f} s")
+        res["http_stream_mp" + sfx] = dict(s, client_procs=K, client_cpu_s=cpu, worker={n: w1[n] - w0.get(n, 0.0) for n in w1})
+        say(f"HTTP streamed, {K} client processes: {s['output_throughput']:,.0f} output tok/s, TTFT p50 {s['median_ttft_ms']:.0f} ms, TPOT p50 {s['median_tpot_ms']:.2f} ms")
+        s, cpu = run_procs(url, str(folder), [dataclasses.replace(r, max_tokens=1) for r in fresh(14 + 20 * j)], False, K)
+        res["http_intake_mp" + sfx] = {"seconds": s["duration_s"], "client_procs": K, "client_cpu_s": cpu, "summary": s}
+        say(f"HTTP intake, {K} client processes: {N} one-token requests in {s['duration_s']:.2f} s")
         save()
     s, _ = asyncio.run(run_benchmark(url, str(folder), b1, stream=True, ignore_eos=True, max_concurrency=1, warmup=1))
     tok_s = 1e3 / s["median_tpot_ms"]
@@ -325,10 +327,10 @@ if args.http_floor:    # the same intake burst to a server with no model: what t
         c0 = time.process_time()
         s, _ = asyncio.run(run_benchmark(f"http://127.0.0.1:{port}", "echo", intake, stream=False, warmup=2))
         res["http_floor"] = {"seconds": s["duration_s"], "client_cpu_s": time.process_time() - c0, "summary": s}
-        if args.client_procs:
-            s, cpu = run_procs(f"http://127.0.0.1:{port}", "echo", intake, False, args.client_procs)
-            res["http_floor_mp"] = {"seconds": s["duration_s"], "client_procs": args.client_procs, "client_cpu_s": cpu, "summary": s}
-            say(f"HTTP floor (no model), {args.client_procs} client processes: {s['duration_s']:.2f} s")
+        for j, K in enumerate(args.client_procs):
+            s, cpu = run_procs(f"http://127.0.0.1:{port}", "echo", intake, False, K)
+            res["http_floor_mp" + ("" if j == 0 else str(K))] = {"seconds": s["duration_s"], "client_procs": K, "client_cpu_s": cpu, "summary": s}
+            say(f"HTTP floor (no model), {K} client processes: {s['duration_s']:.2f} s")
         say(f"HTTP floor (no model): {N} one-token requests in {s['duration_s']:.2f} s, client CPU {res['http_floor']['client_cpu_s']:.2f} s")
         save()
     finally: echo.terminate(); echo.wait(30)
@@ -352,9 +354,10 @@ res["http_vs_engine_no_stream"] = res["http_no_stream"]["output_throughput"] / e
 res["http_vs_engine_2"] = res["http_stream_2"]["output_throughput"] / eng_out          # the second burst (its own prompts)
 res["http_vs_engine_warm"] = res["http_stream_2"]["output_throughput"] / res["engine_default_2"]["output_tok_s"]   # second pass beside second pass
 if "generate_batch" in res: res["http_vs_generate_batch"] = res["http_stream"]["output_throughput"] / res["generate_batch"]["output_tok_s"]
-if "http_stream_mp" in res:
-    res["http_vs_engine_mp"] = res["http_stream_mp"]["output_throughput"] / eng_out
-    res["http_vs_engine_mp_warm"] = res["http_stream_mp"]["output_throughput"] / res["engine_default_2"]["output_tok_s"]
+for j, K in enumerate(args.client_procs):
+    sfx = "" if j == 0 else str(K)
+    res["http_vs_engine_mp" + sfx] = res["http_stream_mp" + sfx]["output_throughput"] / eng_out
+    res["http_vs_engine_mp_warm" + sfx] = res["http_stream_mp" + sfx]["output_throughput"] / res["engine_default_2"]["output_tok_s"]
 res["read_bw_mbu"] = res["engine_b1"]["mbu"]
 res["read_bw_mbu_http"] = res["http_b1"]["mbu"]
 if not args.skip_eager: res["compile_speedup"] = eng_out / res["engine_no_compile"]["output_tok_s"]

@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from ..core import attention, causal_mask
 
 # %% auto #0
-__all__ = ['merge_partials', 'num_splits', 'flash_decode', 'varlen_reference', 'varlen_attention', 'PrefillPlan', 'prefill_plan',
-           'prefill_attention']
+__all__ = ['merge_partials', 'num_splits', 'flash_decode', 'store_kv', 'varlen_reference', 'varlen_attention', 'PrefillPlan',
+           'prefill_plan', 'prefill_attention']
 
 # %% ../../nbs/05da_kernels.ipynb #6f03c92b
 try:
@@ -68,14 +68,28 @@ if triton is not None:
             acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=PRECISION).to(tl.float32)
             l = l * alpha + tl.sum(p, 1)
             m = m_new
-        if DIRECT:                                                          # one split: normalise and store
+        if DIRECT:                                                          # one split: normalise and store in (B, h, d)
             out = acc / l[:, None]
-            tl.store(O + b * stride_qb + qrow[:, None] * stride_qh + d[None, :], out.to(O.dtype.element_ty), mask=(g < G)[:, None])
+            orow = b * G * tl.num_programs(1) + qrow
+            tl.store(O + orow[:, None] * D + d[None, :], out.to(O.dtype.element_ty), mask=(g < G)[:, None])
         else:                                                               # a partial (a_s, m_s, l_s) for `merge_partials`
             row = (b * S + sp) * (G * tl.num_programs(1)) + qrow            # row of the (B, S, h) scratch buffers
             tl.store(O + row[:, None] * D + d[None, :], acc, mask=(g < G)[:, None])
             tl.store(ML + row * 2, m, mask=g < G)
             tl.store(ML + row * 2 + 1, l, mask=g < G)
+
+    @triton.jit
+    def _merge_kernel(ACC, ML, O, S, D: tl.constexpr, SP: tl.constexpr):
+        # `merge_partials` in one program per (sequence, query head): its S partials in, the normalised output out
+        b, hh, H = tl.program_id(0), tl.program_id(1), tl.num_programs(1)
+        s, d = tl.arange(0, SP), tl.arange(0, D)
+        row = (b * S + s) * H + hh                                          # rows of the (B, S, h) scratch buffers
+        m = tl.load(ML + row * 2, mask=s < S, other=float("-inf"))
+        l = tl.load(ML + row * 2 + 1, mask=s < S, other=0.0)
+        w = tl.where(m == float("-inf"), 0.0, tl.exp(m - tl.max(m, 0)))     # e^(m_s - m); 0 for an empty split
+        acc = tl.load(ACC + row[:, None] * D + d[None, :], mask=(s < S)[:, None], other=0.0)
+        out = tl.sum(acc * w[:, None], 0) / tl.sum(l * w, 0)
+        tl.store(O + (b * H + hh) * D + d, out.to(O.dtype.element_ty))
 
 def num_splits(batch: int, kv_heads: int, max_blocks: int, sms: int, min_blocks: int = 32) -> int:
     """Splits per (sequence, kv head): about two programs per multiprocessor, each split at least `min_blocks` blocks
@@ -93,7 +107,8 @@ def flash_decode(q, k_cache, v_cache, block_tables, context_lens, splits: int | 
     width = block_tables.shape[1]
     if window: width = min(width, math.ceil((window + BS - 1) / BS))      # the most blocks W keys can touch
     if splits is None: splits = num_splits(B, hkv, width, torch.cuda.get_device_properties(q.device).multi_processor_count)
-    q, out = q.contiguous(), torch.empty_like(q)
+    if q.stride(-1) != 1: q = q.contiguous()                             # any (B, h) strides: the runner's q is a view
+    out = torch.empty(B, h, D, device=q.device, dtype=q.dtype)
     kw = dict(G=h // hkv, GP=max(16, triton.next_power_of_2(h // hkv)), D=D, BS=BS, TILE=max(tile, BS),
               PRECISION="ieee" if q.dtype == torch.float32 else "tf32",          # fp32 stays exact
               WINDOW=window or 0, SOFTCAP=float(softcap_c or 0.0), CAP=bool(softcap_c))                # 0: compiled out
@@ -105,7 +120,40 @@ def flash_decode(q, k_cache, v_cache, block_tables, context_lens, splits: int | 
     acc = torch.empty(B, splits, h, D, device=q.device, dtype=torch.float32)
     ml = torch.empty(B, splits, h, 2, device=q.device, dtype=torch.float32)
     _flash_decode_kernel[(B, hkv, splits)](q, k_cache, v_cache, acc, ml, block_tables, *args, DIRECT=False, **kw)
-    return merge_partials(acc, ml[..., 0], ml[..., 1]).to(q.dtype)
+    _merge_kernel[(B, h)](acc, ml, out, splits, D=D, SP=triton.next_power_of_2(splits))   # one launch, not ~10 small ones
+    return out
+
+# %% ../../nbs/05da_kernels.ipynb #95c594f5
+if triton is not None:
+    @triton.jit
+    def _store_kv_kernel(K, V, KC, VC, SLOT, stride_kt, stride_kh, stride_vt, stride_vh, stride_cb, stride_cs, stride_ch,
+                         stride_slot, HKV: tl.constexpr, HP: tl.constexpr, D: tl.constexpr):
+        t = tl.program_id(0)                                                # one new token
+        blk = tl.load(SLOT + t).to(tl.int64)                                # its block and offset in the pool
+        off = tl.load(SLOT + stride_slot + t).to(tl.int64)
+        hh, d = tl.arange(0, HP), tl.arange(0, D)
+        ok = (hh < HKV)[:, None]
+        dst = blk * stride_cb + off * stride_cs + hh[:, None] * stride_ch + d[None, :]
+        k = tl.load(K + t * stride_kt + hh[:, None] * stride_kh + d[None, :], mask=ok)
+        v = tl.load(V + t * stride_vt + hh[:, None] * stride_vh + d[None, :], mask=ok)
+        tl.store(KC + dst, k.to(KC.dtype.element_ty), mask=ok)
+        tl.store(VC + dst, v.to(VC.dtype.element_ty), mask=ok)
+
+def store_kv(k_cache, v_cache, k, v, slot_mapping):
+    """Write k, v (T, h_kv, d_k), any strides, into the caches (N, blk, h_kv, d_k) at `slot_mapping` (2, T): each
+    token's block and offset. One Triton kernel on CUDA; two `index_put_` elsewhere."""
+    T, hkv, D = k.shape
+    fits = (triton is not None and k.is_cuda and k.stride(-1) == v.stride(-1) == k_cache.stride(-1) == 1
+            and k_cache.stride() == v_cache.stride() and D == triton.next_power_of_2(D))
+    if not fits:
+        slot = (slot_mapping[0], slot_mapping[1])
+        k_cache.index_put_(slot, k.to(k_cache.dtype)); v_cache.index_put_(slot, v.to(v_cache.dtype))
+        return
+    if T == 0: return
+    slot_mapping = slot_mapping.contiguous()
+    _store_kv_kernel[(T,)](k, v, k_cache, v_cache, slot_mapping, k.stride(0), k.stride(1), v.stride(0), v.stride(1),
+                           k_cache.stride(0), k_cache.stride(1), k_cache.stride(2), slot_mapping.stride(0),
+                           HKV=hkv, HP=triton.next_power_of_2(hkv), D=D)
 
 # %% ../../nbs/05da_kernels.ipynb #c5c2074e
 def varlen_reference(q, k, v, cu_q, cu_k, window: int | None = None, softcap_c: float | None = None):

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 
 from ..core import Decoder, attention, compile_ops, fuse_projections
-from .kernels import flash_decode, prefill_attention, prefill_plan, triton
+from .kernels import flash_decode, prefill_attention, prefill_plan, store_kv, triton
 from .sampling import sample_batch, batch_logprobs, SamplePlan
 from .lora import batch_groups, using
 
@@ -134,9 +134,7 @@ class PagedAttention:
     def attend(self, layer, q, k, v, positions, impl="sdpa", window=None, softcap_c=None):
         # q: (1, h, T, d_k); k, v: (1, h_kv, T, d_k) in the flat layout, prefill tokens first
         md, (kc, vc) = self.meta, self.pool.layer(layer)                   # (N+1, B, h_kv, d_k) each
-        slot = (md.slot_mapping[0], md.slot_mapping[1])                    # block, offset
-        kc.index_put_(slot, k[0].transpose(0, 1).to(kc.dtype))            # (T, h_kv, d_k) into T slots
-        vc.index_put_(slot, v[0].transpose(0, 1).to(vc.dtype))
+        store_kv(kc, vc, k[0].transpose(0, 1), v[0].transpose(0, 1), md.slot_mapping)   # (T, h_kv, d_k) into T slots (05da)
         parts = []
         if md.prefills:   # every prompt chunk sees its cached prefix and itself, causally: one variable-length call (05da_kernels)
             if window not in md.plans: md.plans[window] = prefill_plan(md.prefills, kc.shape[1], window, q.device)   # once per window
