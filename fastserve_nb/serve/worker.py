@@ -6,7 +6,7 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/worker.html.md"""
 
 # %% ../../nbs/05ha_worker.ipynb #1bd07f93
 from __future__ import annotations
-import dataclasses, logging, math, os, queue, signal, threading, time
+import dataclasses, logging, math, os, signal, time
 
 from ..registry import UnsupportedModelError
 from .engine import EngineLoop
@@ -14,7 +14,7 @@ from .messages import CallResult
 from .config import ServeConfig, resolve_fast_path, checkpoint_dtype, configure_logging, lora_modules
 
 # %% auto #0
-__all__ = ['log', 'load_engine', 'plan_stage_pools', 'start_pipeline', 'EngineWorker', 'worker_main', 'Inbox']
+__all__ = ['log', 'load_engine', 'plan_stage_pools', 'start_pipeline', 'EngineWorker', 'worker_main']
 
 # %% ../../nbs/05ha_worker.ipynb #3825cf7d
 log = logging.getLogger(__name__)
@@ -139,34 +139,7 @@ def worker_main(cfg: ServeConfig, conn):
     for s in (signal.SIGINT, signal.SIGTERM): signal.signal(s, signal.SIG_IGN)   # the API process drains, then stops us
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})     # blocked by `_spawn` until now
     configure_logging("worker", cfg.log_level)                                    # 05db_config: the API's format
-    try: EngineWorker(cfg, Inbox(conn)).run()                                    # read as it arrives, not only between steps
+    try: EngineWorker(cfg, conn).run()
     except (EOFError, OSError): log.warning("the API process went away; exiting")      # its end of the pipe closed
     except UnsupportedModelError as e: log.error("%s", e); raise SystemExit(2)    # a checkpoint no restart can serve: one line
     except Exception: log.exception("the engine failed; this worker exits"); raise SystemExit(1)   # the supervisor restarts it
-
-# %% ../../nbs/05ha_worker.ipynb #4adbe7aa
-class Inbox:
-    "A pipe end whose incoming messages a thread takes as they arrive; `poll`/`recv` hand them on in order, `send` writes to the pipe."
-    def __init__(self, conn):
-        self.conn, self.q, self.head = conn, queue.SimpleQueue(), None
-        threading.Thread(target=self._pump, name="fastserve-inbox", daemon=True).start()
-
-    def _pump(self):
-        try:
-            while True: self.q.put(self.conn.recv())
-        except BaseException as e: self.q.put(e)                    # EOFError/OSError: the other end is gone; raised by `recv`
-
-    def poll(self, timeout: float = 0.0) -> bool:
-        "Is a message (or the end) waiting? Waits up to `timeout` s for one."
-        if self.head is None:
-            try: self.head = self.q.get(timeout=timeout) if timeout else self.q.get_nowait()
-            except queue.Empty: return False
-        return True
-
-    def recv(self):
-        msg = self.head if self.head is not None else self.q.get()
-        self.head = None
-        if isinstance(msg, BaseException): self.head = msg; raise msg   # the end stays at the head: every later recv raises too
-        return msg
-
-    def send(self, msg): self.conn.send(msg)
