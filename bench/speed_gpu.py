@@ -278,32 +278,38 @@ def worker_seconds():
     with urllib.request.urlopen(url + "/metrics", timeout=10) as r: text = r.read().decode()
     return {f.name.split(":")[-1]: f.samples[0].value for f in text_string_to_metric_families(text)
             if f.name.split(":")[-1].startswith("engine_") and f.samples}
+def api_cpu():
+    "The API process's CPU seconds so far (user + system, from /proc)."
+    f = open(f"/proc/{proc.pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+def since(w0, a0):
+    "The worker's phase seconds and iterations, and the API process's CPU seconds, since the scrape `w0` and the reading `a0`."
+    w1 = worker_seconds()
+    return {"worker": {n: w1[n] - w0.get(n, 0.0) for n in w1}, "api_cpu_s": api_cpu() - a0}
 
 try:
     for k, (key, stream) in enumerate((("http_stream", True), ("http_no_stream", False), ("http_stream_2", True), ("http_no_stream_2", False))):   # each twice: the spread
-        c0, w0 = time.process_time(), worker_seconds()
+        c0, w0, a0 = time.process_time(), worker_seconds(), api_cpu()
         s, _ = asyncio.run(run_benchmark(url, str(folder), fresh(2 + k), stream=stream, ignore_eos=True, warmup=2))
-        w1 = worker_seconds()                                               # includes the warm-up requests' few iterations
-        res[key] = dict(s, client_cpu_s=time.process_time() - c0, worker={n: w1[n] - w0.get(n, 0.0) for n in w1})   # the client's own CPU time; the worker's phases
+        res[key] = dict(s, client_cpu_s=time.process_time() - c0, **since(w0, a0))   # the client's own CPU time; the worker's phases (with the warm-up's few iterations), the API's CPU
         say(f"HTTP {'streamed' if stream else 'not streamed'}: {s['output_throughput']:,.0f} output tok/s, "
             f"TTFT p50 {s['median_ttft_ms'] or float('nan'):.0f} ms, failed {s['failed']}")
         save()
     intake = [dataclasses.replace(r, max_tokens=1) for r in fresh(12)]          # how fast the server takes in a burst: one token each
-    c0, w0 = time.process_time(), worker_seconds()
+    c0, w0, a0 = time.process_time(), worker_seconds(), api_cpu()
     s, _ = asyncio.run(run_benchmark(url, str(folder), intake, stream=False, ignore_eos=True, warmup=2))
-    w1 = worker_seconds()
     res["http_intake"] = {"seconds": s["duration_s"], "engine_prefill_only_s": res["engine_prefill_only_s"], "client_cpu_s": time.process_time() - c0,
-                          "worker": {n: w1[n] - w0.get(n, 0.0) for n in w1}, "summary": s}
+                          **since(w0, a0), "summary": s}
     say(f"HTTP intake: {N} one-token requests in {s['duration_s']:.2f} s (the engine alone: {res['engine_prefill_only_s']:.2f} s)")
     for j, K in enumerate(args.client_procs):     # the same bursts from several client processes: the server, not one client's CPU, sets the pace
         sfx = "" if j == 0 else str(K)
-        w0 = worker_seconds()
+        w0, a0 = worker_seconds(), api_cpu()
         s, cpu = run_procs(url, str(folder), fresh(13 + 20 * j), True, K)
-        w1 = worker_seconds()
-        res["http_stream_mp" + sfx] = dict(s, client_procs=K, client_cpu_s=cpu, worker={n: w1[n] - w0.get(n, 0.0) for n in w1})
+        res["http_stream_mp" + sfx] = dict(s, client_procs=K, client_cpu_s=cpu, **since(w0, a0))
         say(f"HTTP streamed, {K} client processes: {s['output_throughput']:,.0f} output tok/s, TTFT p50 {s['median_ttft_ms']:.0f} ms, TPOT p50 {s['median_tpot_ms']:.2f} ms")
+        w0, a0 = worker_seconds(), api_cpu()
         s, cpu = run_procs(url, str(folder), [dataclasses.replace(r, max_tokens=1) for r in fresh(14 + 20 * j)], False, K)
-        res["http_intake_mp" + sfx] = {"seconds": s["duration_s"], "client_procs": K, "client_cpu_s": cpu, "summary": s}
+        res["http_intake_mp" + sfx] = {"seconds": s["duration_s"], "client_procs": K, "client_cpu_s": cpu, **since(w0, a0), "summary": s}
         say(f"HTTP intake, {K} client processes: {N} one-token requests in {s['duration_s']:.2f} s")
         save()
     s, _ = asyncio.run(run_benchmark(url, str(folder), b1, stream=True, ignore_eos=True, max_concurrency=1, warmup=1))

@@ -32,7 +32,8 @@ from .endpoints import KEYED_PATHS, add_utility_routes
 from .guard import RateLimiter
 
 # %% auto #0
-__all__ = ['log', 'read_json', 'is_admin_route', 'APIKeyMiddleware', 'client_id', 'build_app', 'end_requests', 'serve_in_thread']
+__all__ = ['log', 'INLINE_JSON_BYTES', 'read_json', 'is_admin_route', 'APIKeyMiddleware', 'client_id', 'build_app',
+           'end_requests', 'serve_in_thread']
 
 # %% ../../nbs/05f_api.ipynb #c02107cb
 log = logging.getLogger(__name__)
@@ -142,6 +143,8 @@ class _AppState:
     running: set = field(default_factory=set)          # the _Requests in flight
     chat_template: str | None = None                   # the text of --chat-template, read at start
 
+INLINE_JSON_BYTES = 1 << 14    # bodies up to this are parsed on the event loop (≲ 0.5 ms); larger ones in a thread
+
 def _too_large(limit: int, what: str) -> APIError: return APIError(f"the request body is over the limit of {limit} bytes ({what})", 413)
 
 async def _body(request: Request, limit: int) -> bytes:
@@ -160,7 +163,7 @@ async def read_json(request: Request, cfg: ServeConfig) -> Any:
     try: raw = await asyncio.wait_for(_body(request, cfg.max_body_bytes), cfg.body_timeout)
     except asyncio.TimeoutError: raise APIError(f"the request body did not all arrive within body_timeout={cfg.body_timeout} s", 408) from None
     except ClientDisconnect: raise bad_request("the client disconnected while sending the body") from None
-    return await asyncio.to_thread(loads_json, raw)
+    return loads_json(raw) if len(raw) <= INLINE_JSON_BYTES else await asyncio.to_thread(loads_json, raw)
 
 # %% ../../nbs/05f_api.ipynb #bb1e13d6
 def is_admin_route(method: str, path: str) -> bool:
@@ -231,7 +234,8 @@ def build_app(client: EngineClient, cfg: ServeConfig, feedback=None) -> FastAPI:
     @app.post("/v1/completions")
     async def completions(request: Request):
         req = parse_request(CompletionRequest, await read_json(request, cfg))
-        prompts = await asyncio.to_thread(_completion_prompts, req, client.tokenizer, cfg)
+        text = isinstance(req.prompt, str) or any(isinstance(t, str) for t in req.prompt)   # only text needs the tokenizer
+        prompts = await asyncio.to_thread(_completion_prompts, req, client.tokenizer, cfg) if text else _completion_prompts(req, client.tokenizer, cfg)
         return await _generate(request, st, req, prompts, chat=False)
 
     @app.post("/v1/chat/completions")

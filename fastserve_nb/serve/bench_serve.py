@@ -145,6 +145,17 @@ def summarize(results: list[RequestResult], duration: float) -> dict:
     return out
 
 # %% ../../nbs/05l_bench_serve.ipynb #de0a8bc1
+async def _send_at(client, start: float, url: str, model: str, r: BenchRequest, stream: bool, ignore_eos: bool, headers, gate=None) -> RequestResult:
+    "Wait until `r`'s send time after `start` (`perf_counter`), then send it (inside `gate`, a semaphore, when there is one)."
+    await asyncio.sleep(max(0.0, start + r.send_at - time.perf_counter()))
+    if gate is None: return await send_request(client, url, model, r, stream, ignore_eos, headers)
+    async with gate: return await send_request(client, url, model, r, stream, ignore_eos, headers)
+
+def _check_clients(processes: int, max_concurrency: int | None):
+    "ValueError unless there is at least one client process, and a concurrency limit only with one."
+    if processes < 1: raise ValueError(f"client_processes must be ≥ 1, got {processes}")
+    if processes > 1 and max_concurrency: raise ValueError("--max-concurrency limits one client process: use it with --client-processes 1")
+
 def _share(job) -> tuple[list[RequestResult], float]:
     """One client process's share of a run: its requests, each sent at its time after the shared start `t0` (wall
     clock); (results, the wall-clock time its last answer ended)."""
@@ -154,10 +165,7 @@ def _share(job) -> tuple[list[RequestResult], float]:
         limits = httpx.Limits(max_connections=len(reqs), max_keepalive_connections=len(reqs))
         async with httpx.AsyncClient(timeout=httpx.Timeout(None), limits=limits) as client:
             start = time.perf_counter() + (t0 - time.time())
-            async def one(r: BenchRequest) -> RequestResult:
-                await asyncio.sleep(max(0.0, start + r.send_at - time.perf_counter()))
-                return await send_request(client, url, model, r, stream, ignore_eos, headers)
-            return await asyncio.gather(*(one(r) for r in reqs))
+            return await asyncio.gather(*(_send_at(client, start, url, model, r, stream, ignore_eos, headers) for r in reqs))
     results = asyncio.run(go())
     return results, time.time()
 
@@ -167,8 +175,7 @@ async def run_benchmark(base_url: str, model: str, reqs: list[BenchRequest], str
     """Send `reqs` to `base_url`'s /v1/completions at their times; (summary, per-request results). `processes` > 1:
     the requests are shared round-robin among that many client processes that start together."""
     import httpx
-    if processes < 1: raise ValueError(f"client_processes must be ≥ 1, got {processes}")
-    if processes > 1 and max_concurrency: raise ValueError("max_concurrency limits one client process: use it with client_processes 1")
+    _check_clients(processes, max_concurrency)
     url, headers = base_url.rstrip("/") + "/v1/completions", {"Authorization": f"Bearer {api_key}"} if api_key else None
     gate = asyncio.Semaphore(max_concurrency) if max_concurrency else None
     limits = httpx.Limits(max_connections=max_concurrency or len(reqs) + warmup, max_keepalive_connections=max_concurrency or len(reqs) + warmup)
@@ -180,10 +187,7 @@ async def run_benchmark(base_url: str, model: str, reqs: list[BenchRequest], str
             done = 0
             async def one(r: BenchRequest) -> RequestResult:
                 nonlocal done
-                await asyncio.sleep(max(0.0, start + r.send_at - time.perf_counter()))
-                if gate is None: res = await send_request(client, url, model, r, stream, ignore_eos, headers)
-                else:
-                    async with gate: res = await send_request(client, url, model, r, stream, ignore_eos, headers)
+                res = await _send_at(client, start, url, model, r, stream, ignore_eos, headers, gate)
                 done += 1
                 if progress and (done % max(1, len(reqs) // 10) == 0 or done == len(reqs)): print(f"  {done}/{len(reqs)} requests", file=sys.stderr, flush=True)
                 return res
@@ -245,8 +249,7 @@ def bench_from_args(args: argparse.Namespace) -> dict:
     "Run the benchmark the parsed flags describe; the result (summary + workload), also written to `result_file`."
     if args.prompt_kind not in ("ids", "text"): raise ValueError(f"prompt_kind must be ids or text, got {args.prompt_kind!r}")
     if args.max_concurrency < 0: raise ValueError(f"max_concurrency must be ≥ 0 (0: no limit), got {args.max_concurrency}")
-    if args.client_processes < 1: raise ValueError(f"client_processes must be ≥ 1, got {args.client_processes}")
-    if args.client_processes > 1 and args.max_concurrency: raise ValueError("--max-concurrency limits one client process: use it with --client-processes 1")
+    _check_clients(args.client_processes, args.max_concurrency)     # before the model and tokenizer are looked up
     laws = LengthLaw.parse(args.input_len), LengthLaw.parse(args.output_len)
     api_key = os.environ.get("FASTSERVE_API_KEY")
     model = args.model or _served_model(args.base_url, api_key)

@@ -65,10 +65,10 @@ def invalid_text(v: Any, path: str = "") -> str | None:
     "Where (`messages.0.content`) the first string or key of `v` that UTF-8 cannot encode (a lone surrogate) is, else None."
     if isinstance(v, str): return None if v.isascii() or _utf8(v) else path
     items = v.items() if isinstance(v, dict) else enumerate(v) if isinstance(v, list) else ()
-    for k, x in items:
-        p = f"{path}.{k}" if path else str(k)
-        if not _utf8(p): return p.encode("utf-8", "backslashreplace").decode()      # a bad key: named in escapes
-        if (bad := invalid_text(x, p)) is not None: return bad
+    for k, x in items:                                               # a number or null holds no text: no path is built for it
+        if isinstance(k, str) and not (k.isascii() or _utf8(k)):     # a bad key: named in escapes
+            return (f"{path}.{k}" if path else k).encode("utf-8", "backslashreplace").decode()
+        if isinstance(x, (str, list, dict)) and (bad := invalid_text(x, f"{path}.{k}" if path else str(k))) is not None: return bad
     return None
 
 # %% ../../nbs/05ea_protocol.ipynb #8d0c6232
