@@ -35,16 +35,17 @@ def merge_partials(acc, m, l):
 if triton is not None:
     @triton.jit
     def _flash_decode_kernel(Q, K, V, O, ML, BT, CTX, scale, stride_qb, stride_qh, stride_kb, stride_ks, stride_kh,
-                             stride_btb, blocks_per_split, S, G: tl.constexpr, GP: tl.constexpr, D: tl.constexpr,
+                             stride_btb, S, G: tl.constexpr, GP: tl.constexpr, D: tl.constexpr,
                              BS: tl.constexpr, TILE: tl.constexpr, DIRECT: tl.constexpr, PRECISION: tl.constexpr,
                              WINDOW: tl.constexpr, SOFTCAP: tl.constexpr, CAP: tl.constexpr):
         b, kh, sp = tl.program_id(0), tl.program_id(1), tl.program_id(2)   # (sequence, kv head, split of the context)
         ctx = tl.load(CTX + b)
-        lo = sp * blocks_per_split * BS                                     # this split's tokens: [lo, hi)
-        if WINDOW:                                                          # the splits cover the window's blocks only
-            first = tl.maximum(ctx - WINDOW, 0)                             # the oldest key the query at ctx - 1 sees
-            lo += first // BS * BS
-        hi = tl.minimum(ctx, lo + blocks_per_split * BS)
+        first = 0
+        if WINDOW: first = tl.maximum(ctx - WINDOW, 0)                      # the oldest key the query at ctx - 1 sees
+        b0 = first // BS                                                    # the splits share this row's blocks b0 .. ⌈ctx/BS⌉-1
+        per = tl.cdiv(tl.cdiv(ctx, BS) - b0, S)                             # blocks per split, from this row's own length
+        lo = (b0 + sp * per) * BS                                           # this split's tokens: [lo, hi)
+        hi = tl.minimum(ctx, lo + per * BS)
         g, d, t = tl.arange(0, GP), tl.arange(0, D), tl.arange(0, TILE)
         qrow = kh * G + g                                                   # the G query heads sharing this kv head
         q = tl.load(Q + b * stride_qb + qrow[:, None] * stride_qh + d[None, :], mask=(g < G)[:, None], other=0.0)
@@ -91,11 +92,11 @@ if triton is not None:
         out = tl.sum(acc * w[:, None], 0) / tl.sum(l * w, 0)
         tl.store(O + (b * H + hh) * D + d, out.to(O.dtype.element_ty))
 
-def num_splits(batch: int, kv_heads: int, max_blocks: int, sms: int, min_blocks: int = 32) -> int:
-    """Splits per (sequence, kv head): about two programs per multiprocessor, each split at least `min_blocks` blocks
-    long (a shorter one costs more in its merge than it saves); 1 once the batch alone fills the GPU."""
+def num_splits(batch: int, kv_heads: int, max_blocks: int, sms: int) -> int:
+    """Splits per (sequence, kv head): about two programs per multiprocessor, at most one per block of the widest
+    context; 1 once the batch alone fills the GPU."""
     progs = batch * kv_heads
-    return 1 if progs >= sms else max(1, min(max_blocks // min_blocks, math.ceil(2 * sms / progs)))
+    return 1 if progs >= sms else max(1, min(max_blocks, math.ceil(2 * sms / progs)))
 
 def flash_decode(q, k_cache, v_cache, block_tables, context_lens, splits: int | None = None, tile: int = 64,
                  window: int | None = None, softcap_c: float | None = None):
@@ -113,7 +114,7 @@ def flash_decode(q, k_cache, v_cache, block_tables, context_lens, splits: int | 
               PRECISION="ieee" if q.dtype == torch.float32 else "tf32",          # fp32 stays exact
               WINDOW=window or 0, SOFTCAP=float(softcap_c or 0.0), CAP=bool(softcap_c))                # 0: compiled out
     args = (context_lens, 1.0 / math.sqrt(D), q.stride(0), q.stride(1), k_cache.stride(0), k_cache.stride(1),
-            k_cache.stride(2), block_tables.stride(0), math.ceil(width / splits), splits)
+            k_cache.stride(2), block_tables.stride(0), splits)
     if splits == 1:
         _flash_decode_kernel[(B, hkv, 1)](q, k_cache, v_cache, out, out, block_tables, *args, DIRECT=True, **kw)
         return out
