@@ -5,7 +5,8 @@
 Ten replays of the batch-1 graph: kernels per step and each kernel's total time, largest first; first with each
 projection its own product (`fuse=False`), then with Q/K/V and gate/up fused (`fuse_projections`, the default), and
 the graph's time per step for both (64 replays back to back). `--fused-only`: the second alone. `--context N`: the
-row attends to N cached tokens (default 512; the pool holds 1,024).
+row attends to N cached tokens (default 512). `--num-blocks B`: a KV pool of B blocks of 16 tokens (default 64, 1 MiB
+each); `--spread`: the row's blocks drawn at random from the whole pool, as in a server's pool, instead of blocks 0...
 """
 import argparse, time
 import torch
@@ -16,18 +17,22 @@ from fastserve_nb.serve.runner import ModelRunner
 ap = argparse.ArgumentParser()
 ap.add_argument("--fused-only", action="store_true")
 ap.add_argument("--context", type=int, default=512)
+ap.add_argument("--num-blocks", type=int, default=64)
+ap.add_argument("--spread", action="store_true")
 args = ap.parse_args()
 shape = dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32, num_key_value_heads=8, vocab_size=128256)
 hf = dict(model_type="llama", architectures=["LlamaForCausalLM"], max_position_embeddings=4096, rms_norm_eps=1e-5, rope_theta=500000.0, tie_word_embeddings=True, hidden_act="silu", **shape)
 cfg = ModelConfig.from_hf(hf)
-print(torch.cuda.get_device_name(), torch.__version__, f"context {args.context}")
+print(torch.cuda.get_device_name(), torch.__version__, f"context {args.context}, pool {args.num_blocks} blocks" + (", blocks spread over the pool" if args.spread else ""))
 for fuse in ((True,) if args.fused_only else (False, True)):
     torch.manual_seed(0)
     with torch.device("cuda"): m = Decoder(cfg).to(torch.bfloat16).eval()
-    r = ModelRunner(m, 64, 16, 0, 1024, True, max_graph_batch=1, compile=True, fuse=fuse)
+    r = ModelRunner(m, args.num_blocks, 16, 0, 1024, True, max_graph_batch=1, compile=True, fuse=fuse)
     g, io, n = r.graphs[1][0], r.graph_io, args.context
-    io["bt"][0, :64] = torch.arange(64); io["lens"][0] = n                  # one row with n cached tokens in blocks 0..
-    io["pos"][0, 0] = n - 1; io["slots"][0, 0], io["slots"][1, 0] = (n - 1) // 16, (n - 1) % 16
+    nb = -(-n // 16)
+    io["bt"][0, :nb] = torch.randperm(args.num_blocks)[:nb] if args.spread else torch.arange(nb)   # one row with n cached tokens
+    io["lens"][0] = n
+    io["pos"][0, 0] = n - 1; io["slots"][0, 0], io["slots"][1, 0] = io["bt"][0, (n - 1) // 16], (n - 1) % 16
     for _ in range(5): g.replay()
     torch.cuda.synchronize(); t = time.perf_counter()
     for _ in range(64): g.replay()

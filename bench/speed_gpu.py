@@ -37,15 +37,15 @@ importlib-metadata prometheus-client (httpx, anyio, h11, click, annotated-doc, t
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
       && export PYTHONPATH=/tmp/site:. && python3 bench/speed_gpu.py
 """
-import argparse, asyncio, dataclasses, gc, json, os, subprocess, sys, tempfile, threading, time
+import argparse, asyncio, dataclasses, gc, json, os, subprocess, sys, threading, time
 from pathlib import Path
 
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from fastserve_nb.core import Decoder, ModelConfig
-from fastserve_nb.pretrained import save_pretrained
+sys.path.insert(0, str(ROOT / "bench"))
+from llama1b import write_checkpoint
 from fastserve_nb.serve.config import ServeConfig
 from fastserve_nb.serve.service import load_engine, launch
 from fastserve_nb.serve.sequence import SamplingParams
@@ -90,27 +90,10 @@ del x
 res["read_GBps"] = read_bw / 1e9
 say(f"read bandwidth {read_bw / 1e9:.0f} GB/s")
 
-# ---- the checkpoint: random bf16 weights, a word-level tokenizer of the same vocabulary, no EOS ----
-shape = dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32, num_key_value_heads=8, vocab_size=128256)
-if smoke: shape = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, vocab_size=1000)
-hf = dict(model_type="llama", architectures=["LlamaForCausalLM"], max_position_embeddings=4096, rms_norm_eps=1e-5, rope_theta=500000.0,
-          tie_word_embeddings=True, hidden_act="silu", bos_token_id=None, eos_token_id=None, **shape)
-cfg = ModelConfig.from_hf(hf); cfg.eos_token_id = None
-torch.manual_seed(0)
-with torch.device(dev): model = Decoder(cfg)
-with torch.no_grad():
-    for p in model.parameters():
-        if p.dim() > 1: p.normal_(0, 0.02)
-wbytes = sum(p.numel() for p in model.parameters()) * 2           # bf16; the tied embedding counted once
+# ---- the checkpoint: random bf16 weights, a word-level tokenizer of the same vocabulary, no EOS (bench/llama1b.py) ----
+folder, wbytes, V = write_checkpoint(dev, smoke, prefix="speed_gpu_")
 res["weight_GB"], res["b1_roofline_tok_s"] = wbytes / 1e9, read_bw / wbytes
-folder = Path(tempfile.mkdtemp(prefix="speed_gpu_"))
-save_pretrained(model, folder, dtype=torch.bfloat16)
-del model; gc.collect()
-from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import PreTrainedTokenizerFast
-V = shape["vocab_size"]
-tk = Tokenizer(models.WordLevel({f"w{i}": i for i in range(V)}, unk_token="w0")); tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-PreTrainedTokenizerFast(tokenizer_object=tk).save_pretrained(folder)
+gc.collect()
 say(f"checkpoint {wbytes / 1e9:.2f} GB in {folder}; batch-1 roofline {read_bw / wbytes:.0f} tok/s")
 save()
 
