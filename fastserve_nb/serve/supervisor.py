@@ -6,7 +6,7 @@ Docs: https://fastserve-nb.github.io/fastserve_nb/supervisor.html.md"""
 
 # %% ../../nbs/05hb_supervisor.ipynb #c91115c0
 from __future__ import annotations
-import logging, multiprocessing as mp, signal, threading, time
+import logging, multiprocessing as mp, os, signal, socket, threading, time
 
 from fastcore.basics import patch
 
@@ -14,12 +14,21 @@ from .client import EngineClient, load_tokenizer
 from .config import ServeConfig
 
 # %% auto #0
-__all__ = ['log', 'run_worker', 'WorkerClient']
+__all__ = ['log', 'PIPE_BUFFER_BYTES', 'roomy', 'run_worker', 'WorkerClient']
 
 # %% ../../nbs/05hb_supervisor.ipynb #59020a9c
 log = logging.getLogger(__name__)
 
 # %% ../../nbs/05hb_supervisor.ipynb #f97f1ca2
+PIPE_BUFFER_BYTES = 8 << 20          # kernel buffer asked for each way on the API-worker pipe
+
+def roomy(conn, size: int = PIPE_BUFFER_BYTES):
+    "Ask for `size`-byte send and receive buffers on the socket under a `Pipe` end (capped by the host); nothing if it is not a socket."
+    try:
+        with socket.socket(fileno=os.dup(conn.fileno())) as s:
+            for opt in (socket.SO_SNDBUF, socket.SO_RCVBUF): s.setsockopt(socket.SOL_SOCKET, opt, size)
+    except OSError: pass
+
 def run_worker(cfg: ServeConfig, conn):
     "The spawned worker's entry point: `serve.worker.worker_main`, imported in that process only."
     from fastserve_nb.serve.worker import worker_main
@@ -50,6 +59,7 @@ class WorkerClient(EngineClient):
 
     def _spawn(self):
         parent, child = self.ctx.Pipe()
+        for end in (parent, child): roomy(end)                       # a burst waits in the kernel, not in `send`
         proc = self.ctx.Process(target=run_worker, args=(self.cfg, child), name=f"fastserve-worker-{self.generation + 1}", daemon=True)
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})   # inherited until worker_main ignores them
         try: proc.start()
