@@ -64,7 +64,6 @@ ap.add_argument("--generate-batch", action="store_true", help="also run transfor
 ap.add_argument("--http-floor", action="store_true", help="also send the intake burst to bench/echo_server.py (no model): the client and web stack alone")
 ap.add_argument("--client-procs", type=int, nargs="+", default=[], help="also send a streamed burst and the intake burst from this many client processes at once; "
                 "several counts: one pair of bursts each (keys `*_mp` for the first, `*_mp<K>` for the others)")
-ap.add_argument("--compare-step-graphs", action="store_true", help="also run batch-1 decode with the runner's step graphs (05d) set aside, in the same engine")
 ap.add_argument("--http-steps1", action="store_true", help="also serve with --decode-steps 1 (streamed), to separate decode steps from HTTP")
 args = ap.parse_args()
 smoke = args.smoke
@@ -220,13 +219,6 @@ eng.generate([r.prompt for r in fresh(12)], SamplingParams(max_tokens=1, ignore_
 res["engine_prefill_only_s"] = time.perf_counter() - t
 if args.profile_wide: profile_wide(eng)
 b1_engine(eng, "engine_b1")
-if args.compare_step_graphs and getattr(eng.runner, "step_graphs", None):   # the same engine, each step's inputs made outside the graph
-    kept, eng.runner.step_graphs = eng.runner.step_graphs, {}
-    b1_engine(eng, "engine_b1_no_step_graphs")
-    eng.runner.step_graphs = kept
-    b1_engine(eng, "engine_b1_again")
-    res["step_graphs_b1_speedup"] = (res["engine_b1"]["tok_s"] + res["engine_b1_again"]["tok_s"]) / 2 / res["engine_b1_no_step_graphs"]["tok_s"]
-    say(f"batch-1 with step graphs / without: {res['step_graphs_b1_speedup']:.3f}")
 b1_sweep(eng)
 free(eng)
 if args.generate_batch:    # the peer on the same 256 requests, same checkpoint, same GPU, in this run

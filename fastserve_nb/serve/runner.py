@@ -155,13 +155,12 @@ class ModelRunner:
         self.pool = KVPool(model.config, num_blocks, block_size, num_host_blocks, self.device, model.dtype)
         self.cache = PagedAttention(self.pool)
         self.max_blocks = math.ceil(max_model_len / block_size)
-        self.graphs, self.step_graphs, self.graph_io = {}, {}, None
+        self.graphs, self.graph_io = {}, None
         self.lora = None             # a LoraBank (05dc_lora): adapters chosen per request, added per token
         if fuse: fuse_projections(model)   # Q/K/V and gate/up as one product each (00_core); before any graph is captured
         if compile and self.device.type == "cuda": compile_ops()
         if cuda_graphs and self.device.type == "cuda": self.capture_graphs(max_graph_batch)
 
-    max_step_batch = 32          # `capture_graphs` also captures a step graph (`_step_body`) per batch size up to this
     max_in_flight = 1            # `submit` computes at once: a second iteration in flight could only split the batch
     supports_logprobs = True     # `execute` reports log-probabilities to the sequences that ask (`SamplingParams.logprobs`)
 
@@ -324,8 +323,7 @@ def update_weights(self: ModelRunner, tensors: dict[str, torch.Tensor]):
 # %% ../../nbs/05d_runner.ipynb #67c1c570
 @patch
 def capture_graphs(self: ModelRunner, max_batch: int):
-    """Capture the decode forward once per padded batch size 1, 2, 4, 8, 16, 32, ... ≤ max_batch; up to `max_step_batch`
-    rows also the step graph (`_step_body`) that advances the buffers first."""
+    "Capture the decode forward once per padded batch size 1, 2, 4, 8, 16, 32, ... ≤ max_batch."
     dev, B = self.device, max_batch
     io = self.graph_io = dict(x=self._graph_input(B), pos=torch.zeros(1, B, dtype=torch.long, device=dev),
                               slots=torch.tensor([[self.pool.scratch], [0]], device=dev).expand(2, B).contiguous(),   # (2, B)
@@ -344,16 +342,6 @@ def capture_graphs(self: ModelRunner, max_batch: int):
                 out = self._graph_body(io, b)
         pool = g.pool()
         self.graphs[b] = (g, out, meta)
-        if b <= self.max_step_batch and io["x"].dim() == 2:        # token ids in (not a later pipeline stage's hidden states)
-            with torch.inference_mode():
-                for _ in range(2): self._step_body(io, b)
-                torch.cuda.synchronize()
-                g = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(g, pool=pool):
-                    out = self._step_body(io, b)
-            pool = g.pool()
-            self.step_graphs[b] = (g, out)
-    io["pos"].zero_(); io["lens"].fill_(1); io["slots"][0] = self.pool.scratch; io["slots"][1] = 0   # what the warm-ups advanced
     torch.cuda.synchronize()
 
 @patch
@@ -367,23 +355,12 @@ def _graph_body(self: ModelRunner, io, b):
     return self.compute_logits(h, slice(None))                  # (b, V)
 
 @patch
-def _step_body(self: ModelRunner, io, b):
-    "The step after the one the buffers hold: positions + 1, context lengths + 1, slots from the block tables, then the forward."
-    pos = io["pos"][0, :b]
-    pos += 1
-    io["lens"][:b] += 1
-    col = (pos // self.block_size).clamp_(max=self.max_blocks - 1)  # padding rows stay in their (scratch) table
-    io["slots"][0, :b] = io["bt"][:b].gather(1, col[:, None])[:, 0]
-    io["slots"][1, :b] = pos % self.block_size
-    return self._graph_body(io, b)
-
-@patch
 def _replay(self: ModelRunner, x, pos, meta):
     n = x.shape[1]
     b = min(k for k in self.graphs if k >= n)
     g, out, gmeta = self.graphs[b]
     io = self.graph_io
-    io["x"][:, :n] = x; io["pos"][:, :n] = pos; io["pos"][:, n:b] = 0
+    io["x"][:, :n] = x; io["pos"][:, :n] = pos
     io["slots"][:, :n] = meta.slot_mapping; io["slots"][0, n:b] = self.pool.scratch; io["slots"][1, n:b] = 0
     io["bt"][:n].fill_(self.pool.scratch); io["bt"][:n, :meta.block_tables.shape[1]] = meta.block_tables
     io["bt"][n:b] = self.pool.scratch
@@ -391,14 +368,6 @@ def _replay(self: ModelRunner, x, pos, meta):
     self.cache.meta = gmeta
     g.replay()
     return out.narrow(-2, 0, n)                                  # the first n of the graph's b rows
-
-@patch
-def _replay_step(self: ModelRunner, last, n: int):
-    "Logits (n, V) of the step after the one the graphs' buffers hold, for its tokens `last` (n,): one copy, one replay."
-    g, out = self.step_graphs[min(k for k in self.graphs if k >= n)]
-    self.graph_io["x"][0, :n] = last
-    g.replay()
-    return out.narrow(-2, 0, n)
 
 # %% ../../nbs/05d_runner.ipynb #ff2e72b7
 @dataclass
@@ -439,17 +408,10 @@ def launch_steps(self: ModelRunner, entries, steps: int, after: DecodeRun | None
         if [s.seq_id for s, _ in entries] != [s.seq_id for s in order]: raise ValueError("a continued run decodes the rows of the run it continues, in its order")
         bt = torch.from_numpy(block_table_matrix(order)).to(self.device, non_blocking=True)
         ids, pos, meta = self._step_after(after.last, after.pos, replace(after.meta, block_tables=bt), rows)
-    toks, n = [], len(order)
-    graphed = bool(self.step_graphs) and n <= max(self.step_graphs) and not meta.lora_groups   # the first step replays a graph
+    toks = []
     for j in range(steps):
-        if j and graphed: logits = self._replay_step(toks[-1], n)           # the advance inside the graph
-        else:
-            if j: ids, pos, meta = self._step_after(toks[-1], pos, meta, rows)
-            logits = self.run_model(ids, pos, meta)
-        toks.append(plan(logits))
-    if graphed and steps > 1:                                                   # the last step's inputs, from the buffers
-        io = self.graph_io
-        pos, meta = io["pos"][:, :n].clone(), replace(meta, context_lens=io["lens"][:n].clone(), slot_mapping=io["slots"][:, :n].clone())
+        if j: ids, pos, meta = self._step_after(toks[-1], pos, meta, rows)
+        toks.append(plan(self.run_model(ids, pos, meta)))
     out = torch.stack(toks)                                                     # (steps, B)
     if self.device.type != "cuda": return DecodeRun(order, plan, pos, meta, toks[-1], out)
     host = torch.empty(out.shape, dtype=out.dtype, pin_memory=True).copy_(out, non_blocking=True)
