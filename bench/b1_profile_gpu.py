@@ -8,11 +8,14 @@ the graph's time per step for both (64 replays back to back). `--fused-only`: th
 row attends to N cached tokens (default 512). `--num-blocks B`: a KV pool of B blocks of 16 tokens (default 64, 1 MiB
 each); `--spread`: the row's blocks drawn at random from the whole pool, as in a server's pool, instead of blocks 0...
 """
-import argparse, time
+import argparse, sys, time
+from pathlib import Path
 import torch
 from torch.profiler import profile, ProfilerActivity
 from fastserve_nb.core import Decoder, ModelConfig
 from fastserve_nb.serve.runner import ModelRunner
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from llama1b import LLAMA_1B
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--fused-only", action="store_true")
@@ -20,8 +23,7 @@ ap.add_argument("--context", type=int, default=512)
 ap.add_argument("--num-blocks", type=int, default=64)
 ap.add_argument("--spread", action="store_true")
 args = ap.parse_args()
-shape = dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32, num_key_value_heads=8, vocab_size=128256)
-hf = dict(model_type="llama", architectures=["LlamaForCausalLM"], max_position_embeddings=4096, rms_norm_eps=1e-5, rope_theta=500000.0, tie_word_embeddings=True, hidden_act="silu", **shape)
+hf = dict(model_type="llama", architectures=["LlamaForCausalLM"], max_position_embeddings=4096, rms_norm_eps=1e-5, rope_theta=500000.0, tie_word_embeddings=True, hidden_act="silu", **LLAMA_1B)
 cfg = ModelConfig.from_hf(hf)
 print(torch.cuda.get_device_name(), torch.__version__, f"context {args.context}, pool {args.num_blocks} blocks" + (", blocks spread over the pool" if args.spread else ""))
 for fuse in ((True,) if args.fused_only else (False, True)):
