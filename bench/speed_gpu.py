@@ -59,6 +59,7 @@ ap.add_argument("--skip-wide", action="store_true", help="leave out the engine w
 ap.add_argument("--skip-eager", action="store_true", help="leave out the engine without torch.compile (no compile_speedup)")
 ap.add_argument("--profile-wide", action="store_true", help="profile the 256-wide decode: host functions (cProfile) and kernels (CUDA profiler)")
 ap.add_argument("--compare-overlap", action="store_true", help="also run the engine with overlap off (each run applied before the next is queued)")
+ap.add_argument("--profile-b1", action="store_true", help="one batch-1 request under cProfile (host functions) and the CUDA profiler (GPU busy vs wall per token)")
 ap.add_argument("--profile-api", action="store_true", help="one more streamed burst with the API process under cProfile (api_profile_gpu.txt)")
 ap.add_argument("--generate-batch", action="store_true", help="also run transformers' generate_batch on the same requests (same lengths, own ids)")
 ap.add_argument("--http-floor", action="store_true", help="also send the intake burst to bench/echo_server.py (no model): the client and web stack alone")
@@ -202,6 +203,30 @@ def profile_wide(eng, steps=4):
     (out_dir / "profile_wide_gpu.txt").write_text("\n".join(lines))
     say(lines[1])
 
+def profile_b1(eng):
+    """Where a batch-1 decode token's time goes through the engine: one request (128-token prompt, M new tokens) under
+    cProfile (host functions, by total and by cumulative time), then again under the CUDA profiler: the GPU's kernel
+    time per token beside the wall time per token (the difference is the GPU waiting for the host). profile_b1_gpu.txt."""
+    import cProfile, io, pstats
+    from torch.profiler import profile, ProfilerActivity
+    sp, prompt = SamplingParams(max_tokens=M, ignore_eos=True), b1[0].prompt
+    eng.generate([prompt], sp); sync()
+    pr = cProfile.Profile(); t = time.perf_counter(); pr.enable()
+    eng.generate([prompt], sp); sync()
+    pr.disable(); wall = time.perf_counter() - t
+    lines = [f"{res['gpu']} {torch.__version__}: one request, 128-token prompt, {M} new tokens, decode_steps {eng.config.decode_steps}",
+             f"under cProfile: {1e3 * wall / M:.3f} ms per token (wall)"]
+    for key in ("tottime", "cumulative"):
+        buf = io.StringIO(); pstats.Stats(pr, stream=buf).sort_stats(key).print_stats(25); lines.append(buf.getvalue())
+    with profile(activities=[ProfilerActivity.CUDA if dev == "cuda" else ProfilerActivity.CPU]) as p:
+        t = time.perf_counter(); eng.generate([prompt], sp); sync(); wall = time.perf_counter() - t
+    ev = [e for e in p.events() if e.device_type.name == dev.upper()]
+    busy = sum(e.device_time_total if dev == "cuda" else e.cpu_time for e in ev) / 1e3
+    lines.insert(2, f"under the CUDA profiler: wall {1e3 * wall / M:.3f} ms per token, kernel time {busy / M:.3f} ms per token, {len(ev) / M:.0f} kernels per token")
+    lines.append(p.key_averages().table(sort_by="cuda_time_total", row_limit=25))
+    (out_dir / "profile_b1_gpu.txt").write_text("\n".join(lines))
+    say(lines[2])
+
 def free(eng):
     del eng; gc.collect()
     if dev == "cuda": torch.cuda.empty_cache()
@@ -220,6 +245,7 @@ res["engine_prefill_only_s"] = time.perf_counter() - t
 if args.profile_wide: profile_wide(eng)
 b1_engine(eng, "engine_b1")
 b1_sweep(eng)
+if args.profile_b1: profile_b1(eng)
 free(eng)
 if args.generate_batch:    # the peer on the same 256 requests, same checkpoint, same GPU, in this run
     from transformers import AutoModelForCausalLM, GenerationConfig
