@@ -58,7 +58,8 @@ ap.add_argument("--new-tokens", type=int, default=256)
 ap.add_argument("--skip-wide", action="store_true", help="leave out the engine with a 256-wide batch")
 ap.add_argument("--skip-eager", action="store_true", help="leave out the engine without torch.compile (no compile_speedup)")
 ap.add_argument("--profile-wide", action="store_true", help="profile the 256-wide decode: host functions (cProfile) and kernels (CUDA profiler)")
-ap.add_argument("--compare-overlap", action="store_true", help="also run the engine with overlap off (each run applied before the next is queued)")
+ap.add_argument("--compare-overlap", action="store_true", help="also run the engine with overlap off (each run applied before the next is queued) "
+                "and with overlap_ahead off (queued once its tokens are read), burst and batch 1")
 ap.add_argument("--profile-b1", action="store_true", help="one batch-1 request under cProfile (host functions) and the CUDA profiler (GPU busy vs wall per token)")
 ap.add_argument("--profile-api", action="store_true", help="one more streamed burst with the API process under cProfile (api_profile_gpu.txt)")
 ap.add_argument("--generate-batch", action="store_true", help="also run transformers' generate_batch on the same requests (same lengths, own ids)")
@@ -233,10 +234,13 @@ def free(eng):
 
 if not args.skip_eager: free(engine_run("engine_no_compile", compile="off"))
 eng = engine_run("engine_default")
-if args.compare_overlap:        # the same engine with each run of decode steps applied before the next is queued
-    eng.config.overlap = False
+if args.compare_overlap:        # the same engine with each run of decode steps applied before the next is queued,
+    eng.config.overlap = False  # then queued once its tokens are read but before they are applied (overlap_ahead off)
     engine_run("engine_no_overlap", eng, pass_no=1)
-    eng.config.overlap = True
+    eng.config.overlap, eng.config.overlap_ahead = True, False
+    engine_run("engine_overlap_after", eng, pass_no=2)
+    b1_engine(eng, "engine_b1_overlap_after")
+    eng.config.overlap_ahead = True
     res["overlap_speedup"] = res["engine_default"]["output_tok_s"] / res["engine_no_overlap"]["output_tok_s"]
 engine_run("engine_default_2", eng, pass_no=10)   # a second pass, new prompts: what the first pass paid once (kernels compiled for new shapes, allocations)
 t = time.perf_counter()                           # prompts only: 256 prefills and one token each, the engine's side of `http_intake`
@@ -374,6 +378,9 @@ for j, K in enumerate(args.client_procs):
     res["http_vs_engine_mp" + sfx] = res["http_stream_mp" + sfx]["output_throughput"] / eng_out
     res["http_vs_engine_mp_warm" + sfx] = res["http_stream_mp" + sfx]["output_throughput"] / res["engine_default_2"]["output_tok_s"]
 res["read_bw_mbu"] = res["engine_b1"]["mbu"]
+if args.compare_overlap:        # beside the second pass (both warm) and the batch-1 runs after it
+    res["overlap_ahead_speedup"] = res["engine_default_2"]["output_tok_s"] / res["engine_overlap_after"]["output_tok_s"]
+    res["overlap_ahead_speedup_b1"] = res["engine_b1"]["tok_s"] / res["engine_b1_overlap_after"]["tok_s"]
 res["read_bw_mbu_http"] = res["http_b1"]["mbu"]
 if not args.skip_eager: res["compile_speedup"] = eng_out / res["engine_no_compile"]["output_tok_s"]
 save()

@@ -47,6 +47,7 @@ class EngineConfig:
     compile: bool = False                # GPU: fuse the decoder's elementwise ops with torch.compile
     decode_steps: int = 1                # decode steps one scheduling step may run on the device when every sequence decodes (05d's `decode_steps`)
     overlap: bool = True                 # queue the next run of decode steps before applying this one's tokens (05_serve's `_continue`)
+    overlap_ahead: bool = True           # with `overlap`: queue it before this run's tokens are even read (a row that stops in this run computes the next for nothing)
     profile_prefill: bool = True         # measure the prefill-time table skip-join uses, on this machine
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)

@@ -169,7 +169,8 @@ def step(self: LLMEngine, max_decode_steps: int | None = None) -> list[StepOutpu
     `ModelRunner`, which computes in `submit`), then collect the oldest and return its outputs. Each batch is chosen
     among the sequences not in flight. The time an iteration is charged (MLFQ's quanta) runs from its submission
     to its return: what its jobs waited for it. With D = 1 a batch may run `lookahead(batch)` decode steps at once (at
-    most `max_decode_steps`, if given), and `_continue` may queue its next run before this one's tokens are applied."""
+    most `max_decode_steps`, if given), and `_continue` may queue its next run before this one's tokens are read
+    (`config.overlap_ahead`) or at least before they are applied."""
     D = min(self.config.pipeline.shape()[1], self.runner.max_in_flight)
     while len(self.inflight) < D:
         t = time.perf_counter()
@@ -185,9 +186,10 @@ def step(self: LLMEngine, max_decode_steps: int | None = None) -> list[StepOutpu
     if not self.inflight: return []
     batch, handle, t0, k = self.inflight.popleft()
     t = time.perf_counter()
+    ahead = k > 1 and self.config.overlap_ahead and self._continue(batch, None, handle, max_decode_steps, ran=k)  # the GPU need not wait
     news = [self.runner.collect(handle)] if k == 1 else self.runner.collect_steps(handle)
     now = time.perf_counter()
-    if k > 1 and (nxt := self._continue(batch, news, handle, max_decode_steps)): self.inflight.append((batch, nxt[0], now, nxt[1]))
+    if k > 1 and (nxt := ahead or self._continue(batch, news, handle, max_decode_steps)): self.inflight.append((batch, nxt[0], now, nxt[1]))
     self.timings["execute"] += time.perf_counter() - t
     return self._advance(batch, news, t0, now)
 
@@ -215,19 +217,21 @@ def _reserve(self: LLMEngine, batch, k: int, ahead: int = 0) -> bool:
     return True
 
 @patch
-def _continue(self: LLMEngine, batch, news: list[dict], run, max_steps: int | None = None):
+def _continue(self: LLMEngine, batch, news: list[dict] | None, run, max_steps: int | None = None, ran: int = 0):
     """Queue the next run of decode steps of `batch` before this run's tokens `news` are applied — the host's work on
     them (the scheduler's update, detokenization, the outputs) then overlaps the GPU's next steps. Only where the next
     scheduling step would choose the same: every unfinished request is in the batch, no message waits, no row stops
-    with these tokens (stop strings, found in the text, rule a row out). Returns (run, steps) or None."""
-    k, n = min(self.config.decode_steps, max_steps or self.config.decode_steps), len(news)
+    with these tokens (stop strings, found in the text, rule a row out). `news` None: before the run's `ran` steps are
+    even read, so the GPU goes from one run to the next without waiting for the host; a row that stops with them
+    computes the next run for nothing (`_advance` drops its tokens). Returns (run, steps) or None."""
+    k, n = min(self.config.decode_steps, max_steps or self.config.decode_steps), ran if news is None else len(news)
     if not self.config.overlap or k <= 1 or len(batch.entries) != len(self.scheduler.seqs) or self.pending(): return None
     eos = set(self.scheduler.eos_token_ids)
     for s, _ in batch.entries:
         p = s.sampling_params
         if p.stop or s.is_finished: return None
         stops = set(p.stop_token_ids) | (set() if p.ignore_eos else eos)
-        if any(new[s.seq_id] in stops for new in news): return None
+        if news and any(new[s.seq_id] in stops for new in news): return None
         k = min(k, p.max_tokens - s.num_output_tokens - n)
     if k <= 1 or not self._reserve(batch, k, ahead=n): return None   # positions written once both runs are done
     return self.runner.launch_steps(batch.entries, k, after=run), k
