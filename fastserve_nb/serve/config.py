@@ -106,6 +106,7 @@ class ServeConfig:
     enable_prefix_caching: bool = EngineConfig.enable_prefix_caching   # share the KV blocks of equal prompt prefixes
     profile_prefill: bool = EngineConfig.profile_prefill     # time prefills at start-up for skip-join (--no-profile-prefill: a fixed cost model)
     overlap: bool = EngineConfig.overlap     # queue the next run of decode steps before applying the last (--no-overlap: one after the other)
+    overlap_ahead: bool = EngineConfig.overlap_ahead   # with overlap: queue it before the last run's tokens are read (--no-overlap-ahead: once they are)
     kv_policy: str = "static"              # static | dynamic | hybrid (05g_resources)
     memory_fraction: float = 0.9           # share of available memory the KV pool may take
     reserved_memory_bytes: int = 0         # kept out of the KV pool (activations, other processes)
@@ -154,7 +155,7 @@ class ServeConfig:
         if fast is not None: sched = dataclasses.replace(sched, max_num_seqs=fast.max_num_seqs, max_num_batched_tokens=fast.max_num_batched_tokens)
         return EngineConfig(max_model_len=self.max_model_len, block_size=self.block_size, num_blocks=self.num_blocks or num_blocks,
                             num_host_blocks=self.num_host_blocks, enable_prefix_caching=self.enable_prefix_caching,
-                            profile_prefill=self.profile_prefill, overlap=self.overlap, scheduler=sched, pipeline=self.pipeline_config(), **fast_kw)
+                            profile_prefill=self.profile_prefill, overlap=self.overlap, overlap_ahead=self.overlap_ahead, scheduler=sched, pipeline=self.pipeline_config(), **fast_kw)
 
 _SERVE_FIELDS = {f.name for f in dataclasses.fields(ServeConfig)}
 
