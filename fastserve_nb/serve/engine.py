@@ -230,8 +230,9 @@ def _continue(self: LLMEngine, batch, news: list[dict] | None, run, max_steps: i
     for s, _ in batch.entries:
         p = s.sampling_params
         if p.stop or s.is_finished: return None
-        stops = set(p.stop_token_ids) | (set() if p.ignore_eos else eos)
-        if news and any(new[s.seq_id] in stops for new in news): return None
+        if news:                                  # read: a row that stops with these tokens ends the batch here
+            stops = set(p.stop_token_ids) | (set() if p.ignore_eos else eos)
+            if any(new[s.seq_id] in stops for new in news): return None
         k = min(k, p.max_tokens - s.num_output_tokens - n)
     if k <= 1 or not self._reserve(batch, k, ahead=n): return None   # positions written once both runs are done
     return self.runner.launch_steps(batch.entries, k, after=run), k

@@ -24,10 +24,13 @@ PIPE_BUFFER_BYTES = 8 << 20          # kernel buffer asked for each way on the A
 
 def roomy(conn, size: int = PIPE_BUFFER_BYTES):
     "Ask for `size`-byte send and receive buffers on the socket under a `Pipe` end (capped by the host); nothing if it is not a socket."
-    try:
-        with socket.socket(fileno=os.dup(conn.fileno())) as s:
-            for opt in (socket.SO_SNDBUF, socket.SO_RCVBUF): s.setsockopt(socket.SOL_SOCKET, opt, size)
-    except OSError: pass
+    fd = os.dup(conn.fileno())
+    try: s = socket.socket(fileno=fd)
+    except OSError: os.close(fd); return                          # not a socket: nothing to size
+    with s:
+        for opt in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+            try: s.setsockopt(socket.SOL_SOCKET, opt, size)
+            except OSError: pass
 
 def run_worker(cfg: ServeConfig, conn):
     "The spawned worker's entry point: `serve.worker.worker_main`, imported in that process only."
