@@ -186,10 +186,12 @@ def step(self: LLMEngine, max_decode_steps: int | None = None) -> list[StepOutpu
     if not self.inflight: return []
     batch, handle, t0, k = self.inflight.popleft()
     t = time.perf_counter()
-    ahead = k > 1 and self.config.overlap_ahead and self._continue(batch, None, handle, max_decode_steps, ran=k)  # the GPU need not wait
+    ahead = k > 1 and self.config.overlap_ahead                 # the GPU need not wait; checked once, as nothing changes until collected
+    nxt = self._continue(batch, None, handle, max_decode_steps, ran=k) if ahead else None
     news = [self.runner.collect(handle)] if k == 1 else self.runner.collect_steps(handle)
     now = time.perf_counter()
-    if k > 1 and (nxt := ahead or self._continue(batch, news, handle, max_decode_steps)): self.inflight.append((batch, nxt[0], now, nxt[1]))
+    if k > 1 and not ahead: nxt = self._continue(batch, news, handle, max_decode_steps)
+    if nxt: self.inflight.append((batch, nxt[0], now, nxt[1]))
     self.timings["execute"] += time.perf_counter() - t
     return self._advance(batch, news, t0, now)
 
