@@ -22,8 +22,8 @@ from .sampling import sample_batch, batch_logprobs, SamplePlan
 from .lora import batch_groups, using
 
 # %% auto #0
-__all__ = ['log', 'block_runs', 'KVPool', 'paged_decode_reference', 'paged_decode', 'BatchMeta', 'PagedAttention', 'ModelRunner',
-           'block_table_matrix', 'Runner', 'implements', 'DecodeRun']
+__all__ = ['log', 'block_runs', 'KVPool', 'paged_decode_reference', 'paged_decode_grouped', 'paged_decode', 'BatchMeta',
+           'PagedAttention', 'ModelRunner', 'block_table_matrix', 'Runner', 'implements', 'DecodeRun']
 
 # %% ../../nbs/05d_runner.ipynb #88bcd7df
 log = logging.getLogger(__name__)
@@ -97,18 +97,29 @@ def paged_decode_reference(q, k_cache, v_cache, block_tables, context_lens, wind
     """q: (B, h, d_k); caches: (N, blk, h_kv, d_k); block_tables: (B, max_blocks); context_lens: (B,) -> (B, h, d_k).
     `window`: only the last W keys are seen; `softcap_c`: scores soft-capped at ±c."""
     B, nb = block_tables.shape
-    blk = k_cache.shape[1]
-    K = k_cache[block_tables].flatten(1, 2).transpose(1, 2)         # (B, h_kv, nb*blk, d_k)
-    V = v_cache[block_tables].flatten(1, 2).transpose(1, 2)
+    blk, ids = k_cache.shape[1], block_tables.flatten()
+    K, V = (c.index_select(0, ids).view(B, nb * blk, *c.shape[2:]).transpose(1, 2) for c in (k_cache, v_cache))   # (B, h_kv, nb*blk, d_k)
     j, n = torch.arange(nb * blk, device=q.device)[None, :], context_lens[:, None]
     mask = (j < n) & (j >= n - window) if window else j < n           # (B, S): keys n-W .. n-1, or 0 .. n-1
     out, _ = attention(q[:, :, None], K, V, mask[:, None, None, :], softcap_c=softcap_c)
     return out[:, :, 0]
 
+def paged_decode_grouped(q, k_cache, v_cache, block_tables, context_lens, window: int | None = None,
+                         softcap_c: float | None = None, rows: int = 8):
+    """`paged_decode_reference` over groups of `rows` sequences of similar length (sorted by context length), each group
+    gathering only the blocks its longest row needs: what the CPU runs."""
+    blk, out = k_cache.shape[1], torch.empty_like(q)
+    for idx in torch.argsort(context_lens).split(rows):
+        n = context_lens[idx]
+        bt = block_tables[idx, :-(-int(n.max()) // blk)]
+        out[idx] = paged_decode_reference(q[idx], k_cache, v_cache, bt, n, window, softcap_c)
+    return out
+
 # %% ../../nbs/05d_runner.ipynb #1e9973cb
 def paged_decode(q, k_cache, v_cache, block_tables, context_lens, window: int | None = None, softcap_c: float | None = None):
-    "Decode attention over block tables: `flash_decode` (05da's Triton kernel) on CUDA, the gather reference elsewhere."
-    if triton is None or not q.is_cuda or k_cache.shape[1] < 16:
+    "Decode attention over block tables: `flash_decode` (05da's Triton kernel) on CUDA, the grouped gather elsewhere."
+    if not q.is_cuda: return paged_decode_grouped(q, k_cache, v_cache, block_tables, context_lens, window, softcap_c)
+    if triton is None or k_cache.shape[1] < 16:
         return paged_decode_reference(q, k_cache, v_cache, block_tables, context_lens, window, softcap_c)
     return flash_decode(q, k_cache, v_cache, block_tables, context_lens, window=window, softcap_c=softcap_c)
 
