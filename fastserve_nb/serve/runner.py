@@ -108,6 +108,7 @@ def paged_decode_grouped(q, k_cache, v_cache, block_tables, context_lens, window
                          softcap_c: float | None = None, rows: int = 8):
     """`paged_decode_reference` over groups of `rows` sequences of similar length (sorted by context length), each group
     gathering only the blocks its longest row needs: what the CPU runs."""
+    if q.shape[0] <= rows: return paged_decode_reference(q, k_cache, v_cache, block_tables, context_lens, window, softcap_c)
     blk, out = k_cache.shape[1], torch.empty_like(q)
     for idx in torch.argsort(context_lens).split(rows):
         n = context_lens[idx]
